@@ -1,0 +1,78 @@
+"""One exception hierarchy: every failure the tool reports to a user is a ``Renderme360Error``.
+
+The CLI turns these into a single line on stderr and an exit code; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class Renderme360Error(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class SMCFormatError(Renderme360Error):
+    """An SMC file is not HDF5, is truncated, or holds data of the wrong shape or type."""
+
+
+class InvalidIdError(Renderme360Error, KeyError):
+    """A camera, frame, actor or performance id is malformed or not present in a file.
+
+    Subclasses ``KeyError`` so code written against the published reader keeps working.
+    """
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsafeNameError(Renderme360Error):
+    """A name read from a file would escape the output folder or is not of the documented form."""
+
+
+class NotFoundError(Renderme360Error):
+    """A subject, performance or SMC file the user asked for does not exist."""
+
+    exit_code = 2
+
+
+class UsageError(Renderme360Error):
+    """The user's selection or options cannot be satisfied (bad range, unknown modality, ...)."""
+
+    exit_code = 2
+
+
+class InsufficientSpaceError(Renderme360Error):
+    """The planned extraction does not fit in the free space of the output filesystem."""
+
+    exit_code = 3
+
+
+class DiskFullError(Renderme360Error):
+    """The disk filled up while writing; no partial file was left under a final name."""
+
+    exit_code = 3
+
+
+class LockedError(Renderme360Error):
+    """Another process is extracting the same performance into the same place."""
+
+    exit_code = 4
+
+
+class VerifyError(Renderme360Error):
+    """Output files do not match their manifest or their source."""
+
+    exit_code = 5
+
+
+class ExtractionFailed(Renderme360Error):
+    """One or more performances of a batch failed; the others were extracted."""
+
+    exit_code = 6
+
+
+class Interrupted(Renderme360Error):
+    """The user interrupted the run; completed files are kept and a re-run resumes."""
+
+    exit_code = 130

@@ -1,0 +1,193 @@
+"""Run plan units: in this process, in a process pool, or on a dask cluster (one interface).
+
+A unit is executed by :func:`run_unit` wherever it lands; it opens its source once, writes each
+task's file atomically and returns what it wrote. Results stream back as units finish so the
+caller can journal them; nothing here decides what to write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import DiskFullError, Renderme360Error, SMCFormatError, UsageError
+from .fsutil import OutputDir, Written
+from .plan import Options, Unit
+from .writers import WriteContext, get_writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UnitResult:
+    """What one unit wrote (task key -> file) and which tasks failed, with the reason."""
+
+    done: list[tuple[str, Written]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    fatal: str | None = None  # a failure that stops the whole run (disk full)
+
+
+def iter_unit(unit: Unit, out_dir: str, options: Options) -> Iterator[tuple[str, Written | str]]:
+    """Execute a unit task by task, yielding (key, Written) or (key, error message).
+
+    Raises DiskFullError (stop everything) and KeyboardInterrupt; other per-file problems
+    (a corrupt blob) are yielded as messages so the rest of the unit still gets written.
+    """
+    try:
+        st = os.stat(unit.source.path)
+    except OSError as exc:
+        raise SMCFormatError(f"{unit.source.path}: cannot read ({exc.strerror})") from exc
+    if (st.st_size, st.st_mtime_ns) != (unit.source.size, unit.source.mtime_ns):
+        raise SMCFormatError(f"{unit.source.path}: changed since it was planned; run again")
+    out = OutputDir(out_dir)
+    with WriteContext(out, unit.source.path, options) as ctx:
+        for task in unit.tasks:
+            try:
+                yield task.key, get_writer(task.writer)(ctx, task)
+            except DiskFullError:
+                raise
+            except Renderme360Error as exc:
+                yield task.key, str(exc)
+
+
+def run_unit(unit: Unit, out_dir: str, options: Options) -> UnitResult:
+    """Execute a whole unit and collect its results (the picklable worker entry point)."""
+    result = UnitResult()
+    try:
+        for key, got in iter_unit(unit, out_dir, options):
+            if isinstance(got, Written):
+                result.done.append((key, got))
+            else:
+                result.failed.append((key, got))
+    except DiskFullError as exc:
+        result.fatal = str(exc)
+    except Renderme360Error as exc:
+        done = {k for k, _ in result.done} | {k for k, _ in result.failed}
+        result.failed.extend((t.key, str(exc)) for t in unit.tasks if t.key not in done)
+    return result
+
+
+class Executor(Protocol):
+    """Runs units and yields (unit index, result) as each finishes."""
+
+    def run(
+        self, units: list[Unit], out_dir: str, options: Options
+    ) -> Iterator[tuple[int, UnitResult]]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Everything in this process, one unit after another."""
+
+    def run(
+        self, units: list[Unit], out_dir: str, options: Options
+    ) -> Iterator[tuple[int, UnitResult]]:
+        for i, unit in enumerate(units):
+            yield i, run_unit(unit, out_dir, options)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which finishes or discards the work in hand."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _FutureExecutor:
+    """Shared logic of pool-like executors: bounded submission, results as they complete."""
+
+    window = 4
+
+    def _submit(self, unit: Unit, out_dir: str, options: Options) -> Any:
+        raise NotImplementedError
+
+    def _cancel(self, futures: Iterable[Any]) -> None:
+        for f in futures:
+            f.cancel()
+
+    def run(
+        self, units: list[Unit], out_dir: str, options: Options
+    ) -> Iterator[tuple[int, UnitResult]]:
+        pending: dict[Any, int] = {}
+        next_i = 0
+        try:
+            while next_i < len(units) or pending:
+                while next_i < len(units) and len(pending) < self.window:
+                    pending[self._submit(units[next_i], out_dir, options)] = next_i
+                    next_i += 1
+                for fut in self._wait_some(list(pending)):
+                    i = pending.pop(fut)
+                    yield i, fut.result()
+        finally:
+            self._cancel(pending)
+
+    def _wait_some(self, futures: list[Any]) -> list[Any]:
+        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+        return list(done)
+
+
+class ProcessExecutor(_FutureExecutor):
+    """Units in worker processes (h5py does not run in parallel within one process)."""
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing as mp
+
+        self.workers = max(1, workers)
+        self.window = self.workers * 3
+        ctx = mp.get_context(
+            "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        )
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_ignore_sigint)
+
+    def _submit(self, unit: Unit, out_dir: str, options: Options) -> Future[UnitResult]:
+        return self._pool.submit(run_unit, unit, out_dir, options)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor(_FutureExecutor):
+    """Units on an existing dask.distributed cluster (``pip install renderme360[cluster]``)."""
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UsageError(
+                "--scheduler needs dask.distributed: pip install 'renderme360[cluster]'"
+            ) from None
+        try:
+            self._client = Client(address, timeout="20s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
+        workers = self._client.scheduler_info().get("workers", {})
+        self.window = max(4, 3 * sum(w.get("nthreads", 1) for w in workers.values()))
+
+    def _submit(self, unit: Unit, out_dir: str, options: Options) -> Any:
+        return self._client.submit(run_unit, unit, out_dir, options, pure=False)
+
+    def _wait_some(self, futures: list[Any]) -> list[Any]:
+        from distributed import wait as dwait
+
+        done = dwait(futures, return_when="FIRST_COMPLETED").done
+        return list(done)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_executor(workers: int | None = None, scheduler: str | None = None) -> Executor:
+    """The executor for ``--workers`` / ``--scheduler`` (workers default: CPU count)."""
+    if scheduler:
+        return DaskExecutor(scheduler)
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if n < 1:
+        raise UsageError("--workers must be at least 1")
+    return SerialExecutor() if n == 1 else ProcessExecutor(n)

@@ -1,0 +1,413 @@
+"""Extraction of performances: survey (plan + what is left), run (execute + journal), finish.
+
+``survey`` decides, for each performance, what remains to be written (resume reads the plan and
+the journal, never file counts); ``run_performance`` executes it under a lock and writes the
+manifest, reports and completion marker; ``extract_batch`` does both for many performances and
+keeps going when one fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .discover import Performance
+from .errors import DiskFullError, InsufficientSpaceError, Renderme360Error, UsageError
+from .execute import Executor, SerialExecutor
+from .fsutil import OutputDir, Written, free_bytes
+from .inventory import SourceId, probe
+from .layout import EXTRACTION_INFO, SIZE_SUMMARY
+from .manifest import (
+    JOURNAL,
+    Journal,
+    Record,
+    append_batch_row,
+    extraction_info,
+    load_records,
+    path_exists_with_size,
+    performance_lock,
+    read_marker,
+    remove_marker,
+    size_summary,
+    write_manifest,
+    write_marker,
+)
+from .plan import Options, Plan, Unit, plan_performance, request_fingerprint
+from .selection import Selection
+
+log = logging.getLogger(__name__)
+SPACE_MARGIN = 64 << 20  # reports, previews and filesystem overhead
+
+
+@dataclass
+class Request:
+    """What to extract and how: the same for every performance of a batch."""
+
+    out_root: Path
+    selection: Selection = field(default_factory=Selection)
+    layout: str = "separate"
+    options: Options = field(default_factory=Options)
+    preview: bool = True
+    wait: bool = False
+
+
+@dataclass
+class Survey:
+    """One performance before execution: its plan and what is left to write."""
+
+    perf: Performance
+    fingerprint: str
+    plan: Plan | None = None
+    remaining: list[Unit] = field(default_factory=list)
+    records: dict[str, Record] = field(default_factory=dict)
+    complete: bool = False
+    error: str | None = None
+
+    @property
+    def remaining_bytes(self) -> int:
+        return sum(u.nbytes for u in self.remaining)
+
+    @property
+    def remaining_files(self) -> int:
+        return sum(len(u.tasks) for u in self.remaining)
+
+
+@dataclass
+class Outcome:
+    """How one performance ended: done, skipped (already complete), failed, or interrupted."""
+
+    key: str
+    actor: str
+    performance: str
+    status: str
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    cameras: int = 0
+    frames: int = 0
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+    out_dir: str = ""
+
+    def row(self) -> dict[str, Any]:
+        """The MANIFEST.csv row of this outcome."""
+        return {
+            "subject": self.actor,
+            "performance": self.performance,
+            "status": self.status,
+            "cameras": self.cameras,
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 2),
+            "error": self.error,
+        }
+
+
+class Progress:
+    """Callbacks the executor calls; the CLI renders them, the library stays silent."""
+
+    def performance_started(self, key: str, files: int, nbytes: int) -> None:
+        """A performance begins (files and bytes left to write)."""
+
+    def advance(self, files: int, nbytes: int) -> None:
+        """Some files were written."""
+
+    def performance_finished(self, outcome: Outcome) -> None:
+        """A performance ended."""
+
+
+def survey(perf: Performance, req: Request) -> Survey:
+    """Plan one performance and subtract what a previous run already wrote."""
+    sources = {role: SourceId.of(p) for role, p in perf.files.items()}
+    fp = request_fingerprint(req.selection, req.layout, req.options, sources)
+    out_dir = Path(req.out_root) / perf.key
+    s = Survey(perf, fp)
+    marker = read_marker(out_dir)
+    if marker is not None and marker.get("fingerprint") == fp:
+        s.complete = True
+        return s
+    inventories = {role: probe(p, role) for role, p in perf.files.items()}
+    readable = [inv for inv in inventories.values() if inv.ok]
+    if not readable:
+        s.error = "; ".join(inv.error or "" for inv in inventories.values())
+        return s
+    s.plan = plan_performance(
+        perf, inventories, req.out_root, req.selection, req.layout, req.options
+    )
+    s.records = _valid_records(out_dir, load_records(out_dir)) if out_dir.is_dir() else {}
+    s.remaining = _left_to_do(s.plan, s.records)
+    return s
+
+
+def _valid_records(out_dir: Path, records: dict[str, Record]) -> dict[str, Record]:
+    """Records whose file is still in place with its recorded size."""
+    return {k: r for k, r in records.items() if path_exists_with_size(out_dir, r.path, r.bytes)}
+
+
+def _left_to_do(plan: Plan, records: dict[str, Record]) -> list[Unit]:
+    units = []
+    for unit in plan.units:
+        src = unit.source
+        todo = [
+            t
+            for t in unit.tasks
+            if not (
+                (r := records.get(t.key)) is not None
+                and r.variant == t.variant
+                and (r.source_size, r.source_mtime_ns) == (src.size, src.mtime_ns)
+            )
+        ]
+        if todo:
+            units.append(Unit(unit.role, unit.source, todo))
+    return units
+
+
+def check_space(surveys: Sequence[Survey], out_root: Path, force: bool = False) -> tuple[int, int]:
+    """(bytes needed, bytes free); raise InsufficientSpaceError unless it fits or ``force``."""
+    need = sum(s.remaining_bytes for s in surveys)
+    free = free_bytes(out_root)
+    if need + SPACE_MARGIN > free and not force:
+        from .manifest import human_bytes
+
+        raise InsufficientSpaceError(
+            f"the extraction needs {human_bytes(need)} but {out_root} has "
+            f"{human_bytes(free)} free; "
+            "free space, narrow the selection, or pass --force"
+        )
+    return need, free
+
+
+def run_performance(
+    s: Survey, req: Request, executor: Executor, progress: Progress | None = None
+) -> Outcome:
+    """Execute what a survey left to do, then record it; never raises for a per-file problem."""
+    progress = progress or Progress()
+    perf = s.perf
+    out_dir = Path(req.out_root) / perf.key
+    outcome = Outcome(perf.key, perf.actor, perf.performance, "done", out_dir=str(out_dir))
+    if s.complete:
+        outcome.status = "skipped"
+        _fill_counts(outcome, out_dir)
+        return outcome
+    if s.plan is None:
+        outcome.status, outcome.error = "failed", s.error or "nothing readable"
+        return outcome
+    plan = s.plan
+    outcome.warnings = list(plan.warnings)
+    start = time.monotonic()
+    out = OutputDir(out_dir)
+    with performance_lock(out, wait=req.wait):
+        # Another process may have finished part of the work while we waited for the lock.
+        records = _valid_records(out_dir, load_records(out_dir))
+        remaining = _left_to_do(plan, records)
+        remove_marker(out_dir)
+        out.clean_tmp()
+        progress.performance_started(
+            perf.key, sum(len(u.tasks) for u in remaining), sum(u.nbytes for u in remaining)
+        )
+        failures: list[str] = []
+        journal = Journal(out_dir)
+        try:
+            _execute(remaining, out, req.options, executor, journal, records, failures, progress)
+        finally:
+            journal.close()
+            out.clean_tmp()
+            _remove_empty_dirs(out_dir)
+        exec_seconds = time.monotonic() - start
+        plan_keys = {t.key for t in plan.tasks}
+        missing = [k for k in plan_keys if k not in records]
+        if failures or missing:
+            outcome.status = "failed"
+            shown = failures[:3] or [f"{len(missing)} planned files missing"]
+            outcome.error = "; ".join(shown) + (
+                f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
+            )
+        else:
+            _finish(plan, out, records, req, exec_seconds)
+    outcome.seconds = time.monotonic() - start
+    _fill_counts(outcome, out_dir, records)
+    return outcome
+
+
+def _execute(
+    units: list[Unit],
+    out: OutputDir,
+    options: Options,
+    executor: Executor,
+    journal: Journal,
+    records: dict[str, Record],
+    failures: list[str],
+    progress: Progress,
+) -> None:
+    by_key = {t.key: (t, u) for u in units for t in u.tasks}
+    for _i, result in executor.run(units, str(out.root), options):
+        new = []
+        for key, w in result.done:
+            task, unit = by_key[key]
+            new.append(
+                Record(
+                    key,
+                    w.path,
+                    w.bytes,
+                    w.sha256,
+                    task.modality,
+                    task.role,
+                    task.variant,
+                    unit.source.size,
+                    unit.source.mtime_ns,
+                )
+            )
+        journal.add(new)
+        records.update((r.key, r) for r in new)
+        failures.extend(msg for _key, msg in result.failed)
+        progress.advance(len(result.done) + len(result.failed), sum(r.bytes for r in new))
+        if result.fatal:
+            raise DiskFullError(result.fatal)
+
+
+def _finish(
+    plan: Plan, out: OutputDir, records: dict[str, Record], req: Request, seconds: float
+) -> None:
+    """Previews, reports, manifest, and the completion marker last."""
+    t0 = time.monotonic()
+    extra: list[Written] = []
+    doc = plan_document(plan)
+    if req.preview:
+        try:
+            from .preview import make_previews
+
+            extra.extend(make_previews(out, sorted(r.path for r in records.values())))
+        except (Renderme360Error, OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and isinstance(_as_disk_full(exc), DiskFullError):
+                raise
+            plan.warnings.append(f"previews not written: {exc}")
+            doc = plan_document(plan)
+    extra.append(
+        out.write_text(EXTRACTION_INFO, extraction_info(doc, records.values(), plan.layout))
+    )
+    extra.append(out.write_text(SIZE_SUMMARY, size_summary(records.values(), plan.layout)))
+    timings = {"extract": seconds, "finish": time.monotonic() - t0}
+    write_manifest(out, plan_doc=doc, records=records, extra_files=extra, timings=timings)
+    write_marker(
+        out, plan.fingerprint, len(records) + len(extra), sum(r.bytes for r in records.values())
+    )
+    with contextlib.suppress(FileNotFoundError):
+        (out.root / JOURNAL).unlink()
+
+
+def _as_disk_full(exc: OSError) -> Exception:
+    import errno
+
+    return DiskFullError(str(exc)) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """What manifest.json and extraction_info.txt say about the plan."""
+    return {
+        "actor": plan.actor,
+        "performance": plan.performance,
+        "layout": plan.layout,
+        "selection": plan.selection.describe(),
+        "options": {
+            "image_mode": plan.options.image_mode,
+            "jpeg_quality": plan.options.jpeg_quality,
+            "checksum": plan.options.checksum,
+        },
+        "cameras_selected": plan.cameras,
+        "notes": plan.notes,
+        "warnings": plan.warnings,
+        "sources": {role: asdict(src) for role, src in plan.sources.items()},
+        "source_inventory": {role: inv.summary() for role, inv in plan.inventories.items()},
+        "fingerprint": plan.fingerprint,
+    }
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    """Remove folders left empty by a failed write (no empty camera folder, ever)."""
+    if not root.is_dir() or root.is_symlink():
+        return
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        if dirpath != str(root) and not dirnames and not filenames:
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+        elif dirpath != str(root) and not filenames:
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)  # succeeds only if its subfolders were removed
+
+
+def _fill_counts(outcome: Outcome, out_dir: Path, records: dict[str, Record] | None = None) -> None:
+    if records is None:
+        records = _valid_records(out_dir, load_records(out_dir))
+    outcome.files = len(records)
+    outcome.bytes = sum(r.bytes for r in records.values())
+    cams = set()
+    frames = set()
+    for r in records.values():
+        if r.modality in ("images", "masks"):
+            parts = r.path.split("/")
+            cams.add(parts[-2])
+            frames.add(parts[-1].split(".")[0])
+    outcome.cameras, outcome.frames = len(cams), len(frames)
+
+
+def extract_batch(
+    performances: Sequence[Performance],
+    req: Request,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    surveys: Sequence[Survey] | None = None,
+    record_batch: bool = True,
+) -> list[Outcome]:
+    """Extract many performances; a failure is recorded and the next one goes on.
+
+    DiskFullError and KeyboardInterrupt stop the batch (the performance in hand stays resumable).
+    """
+    executor = executor or SerialExecutor()
+    progress = progress or Progress()
+    outcomes = []
+    todo = list(surveys) if surveys is not None else [survey(p, req) for p in performances]
+    for s in todo:
+        try:
+            outcome = run_performance(s, req, executor, progress)
+        except (DiskFullError, KeyboardInterrupt):
+            if record_batch:
+                append_batch_row(
+                    Path(req.out_root),
+                    Outcome(s.perf.key, s.perf.actor, s.perf.performance, "interrupted").row(),
+                )
+            raise
+        except Renderme360Error as exc:
+            outcome = Outcome(
+                s.perf.key, s.perf.actor, s.perf.performance, "failed", error=str(exc)
+            )
+        progress.performance_finished(outcome)
+        if record_batch:
+            append_batch_row(Path(req.out_root), outcome.row())
+        outcomes.append(outcome)
+    return outcomes
+
+
+def survey_all(
+    performances: Sequence[Performance],
+    req: Request,
+    on_each: Callable[[Survey], None] | None = None,
+) -> list[Survey]:
+    """Survey every performance; a file that cannot be planned becomes a failed survey."""
+    out = []
+    for p in performances:
+        try:
+            s = survey(p, req)
+        except UsageError:
+            raise
+        except Renderme360Error as exc:
+            s = Survey(p, "", error=str(exc))
+        if on_each:
+            on_each(s)
+        out.append(s)
+    return out

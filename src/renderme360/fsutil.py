@@ -1,0 +1,222 @@
+"""Safe writing under an output folder: atomic files, no escape through names or symlinks.
+
+A file under its final name is always complete: data goes to a temporary file in the
+performance's ``.tmp`` folder and is renamed into place. Directories are created one component at
+a time and an existing symlink on the way is refused, so nothing is written outside the root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from .errors import DiskFullError, UnsafeNameError
+
+TMP_DIR = ".tmp"
+
+
+@dataclass(frozen=True)
+class Written:
+    """One file put in place: relative path, size and sha256 (hex, or "" when not computed)."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+
+def check_relative(rel: str) -> PurePosixPath:
+    """Refuse a relative path that is absolute, empty or climbs out with ``..``."""
+    p = PurePosixPath(rel)
+    if not rel or p.is_absolute() or any(part in ("..", "", ".") for part in p.parts):
+        raise UnsafeNameError(f"refusing output path {rel!r}: it would leave the output folder")
+    return p
+
+
+class OutputDir:
+    """A folder the tool writes into; every write goes through here.
+
+    Parameters
+    ----------
+    root
+        The performance folder (``OUT/{actor}_{perf}``). It may not exist yet; it is created,
+        with its parents, on the first write. A symlink at ``root`` itself is refused.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._safe_dirs: set[str] = set()
+
+    @property
+    def tmp(self) -> Path:
+        """Where files are assembled before being renamed into place."""
+        return self.root / TMP_DIR
+
+    def ensure_root(self) -> None:
+        """Create the root folder (refusing a symlink there)."""
+        if self.root.is_symlink():
+            raise UnsafeNameError(f"refusing to write into {self.root}: it is a symlink")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def ensure_dir(self, rel_dir: str) -> Path:
+        """Create ``root/rel_dir`` component by component; refuse symlinks on the way."""
+        if rel_dir in self._safe_dirs:
+            return self.root / rel_dir
+        self.ensure_root()
+        current = self.root
+        for part in check_relative(rel_dir).parts:
+            current = current / part
+            if current.is_symlink():
+                raise UnsafeNameError(
+                    f"refusing to write through symlink {current}: it may lead outside {self.root}"
+                )
+            try:
+                current.mkdir()
+            except FileExistsError:
+                if not current.is_dir():
+                    raise UnsafeNameError(f"{current} exists and is not a folder") from None
+            except OSError as exc:
+                raise _disk_error(exc, current) from exc
+        self._safe_dirs.add(rel_dir)
+        return current
+
+    def final_path(self, rel: str) -> Path:
+        """Absolute path of a relative output path (validated, parents created)."""
+        p = check_relative(rel)
+        parent = str(p.parent)
+        base = self.root if parent == "." else self.ensure_dir(parent)
+        return base / p.name
+
+    @contextlib.contextmanager
+    def open_atomic(self, rel: str, hash_output: bool = True) -> Iterator[_HashingFile]:
+        """Yield a file to write ``rel``; on success it is renamed into place, else removed."""
+        final = self.final_path(rel)
+        self.ensure_dir(TMP_DIR)
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "xb") as raw:
+                out = _HashingFile(raw, hash_output)
+                yield out
+            os.replace(tmp, final)
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            if isinstance(exc, OSError):
+                raise _disk_error(exc, final) from exc
+            raise
+
+    @contextlib.contextmanager
+    def atomic_path(self, rel: str, hash_output: bool = True) -> Iterator[_PathResult]:
+        """Yield a temporary path for libraries that write by name (soundfile, zip);
+        it is hashed and renamed into place on success, removed otherwise."""
+        final = self.final_path(rel)
+        self.ensure_dir(TMP_DIR)
+        result = _PathResult(self.tmp / f"{uuid.uuid4().hex}.part")
+        try:
+            yield result
+            size = result.tmp.stat().st_size
+            digest = sha256_file(result.tmp) if hash_output else ""
+            os.replace(result.tmp, final)
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                result.tmp.unlink()
+            if isinstance(exc, OSError):
+                raise _disk_error(exc, final) from exc
+            raise
+        result.written = Written(rel, size, digest)
+
+    def write_bytes(self, rel: str, data: bytes | memoryview, hash_output: bool = True) -> Written:
+        """Write ``data`` atomically to ``rel``."""
+        with self.open_atomic(rel, hash_output) as f:
+            f.write(data)
+        return f.written(rel)
+
+    def write_text(self, rel: str, text: str) -> Written:
+        """Write UTF-8 text atomically to ``rel``."""
+        return self.write_bytes(rel, text.encode("utf-8"))
+
+    def clean_tmp(self) -> None:
+        """Remove leftovers of an interrupted run (temporary files never hold final data)."""
+        if self.tmp.is_symlink():
+            self.tmp.unlink()
+        elif self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self._safe_dirs.discard(TMP_DIR)
+
+
+class _PathResult:
+    """A temporary path to write, and what was written once it is in place."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.written: Written | None = None
+
+
+class _HashingFile:
+    """A binary file that counts and (optionally) sha256-hashes what is written to it."""
+
+    def __init__(self, raw: BinaryIO, hash_output: bool) -> None:
+        self.raw = raw
+        self.size = 0
+        self._hash = hashlib.sha256() if hash_output else None
+
+    def write(self, data: bytes | memoryview) -> int:
+        if self._hash is not None:
+            self._hash.update(data)
+        n = self.raw.write(data)
+        self.size += n
+        return n
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def copy_range(self, src_fd: int, offset: int, count: int) -> None:
+        """Copy ``count`` bytes at ``offset`` of ``src_fd`` kernel-side (no hashing possible)."""
+        if self._hash is not None:
+            raise ValueError("copy_range bypasses hashing; open with hash_output=False")
+        self.raw.flush()
+        dst = self.raw.fileno()
+        done = 0
+        while done < count:
+            n = os.copy_file_range(src_fd, dst, count - done, offset + done)
+            if n == 0:
+                raise EOFError(f"source ended {count - done} bytes early")
+            done += n
+        self.raw.seek(0, os.SEEK_END)
+        self.size += done
+
+    def written(self, rel: str) -> Written:
+        return Written(rel, self.size, self._hash.hexdigest() if self._hash is not None else "")
+
+
+def _disk_error(exc: OSError, path: Path) -> OSError | DiskFullError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"disk full while writing {path}; free space and re-run to resume")
+    return exc
+
+
+def sha256_file(path: str | os.PathLike[str], bufsize: int = 1 << 20) -> str:
+    """sha256 of a file, read in blocks (never the whole file in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int:
+    """Free bytes on the filesystem that holds path (or its nearest existing parent)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free

@@ -1,0 +1,161 @@
+"""Probe SMC files: what each one really holds, without reading image payloads.
+
+Nothing is assumed from a file's role: every file is probed for every modality. The result is
+a tree of dataclasses that serialises to JSON (``explore --json``); per-blob sizes and offsets are
+kept beside it for the planner but left out of the JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Renderme360Error
+from .naming import validate_actor, validate_performance
+from .smc import BlobLocation, SMCReader
+
+log = logging.getLogger(__name__)
+
+BlobKey = tuple[str, str, int]  # (kind, camera or "", frame or -1)
+
+
+@dataclass
+class SourceId:
+    """Identity of a source file: a changed size or mtime means a plan built on it is stale."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> SourceId:
+        st = os.stat(path)
+        return cls(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class FileInventory:
+    """What one SMC file holds. Lists are sorted; cameras are 2-digit strings."""
+
+    role: str
+    source: SourceId
+    error: str | None = None
+    actor_id: str = ""
+    performance: str = ""
+    capture_date: str = ""
+    actor_info: dict[str, Any] = field(default_factory=dict)
+    camera_info: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    images: dict[str, list[int]] = field(default_factory=dict)
+    masks: dict[str, list[int]] = field(default_factory=dict)
+    calibration: list[str] = field(default_factory=list)
+    audio: dict[str, Any] | None = None
+    keypoints2d: dict[str, list[int]] = field(default_factory=dict)
+    keypoints3d: list[int] = field(default_factory=list)
+    flame: list[int] = field(default_factory=list)
+    flame_fields: dict[str, list[Any]] = field(default_factory=dict)
+    uv: list[int] = field(default_factory=list)
+    scan: dict[str, Any] | None = None
+    scan_masks: list[str] = field(default_factory=list)
+    blobs: dict[BlobKey, BlobLocation] = field(default_factory=dict, repr=False)
+    extensions: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the file could be read."""
+        return self.error is None
+
+    def modalities(self) -> list[str]:
+        """Names of the modalities this file really holds."""
+        present = {
+            "metadata": self.ok,
+            "calibration": bool(self.calibration),
+            "images": bool(self.images),
+            "masks": bool(self.masks),
+            "audio": self.audio is not None,
+            "keypoints2d": any(self.keypoints2d.values()),
+            "keypoints3d": bool(self.keypoints3d),
+            "flame": bool(self.flame),
+            "uv": bool(self.uv),
+            "scan": self.scan is not None,
+            "scan_masks": bool(self.scan_masks),
+        }
+        return [m for m, has in present.items() if has]
+
+    def blob_bytes(self, kind: str) -> int:
+        """Total stored bytes of one blob kind (color, mask, uv, scan_mask)."""
+        return sum(loc.nbytes for (k, _c, _f), loc in self.blobs.items() if k == kind)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary (counts and bytes instead of per-frame lists)."""
+        d = asdict(self)
+        d.pop("blobs")
+        d.pop("extensions")
+        d["source"] = asdict(self.source)
+        d["modalities"] = self.modalities()
+        for name in ("images", "masks", "keypoints2d"):
+            d[name] = {cam: len(frames) for cam, frames in getattr(self, name).items()}
+        for name in ("keypoints3d", "flame", "uv"):
+            d[name] = len(getattr(self, name))
+        d["bytes"] = {k: self.blob_bytes(k) for k in ("color", "mask", "uv", "scan_mask")}
+        return d
+
+
+def probe(path: str | os.PathLike[str], role: str) -> FileInventory:
+    """Open one SMC file and record everything it holds; a read error is recorded, not raised."""
+    inv = FileInventory(role=role, source=SourceId.of(path))
+    try:
+        with SMCReader(path) as reader:
+            _probe_into(reader, inv)
+    except Renderme360Error as exc:
+        inv.error = str(exc)
+        log.warning("%s", exc)
+    return inv
+
+
+def _probe_into(r: SMCReader, inv: FileInventory) -> None:
+    where = str(r.path)
+    inv.actor_id = validate_actor(r.actor_id, where)
+    inv.performance = validate_performance(r.performance_part, where)
+    inv.capture_date = r.capture_date
+    info = r.get_actor_info()
+    inv.actor_info = {k: info[k] for k in ("age", "color", "gender", "height", "weight")}
+    inv.camera_info = r.get_Camera_info()
+    for kind, target in (("color", inv.images), ("mask", inv.masks)):
+        for cam in r.list_cameras(kind):
+            frames = r.list_frames(cam, kind)
+            target[cam] = frames
+            for frame in frames:
+                inv.blobs[(kind, cam, frame)] = r.blob_location(kind, cam, frame)
+            if frames:
+                inv.extensions[(kind, cam)] = _stream_extension(r, kind, cam, frames[0])
+    inv.calibration = r.list_calibration_cameras()
+    inv.audio = r.audio_info()
+    for cam in r.list_keypoints2d_cameras():
+        frames = r.list_keypoints2d_frames(cam)
+        if frames:
+            inv.keypoints2d[cam] = frames
+    inv.keypoints3d = r.list_keypoints3d_frames()
+    inv.flame = r.list_flame_frames()
+    if inv.flame:
+        inv.flame_fields = {k: [list(s), t] for k, (s, t) in r.flame_fields(inv.flame[0]).items()}
+    inv.uv = r.list_uv_frames()
+    for frame in inv.uv:
+        inv.blobs[("uv", "", frame)] = r.blob_location("uv", None, frame)
+    if inv.uv:
+        inv.extensions[("uv", "")] = _stream_extension(r, "uv", None, inv.uv[0])
+    inv.scan = r.scan_info()
+    inv.scan_masks = r.list_scanmask_cameras()
+    for cam in inv.scan_masks:
+        inv.blobs[("scan_mask", cam, -1)] = r.blob_location("scan_mask", cam, None)
+        inv.extensions[("scan_mask", cam)] = _stream_extension(r, "scan_mask", cam, None)
+
+
+def _stream_extension(r: SMCReader, kind: str, cam: str | None, frame: int | None) -> str:
+    """Extension of a stream from the magic bytes of its first blob ("bin" when unknown)."""
+    from .smc import image_extension
+
+    return image_extension(r.read_blob_head(kind, cam, frame)) or "bin"

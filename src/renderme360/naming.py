@@ -1,0 +1,92 @@
+"""File-name grammar of SMC files and validation of every id that becomes part of a path.
+
+Names read from files (attributes, HDF5 keys) are untrusted: they pass through these functions
+before they reach the filesystem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidIdError, UnsafeNameError
+
+ACTOR_RE = re.compile(r"^[0-9]{4}$")
+# e0..e11, s1_all, h0, wig takes h1_2bk; a kind letter, an index, an optional alnum suffix.
+PERFORMANCE_RE = re.compile(r"^[a-z][0-9]{1,3}(?:_[a-z0-9]{1,16})?$")
+CAMERA_RE = re.compile(r"^[0-9]{2}$")
+FRAME_RE = re.compile(r"^(?:0|[1-9][0-9]{0,8})$")
+SMC_NAME_RE = re.compile(
+    r"^(?P<actor>[0-9]{4})_(?P<perf>[a-z][0-9]{1,3}(?:_(?!(?:anno|raw)\.smc$)[a-z0-9]{1,16})?)"
+    r"(?:_(?P<role>anno|raw))?\.smc$"
+)
+
+KIND_NAMES = {"e": "expression", "s": "speech", "h": "head"}
+MAX_FRAME = 999_999_999
+
+
+@dataclass(frozen=True)
+class SMCName:
+    """The parts of an SMC file name: ``{actor}_{performance}[_anno|_raw].smc``."""
+
+    actor: str
+    performance: str
+    role: str  # "anno", "raw" or "smc" (a file with neither suffix)
+
+    @property
+    def kind(self) -> str:
+        """Performance kind: expression, speech, head, or other."""
+        return performance_kind(self.performance)
+
+
+def parse_smc_name(filename: str) -> SMCName | None:
+    """Parse an SMC file name; return None when it does not follow the grammar."""
+    m = SMC_NAME_RE.match(filename)
+    if not m:
+        return None
+    return SMCName(m["actor"], m["perf"], m["role"] or "smc")
+
+
+def performance_kind(performance: str) -> str:
+    """Map a performance name to its kind (``e0`` -> expression, ``s1_all`` -> speech)."""
+    return KIND_NAMES.get(performance[:1], "other")
+
+
+def validate_actor(value: str, source: str = "") -> str:
+    """Return ``value`` if it is a 4-digit actor id, else raise UnsafeNameError."""
+    return _check(ACTOR_RE, value, "actor id (4 digits)", source)
+
+
+def validate_performance(value: str, source: str = "") -> str:
+    """Return ``value`` if it is a performance name like ``e0``, ``s1_all``, ``h1_2bk``."""
+    return _check(PERFORMANCE_RE, value, "performance name (like e0, s1_all, h1_2bk)", source)
+
+
+def validate_camera(value: str, source: str = "") -> str:
+    """Return ``value`` if it is a 2-digit camera id ``00``..``99``."""
+    return _check(CAMERA_RE, value, "camera id (2 digits)", source)
+
+
+def validate_frame(value: str, source: str = "") -> int:
+    """Return the frame index of a decimal frame key (``0``, ``17``; no sign, no padding)."""
+    _check(FRAME_RE, value, "frame id (decimal)", source)
+    return int(value)
+
+
+def camera_key(cam: int | str) -> str:
+    """Normalise a camera given as int or string (``3``, ``"3"``, ``"03"``) to ``"03"``."""
+    if isinstance(cam, (int,)) and not isinstance(cam, bool):
+        if 0 <= cam <= 99:
+            return f"{cam:02d}"
+    elif isinstance(cam, (str, bytes)):
+        s = cam.decode("ascii", "replace") if isinstance(cam, bytes) else cam
+        if s.isdigit() and len(s) <= 2:
+            return f"{int(s):02d}"
+    raise InvalidIdError(f"invalid camera id {cam!r}: expected 0..99")
+
+
+def _check(pattern: re.Pattern[str], value: object, what: str, source: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        where = f" in {source}" if source else ""
+        raise UnsafeNameError(f"refusing {what} {value!r}{where}: not of the documented form")
+    return value

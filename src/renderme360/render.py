@@ -1,0 +1,209 @@
+"""What the CLI shows people: rich tables and progress bars (plain lines when not on a terminal)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from .extract import Outcome
+from .extract import Progress as ProgressBase
+from .manifest import human_bytes
+
+# Off a terminal rich would assume 80 columns; tables in logs and files may be wider.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def explore_table(docs: Sequence[dict[str, Any]]) -> None:
+    """One row per SMC file: what it holds; then the bytes a full extraction would write."""
+    t = Table(title="RenderMe360 SMC inventory", show_lines=False)
+    for col in (
+        "performance",
+        "file",
+        "size",
+        "img cams",
+        "mask cams",
+        "frames",
+        "audio",
+        "kp2d cams",
+        "kp3d",
+        "FLAME",
+        "UV",
+        "scan",
+        "extract",
+    ):
+        t.add_column(col, justify="left" if col in ("performance", "file") else "right")
+    total = 0
+    notes = []
+    for d in docs:
+        first = True
+        for role, f in d["files"].items():
+            name = f"{d['actor']}_{d['performance']}" if first else ""
+            size = human_bytes(f["source"].get("size", 0)) if "size" in f["source"] else "?"
+            if f.get("error"):
+                t.add_row(name, role, size, "[red]unreadable[/red]", *[""] * 9)
+                notes.append(f"[red]unreadable[/red] {f['source']['path']}: {f['error']}")
+            else:
+                img, msk = f["images"], f["masks"]
+                frames = max([*img.values(), *msk.values(), 0])
+                audio = f"{f['audio']['seconds']:.1f}s" if f.get("audio") else "-"
+                scan = f"{f['scan']['vertices']:,}v" if f.get("scan") else "-"
+                t.add_row(
+                    name,
+                    role,
+                    size,
+                    str(len(img)),
+                    str(len(msk)),
+                    str(frames),
+                    audio,
+                    str(len(f["keypoints2d"])),
+                    str(f["keypoints3d"]),
+                    str(f["flame"]),
+                    str(f["uv"]),
+                    scan,
+                    human_bytes(d["extract_bytes"]) if first else "",
+                )
+            first = False
+        total += d["extract_bytes"]
+        notes.extend(
+            f"[yellow]warning[/yellow] {d['actor']}_{d['performance']}: {w}"
+            for w in d.get("warnings", [])
+        )
+    out.print(t)
+    for n in notes:
+        out.print(n, highlight=False)
+    out.print(f"{len(docs)} performance(s); a full extraction writes {human_bytes(total)}.")
+
+
+def plan_table(
+    surveys: Sequence[Any], req: Any, quiet: bool = False, free: int | None = None
+) -> None:
+    """What will be written, per performance, before anything is."""
+    if quiet:
+        return
+    t = Table(title=f"Extraction plan -> {req.out_root}")
+    for col in ("performance", "status", "files", "size", "left to write", "modalities"):
+        t.add_column(col, justify="right" if col in ("files", "size", "left to write") else "left")
+    for s in surveys:
+        if s.complete:
+            t.add_row(s.perf.key, "[green]complete[/green]", "", "", "0 B", "")
+        elif s.plan is None:
+            t.add_row(s.perf.key, "[red]unreadable[/red]", "", "", "", s.error or "")
+        else:
+            p = s.plan
+            status = "resume" if s.remaining_files < p.total_files else "new"
+            mods = ", ".join(f"{m} {human_bytes(b)}" for m, b in p.bytes_by("modality").items())
+            t.add_row(
+                s.perf.key,
+                status,
+                f"{p.total_files:,}",
+                human_bytes(p.total_bytes),
+                human_bytes(s.remaining_bytes),
+                mods,
+            )
+    out.print(t)
+    need = sum(s.remaining_bytes for s in surveys)
+    line = f"To write: {human_bytes(need)} in {sum(s.remaining_files for s in surveys):,} files"
+    if free is not None:
+        line += f"; free on output filesystem: {human_bytes(free)}"
+    out.print(line + " (images/masks exact, arrays and audio estimated).")
+    for s in surveys:
+        for w in s.plan.warnings if s.plan else []:
+            err.print(f"[yellow]warning[/yellow] {s.perf.key}: {w}")
+
+
+def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
+    """Per performance: done / skipped / failed with reason."""
+    t = Table(title="Extraction summary")
+    for col in ("performance", "status", "files", "size", "seconds", "folder / error"):
+        t.add_column(col, justify="right" if col in ("files", "size", "seconds") else "left")
+    colour = {"done": "green", "skipped": "cyan", "failed": "red"}
+    for o in outcomes:
+        c = colour.get(o.status, "white")
+        t.add_row(
+            o.key,
+            f"[{c}]{o.status}[/{c}]",
+            f"{o.files:,}",
+            human_bytes(o.bytes),
+            f"{o.seconds:.1f}",
+            o.error or o.out_dir,
+        )
+    if not quiet or any(o.status == "failed" for o in outcomes):
+        out.print(t)
+    n = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}
+    out.print(f"{n['done']} done, {n['skipped']} skipped (already complete), {n['failed']} failed")
+
+
+def verify_table(reports: Sequence[Any], quiet: bool = False) -> None:
+    """One line per folder, then each bad file."""
+    for r in reports:
+        state = "[green]OK[/green]" if r.ok else f"[red]{len(r.problems)} problem(s)[/red]"
+        src = f", {r.checked_against_source} against source" if r.checked_against_source else ""
+        out.print(f"{r.folder}: {state} ({r.checked} files checked{src})")
+        for p in r.problems:
+            out.print(f"  [red]bad[/red] {p}")
+
+
+class CliProgress(ProgressBase):
+    """Progress bars on a terminal (files, bytes, rate, ETA); a line per performance otherwise."""
+
+    def __init__(self, enabled: bool, total_bytes: int, total_files: int) -> None:
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self._last = 0.0
+        self._bar: Progress | None = None
+        if self.tty:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                MofNCompleteColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=False,
+            )
+            self._all = self._bar.add_task("all", total=total_bytes or 1)
+            self._cur = None
+
+    def __enter__(self) -> CliProgress:
+        if self._bar:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar:
+            self._bar.stop()
+
+    def performance_started(self, key: str, files: int, nbytes: int) -> None:
+        if self._bar:
+            if self._cur is not None:
+                self._bar.remove_task(self._cur)
+            self._cur = self._bar.add_task(key, total=nbytes or 1)
+        elif self.enabled:
+            err.print(f"{key}: writing {files:,} files ({human_bytes(nbytes)})", highlight=False)
+
+    def advance(self, files: int, nbytes: int) -> None:
+        if self._bar:
+            self._bar.advance(self._all, nbytes)
+            if self._cur is not None:
+                self._bar.advance(self._cur, nbytes)
+
+    def performance_finished(self, outcome: Outcome) -> None:
+        if self.enabled and not self._bar:
+            err.print(f"{outcome.key}: {outcome.status} {outcome.error}".rstrip(), highlight=False)

@@ -1,0 +1,249 @@
+"""What the user asked for: modalities, cameras and frames, parsed and resolved.
+
+Camera selections can be explicit (``0,25,30-35``) or computed from calibration: ``ring:N``
+(N cameras evenly spread in azimuth around the head) and ``front:N`` (the N closest to the
+frontal view). Frames are ``START:STOP[:STEP]`` over frame indices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import UsageError
+from .layout import MODALITIES
+
+MODALITY_ALIASES = {
+    "image": "images",
+    "mask": "masks",
+    "uv_textures": "uv",
+    "uv_texture": "uv",
+    "scan_mask": "scan_masks",
+    "scan_mesh": "scan",
+    "calib": "calibration",
+    "kp2d": "keypoints2d",
+    "kp3d": "keypoints3d",
+}
+#: Frontal cameras of the rig: the ones the dataset annotates with 2D facial keypoints.
+FRONTAL_CAMERAS = tuple(f"{i:02d}" for i in range(18, 33))
+SAMPLE_CAMERAS = "ring:4"
+SAMPLE_FRAMES = "0:30:10"
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Frame indices ``start <= f < stop`` with ``(f - start) % step == 0``."""
+
+    start: int = 0
+    stop: int | None = None
+    step: int = 1
+
+    def __contains__(self, frame: object) -> bool:
+        if not isinstance(frame, int):
+            return False
+        if frame < self.start or (self.stop is not None and frame >= self.stop):
+            return False
+        return (frame - self.start) % self.step == 0
+
+    def filter(self, frames: Iterable[int]) -> list[int]:
+        """The frames of ``frames`` inside the range, in their order."""
+        return [f for f in frames if f in self]
+
+    def __str__(self) -> str:
+        stop = "" if self.stop is None else str(self.stop)
+        return f"{self.start}:{stop}" + (f":{self.step}" if self.step != 1 else "")
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """Either explicit ids or a rule (``ring``/``front`` with a count) resolved per performance."""
+
+    ids: frozenset[str] | None = None
+    rule: str | None = None
+    count: int = 0
+
+    def __str__(self) -> str:
+        if self.rule:
+            return f"{self.rule}:{self.count}"
+        return ",".join(sorted(self.ids or ()))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Modalities, cameras (None = all) and frames (None = all) to extract."""
+
+    modalities: tuple[str, ...] = MODALITIES
+    cameras: CameraSpec | None = None
+    frames: FrameRange | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def describe(self) -> dict[str, str]:
+        """Plain description for manifests and reports."""
+        return {
+            "modalities": ",".join(self.modalities),
+            "cameras": str(self.cameras) if self.cameras else "all",
+            "frames": str(self.frames) if self.frames else "all",
+        }
+
+
+def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"images,masks"`` -> ("images", "masks") in canonical order; None or "all" -> all."""
+    if value is None:
+        return MODALITIES
+    items = [value] if isinstance(value, str) else list(value)
+    names = [p.strip().lower() for item in items for p in str(item).split(",") if p.strip()]
+    if not names or names == ["all"]:
+        return MODALITIES
+    chosen = set()
+    for name in names:
+        name = MODALITY_ALIASES.get(name, name)
+        if name not in MODALITIES:
+            raise UsageError(f"unknown modality {name!r}; choose from {', '.join(MODALITIES)}")
+        chosen.add(name)
+    return tuple(m for m in MODALITIES if m in chosen)
+
+
+def parse_cameras(value: str | Sequence[str] | int | None) -> CameraSpec | None:
+    """``"0,25,30-35"``, ``"ring:8"``, ``"front:4"`` or None/"all"."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    text = value if isinstance(value, str) else ",".join(str(v) for v in value)
+    text = text.strip().lower()
+    if text in ("", "all"):
+        return None
+    if ":" in text:
+        rule, _, count = text.partition(":")
+        if rule not in ("ring", "front") or not count.isdigit() or int(count) < 1:
+            raise UsageError(f"invalid camera rule {value!r}: use ring:N or front:N (N >= 1)")
+        return CameraSpec(rule=rule, count=int(count))
+    ids: set[str] = set()
+    for part in text.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise UsageError(f"invalid camera selection {part!r}: use ids like 0,25,30-35")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if a > b or b > 99:
+            raise UsageError(f"invalid camera range {part!r}: ids are 0..99, low to high")
+        ids.update(f"{i:02d}" for i in range(a, b + 1))
+    return CameraSpec(ids=frozenset(ids))
+
+
+def parse_frames(value: str | None) -> FrameRange | None:
+    """``"START:STOP[:STEP]"``, ``"START:"``, ``":STOP"`` or a single frame ``"N"``."""
+    if value is None or str(value).strip() in ("", "all", ":"):
+        return None
+    text = str(value).strip()
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            n = int(parts[0])
+            rng = FrameRange(n, n + 1, 1)
+        elif len(parts) in (2, 3):
+            start = int(parts[0]) if parts[0] else 0
+            stop = int(parts[1]) if parts[1] else None
+            step = int(parts[2]) if len(parts) == 3 and parts[2] else 1
+            rng = FrameRange(start, stop, step)
+        else:
+            raise ValueError(text)
+    except ValueError:
+        raise UsageError(f"invalid frame range {value!r}: use START:STOP[:STEP]") from None
+    if rng.start < 0 or rng.step < 1 or (rng.stop is not None and rng.stop <= rng.start):
+        raise UsageError(f"invalid frame range {value!r}: need 0 <= START < STOP and STEP >= 1")
+    return rng
+
+
+def resolve_cameras(
+    spec: CameraSpec | None,
+    available: Sequence[str],
+    calibration: Mapping[str, Mapping[str, np.ndarray]] | None,
+) -> tuple[list[str] | None, str]:
+    """Camera ids to extract (None = all) and a sentence saying how they were chosen."""
+    if spec is None:
+        return None, "all cameras"
+    if spec.ids is not None:
+        return sorted(spec.ids), f"cameras {','.join(sorted(spec.ids))} as asked"
+    cams = [c for c in available if calibration and c in calibration]
+    if not cams:
+        raise UsageError(
+            f"--cameras {spec}: needs calibration of the cameras with images; none found"
+        )
+    geo = _rig_geometry({c: calibration[c]["RT"] for c in cams})  # type: ignore[index]
+    if spec.rule == "front":
+        order = sorted(cams, key=lambda c: (geo.angle_to_front(c), c))
+        chosen = sorted(order[: spec.count])
+        why = f"front:{spec.count}: the {len(chosen)} cameras nearest the frontal view"
+    else:
+        chosen = geo.ring(cams, spec.count)
+        why = f"ring:{spec.count}: {len(chosen)} cameras spread evenly in azimuth around the head"
+    detail = ", ".join(f"{c} ({math.degrees(geo.azimuth[c]):+.0f}°)" for c in chosen)
+    return chosen, f"{why}: {detail} (azimuth from the frontal view)"
+
+
+@dataclass
+class _Rig:
+    centre: np.ndarray
+    up: np.ndarray
+    front: np.ndarray
+    azimuth: dict[str, float]
+    elevation: dict[str, float]
+    direction: dict[str, np.ndarray]
+
+    def angle_to_front(self, cam: str) -> float:
+        return float(np.arccos(np.clip(self.direction[cam] @ self.front, -1.0, 1.0)))
+
+    def ring(self, cams: Sequence[str], count: int) -> list[str]:
+        """Greedy: for each of ``count`` evenly spaced azimuths, the nearest unused camera
+        (ties broken towards eye level)."""
+        chosen: list[str] = []
+        for k in range(min(count, len(cams))):
+            target = 2 * math.pi * k / count
+            best = min(
+                (c for c in cams if c not in chosen),
+                key=lambda c: (
+                    round(abs(_wrap(self.azimuth[c] - target)), 3),
+                    abs(self.elevation[c]),
+                    c,
+                ),
+            )
+            chosen.append(best)
+        return sorted(chosen)
+
+
+def _wrap(angle: float) -> float:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+def _rig_geometry(rts: Mapping[str, np.ndarray]) -> _Rig:
+    """Head centre (least-squares meeting point of optical axes), up, front and angles."""
+    centres = {c: np.asarray(rt, float)[:3, 3] for c, rt in rts.items()}
+    axes = {c: np.asarray(rt, float)[:3, 2] for c, rt in rts.items()}
+    a = np.zeros((3, 3))
+    b = np.zeros(3)
+    for c in rts:
+        d = axes[c] / np.linalg.norm(axes[c])
+        proj = np.eye(3) - np.outer(d, d)
+        a += proj
+        b += proj @ centres[c]
+    centre = np.linalg.lstsq(a, b, rcond=None)[0] if len(rts) > 1 else centres[next(iter(rts))]
+    up = -np.mean([np.asarray(rt, float)[:3, 1] for rt in rts.values()], axis=0)  # OpenCV y is down
+    up /= np.linalg.norm(up) or 1.0
+    direction = {}
+    for c in rts:
+        v = centres[c] - centre
+        direction[c] = v / (np.linalg.norm(v) or 1.0)
+    frontal = [c for c in rts if c in FRONTAL_CAMERAS] or list(rts)
+    front = np.mean([direction[c] for c in frontal], axis=0)
+    front -= (front @ up) * up
+    if np.linalg.norm(front) < 1e-9:
+        front = np.cross(up, [1.0, 0.0, 0.0])
+    front /= np.linalg.norm(front)
+    side = np.cross(up, front)
+    azimuth = {c: math.atan2(direction[c] @ side, direction[c] @ front) for c in rts}
+    elevation = {c: math.asin(float(np.clip(direction[c] @ up, -1, 1))) for c in rts}
+    return _Rig(centre, up, front, azimuth, elevation, direction)

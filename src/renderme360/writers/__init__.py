@@ -1,0 +1,101 @@
+"""Writers: one small function per output format, all with the signature
+``writer(ctx: WriteContext, task: Task) -> Written``.
+
+A writer reads what it needs through ``ctx`` (the source file, opened once per unit) and writes
+one file through ``ctx.out`` (atomic, inside the output folder). New formats are added to
+``WRITERS`` without touching the executor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import SMCFormatError
+from ..fsutil import OutputDir, Written
+from ..smc import SMCReader
+
+if TYPE_CHECKING:
+    from ..plan import Options, Task
+
+
+class WriteContext:
+    """What writers share within one unit: the output folder, the source file and options."""
+
+    def __init__(self, out: OutputDir, source: str | os.PathLike[str], options: Options) -> None:
+        self.out = out
+        self.source = Path(source)
+        self.options = options
+        self._reader: SMCReader | None = None
+        self._fd: int | None = None
+
+    @property
+    def reader(self) -> SMCReader:
+        """The source opened with the SMC reader (on first use)."""
+        if self._reader is None:
+            self._reader = SMCReader(self.source)
+        return self._reader
+
+    @property
+    def fd(self) -> int:
+        """A raw read-only descriptor of the source, for copies by offset (on first use)."""
+        if self._fd is None:
+            self._fd = os.open(self.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return self._fd
+
+    def pread(self, offset: int, nbytes: int, what: str) -> bytes:
+        """Exactly ``nbytes`` at ``offset`` of the source, or SMCFormatError if it is short."""
+        data = os.pread(self.fd, nbytes, offset)
+        if len(data) != nbytes:
+            raise SMCFormatError(f"{self.source}: {what}: file is truncated")
+        return data
+
+    def close(self) -> None:
+        """Close the source (reader and descriptor)."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> WriteContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Writer = Callable[[WriteContext, "Task"], Written]
+
+
+def _registry() -> dict[str, Writer]:
+    from . import arrays, audio, blobs, mesh, metadata
+
+    return {
+        "blob": blobs.write_blob,
+        "text": metadata.write_text_task,
+        "calibration_all": arrays.write_calibration_all,
+        "calibration_cam": arrays.write_calibration_cam,
+        "calibration_json": arrays.write_calibration_json,
+        "keypoints2d": arrays.write_keypoints2d,
+        "keypoints3d": arrays.write_keypoints3d,
+        "flame": arrays.write_flame,
+        "audio_wav": audio.write_wav_task,
+        "audio_mp3": audio.write_mp3_task,
+        "audio_npz": audio.write_npz_task,
+        "scan_ply": mesh.write_ply_task,
+    }
+
+
+_WRITERS: dict[str, Writer] | None = None
+
+
+def get_writer(name: str) -> Writer:
+    """The writer registered under ``name``."""
+    global _WRITERS
+    if _WRITERS is None:
+        _WRITERS = _registry()
+    return _WRITERS[name]

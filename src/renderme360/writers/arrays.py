@@ -1,0 +1,126 @@
+"""Numeric outputs: calibration, 2D/3D keypoints and FLAME as dense ``.npz`` (+ cameras.json).
+
+Every frame that has data is written, with its id in ``frame_ids``; nothing is sampled or invented.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import SMCFormatError
+from ..fsutil import Written
+from .npz import NpzWriter
+
+if TYPE_CHECKING:
+    from ..plan import Task
+    from . import WriteContext
+
+CONVENTION = "RT maps camera to world; OpenCV axes; metres"
+
+
+def _calibration(ctx: WriteContext, cams: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    return {c: ctx.reader.get_Calibration(c) for c in cams}  # type: ignore[misc]
+
+
+def _write_npz(ctx: WriteContext, key: str, arrays: dict[str, np.ndarray]) -> Written:
+    with ctx.out.open_atomic(key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
+        for name, arr in arrays.items():
+            z.add(name, arr)
+    return f.written(key)
+
+
+def write_calibration_all(ctx: WriteContext, task: Task) -> Written:
+    """``all_cameras.npz``: camera_ids (str), K (N,3,3), D (N,5), RT (N,4,4) camera-to-world."""
+    (cams,) = task.args
+    cal = _calibration(ctx, cams)
+    return _write_npz(
+        ctx,
+        task.key,
+        {
+            "camera_ids": np.array(list(cams), dtype="<U2"),
+            "K": np.stack([cal[c]["K"] for c in cams]),
+            "D": np.stack([cal[c]["D"] for c in cams]),
+            "RT": np.stack([cal[c]["RT"] for c in cams]),
+            "convention": np.array(CONVENTION),
+        },
+    )
+
+
+def write_calibration_cam(ctx: WriteContext, task: Task) -> Written:
+    """``cam_XX.npz``: K, D, RT of one camera."""
+    (cam,) = task.args
+    cal = _calibration(ctx, [cam])[cam]
+    return _write_npz(ctx, task.key, {**cal, "convention": np.array(CONVENTION)})
+
+
+def write_calibration_json(ctx: WriteContext, task: Task) -> Written:
+    """``cameras.json`` with the convention spelled out."""
+    (cams,) = task.args
+    cal = _calibration(ctx, cams)
+    doc = {
+        "convention": CONVENTION,
+        "cameras": {c: {k: cal[c][k].tolist() for k in ("K", "D", "RT")} for c in cams},
+    }
+    return ctx.out.write_text(task.key, json.dumps(doc, indent=1) + "\n")
+
+
+def _stack_frames(ctx: WriteContext, key: str, frames: Sequence[int], read, name: str) -> Written:
+    """Stream per-frame arrays of equal shape into ``frame_ids`` + one stacked array."""
+    first = read(frames[0])
+    shape, dtype = first.shape, first.dtype
+
+    def parts():
+        for f in frames:
+            arr = first if f == frames[0] else read(f)
+            if arr is None or arr.shape != shape:
+                got = None if arr is None else arr.shape
+                raise SMCFormatError(
+                    f"{ctx.source}: {name} frame {f} has shape {got}, others {shape}"
+                )
+            yield arr
+
+    with ctx.out.open_atomic(key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
+        z.add("frame_ids", np.asarray(frames, dtype=np.int64))
+        z.add_stacked("keypoints", (len(frames), *shape), dtype, parts())
+    return f.written(key)
+
+
+def write_keypoints2d(ctx: WriteContext, task: Task) -> Written:
+    """``keypoints2d/cam_XX.npz``: frame_ids (M,), keypoints (M, 106, 2)."""
+    cam, frames = task.args
+    return _stack_frames(
+        ctx, task.key, frames, lambda fr: ctx.reader.get_Keypoints2d(cam, fr), f"Keypoints2d/{cam}"
+    )
+
+
+def write_keypoints3d(ctx: WriteContext, task: Task) -> Written:
+    """``keypoints3d/all_frames.npz``: frame_ids (M,), keypoints (M, 73, 3)."""
+    (frames,) = task.args
+    return _stack_frames(ctx, task.key, frames, ctx.reader.get_Keypoints3d, "Keypoints3d")
+
+
+def write_flame(ctx: WriteContext, task: Task) -> Written:
+    """``flame/all_frames.npz``: frame_ids and one stacked array per FLAME dataset found."""
+    (frames,) = task.args
+    r = ctx.reader
+    fields = r.flame_fields(frames[0])
+    with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
+        z.add("frame_ids", np.asarray(frames, dtype=np.int64))
+        for name, (shape, dtype) in sorted(fields.items()):
+
+            def parts(name: str = name, shape: tuple[int, ...] = shape):
+                for fr in frames:
+                    arr = r.read_flame_field(fr, name)
+                    if arr.shape != shape:
+                        raise SMCFormatError(
+                            f"{ctx.source}: FLAME/{fr}/{name} has shape {arr.shape}, "
+                            f"frame {frames[0]} has {shape}"
+                        )
+                    yield arr
+
+            z.add_stacked(name, (len(frames), *shape), np.dtype(dtype), parts())
+    return f.written(task.key)

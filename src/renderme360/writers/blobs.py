@@ -1,0 +1,80 @@
+"""Encoded images (colour, masks, UV textures, scan masks): stored bytes copied as they are.
+
+The fast path reads the bytes straight from the file at the offset HDF5 reports (one ``pread``,
+no HDF5 call); chunked or filtered datasets fall back to reading through h5py. Without checksums
+the copy happens kernel-side (``copy_file_range``). ``reencode`` decodes and re-encodes instead,
+only when asked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import SMCFormatError
+from ..fsutil import Written
+from ..smc import decode_image, image_extension
+
+if TYPE_CHECKING:
+    from ..plan import Task
+    from . import WriteContext
+
+
+def _describe(kind: str, cam: str, frame: int) -> str:
+    if kind == "uv":
+        return f"UV texture frame {frame}"
+    if kind == "scan_mask":
+        return f"scan mask camera {cam}"
+    return f"{kind} camera {cam} frame {frame}"
+
+
+def _with_ext(key: str, ext: str) -> str:
+    stem, dot, _old = key.rpartition(".")
+    return f"{stem}.{ext}" if dot else f"{key}.{ext}"
+
+
+def read_stored(ctx: WriteContext, task: Task) -> bytes:
+    """The stored bytes of the blob a task names (fast path when an offset is known)."""
+    kind, cam, frame, offset, nbytes = task.args
+    if offset is not None:
+        return ctx.pread(offset, nbytes, _describe(kind, cam, frame))
+    return ctx.reader.read_blob(kind, cam or None, None if frame < 0 else frame)
+
+
+def write_blob(ctx: WriteContext, task: Task) -> Written:
+    """Write one encoded image under the extension its magic bytes say."""
+    kind, cam, frame, offset, nbytes = task.args
+    what = f"{ctx.source}: {_describe(kind, cam, frame)}"
+    if ctx.options.image_mode == "reencode" and task.modality in ("images", "masks", "uv"):
+        return _reencode(ctx, task, read_stored(ctx, task), what)
+    if offset is not None and not ctx.options.checksum:
+        head = ctx.pread(offset, min(16, nbytes), _describe(kind, cam, frame))
+        ext = _checked_ext(head, what)
+        with ctx.out.open_atomic(_with_ext(task.key, ext), hash_output=False) as f:
+            f.copy_range(ctx.fd, offset, nbytes)
+        return f.written(_with_ext(task.key, ext))
+    data = read_stored(ctx, task)
+    key = _with_ext(task.key, _checked_ext(data, what))
+    return ctx.out.write_bytes(key, data, ctx.options.checksum)
+
+
+def _checked_ext(data: bytes, what: str) -> str:
+    ext = image_extension(data)
+    if ext is None:
+        raise SMCFormatError(f"{what}: stored bytes are not an encoded image (unknown magic)")
+    return ext
+
+
+def _reencode(ctx: WriteContext, task: Task, data: bytes, what: str) -> Written:
+    import cv2
+
+    mask = task.modality == "masks"
+    img = decode_image(data, grayscale=mask, what=what)
+    if mask:
+        ok, buf = cv2.imencode(".png", img)
+    else:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, ctx.options.jpeg_quality])
+    if not ok:
+        raise SMCFormatError(f"{what}: could not re-encode")
+    return ctx.out.write_bytes(
+        _with_ext(task.key, "png" if mask else "jpg"), buf.tobytes(), ctx.options.checksum
+    )
