@@ -299,6 +299,7 @@ def _finish(
     )
     with contextlib.suppress(FileNotFoundError):
         (out.root / JOURNAL).unlink()
+    out.clean_tmp()
 
 
 def _as_disk_full(exc: OSError) -> Exception:

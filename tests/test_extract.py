@@ -1,0 +1,358 @@
+"""End-to-end extraction through the CLI: layout, byte identity, exact values, selections."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from plyfile import PlyData
+from smcfactory import full_pair
+
+from renderme360 import SMCReader
+from renderme360.cli import main
+from renderme360.synth import synthesize
+
+
+def run(*args: str) -> int:
+    return main(["extract", *[str(a) for a in args]])
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def assert_no_empty_dirs(root: Path) -> None:
+    empty = [d for d in root.rglob("*") if d.is_dir() and not any(d.iterdir())]
+    assert not empty, empty
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return full_pair(tmp_path / "data")
+
+
+def test_full_extraction_separate_layout(pair, tmp_path):
+    out = tmp_path / "out"
+    assert (
+        run(
+            tmp_path / "data",
+            "--subject",
+            "0026",
+            "--performance",
+            "e0",
+            "-o",
+            out,
+            "--workers",
+            "1",
+            "-q",
+        )
+        == 0
+    )
+    perf = out / "0026_e0"
+    anno, raw = perf / "from_anno", perf / "from_raw"
+    # images: byte-identical, only in from_raw; masks only in from_anno
+    for cam, frames in pair["color"].items():
+        for fr, data in frames.items():
+            assert (raw / f"images/cam_{cam}/frame_{fr:06d}.jpg").read_bytes() == data
+    assert sorted(p.name for p in (raw / "images").iterdir()) == ["cam_25", "cam_30"]
+    assert sorted(p.name for p in (raw / "images/cam_30").iterdir()) == [
+        "frame_000000.jpg",
+        "frame_000002.jpg",
+    ]
+    for cam, frames in pair["mask"].items():
+        for fr, data in frames.items():
+            assert (anno / f"masks/cam_{cam}/frame_{fr:06d}.png").read_bytes() == data
+    assert not (raw / "masks").exists() and not (anno / "images").exists()
+    for fr, data in pair["uv"].items():
+        assert (anno / f"uv_textures/frame_{fr:06d}.jpg").read_bytes() == data
+    for cam, data in pair["scanmask"].items():
+        assert (anno / f"scan_masks/cam_{cam}.png").read_bytes() == data
+    # keypoints: every frame with data, exact values, none invented
+    k2 = np.load(anno / "keypoints2d/cam_25.npz")
+    assert k2["frame_ids"].tolist() == [0, 2]
+    np.testing.assert_array_equal(
+        k2["keypoints"], np.stack([pair["kp2d"]["25"][0], pair["kp2d"]["25"][2]])
+    )
+    assert sorted(p.name for p in (anno / "keypoints2d").iterdir()) == ["cam_25.npz", "cam_30.npz"]
+    k3 = np.load(anno / "keypoints3d/all_frames.npz")
+    assert k3["frame_ids"].tolist() == [0, 2]
+    np.testing.assert_array_equal(k3["keypoints"][1], pair["kp3d"][2])
+    fl = np.load(anno / "flame/all_frames.npz")
+    assert fl["frame_ids"].tolist() == [0, 1, 2]
+    assert set(fl.files) == {"frame_ids", *pair["flame"][0]}
+    for name in pair["flame"][0]:
+        np.testing.assert_array_equal(
+            fl[name], np.stack([pair["flame"][i][name] for i in range(3)])
+        )
+    assert fl["verts"].shape == (3, 5023, 3) and fl["verts"].dtype == np.float32
+    # calibration with its convention
+    cal = np.load(anno / "calibration/all_cameras.npz")
+    assert cal["camera_ids"].tolist() == ["25", "30", "40"]
+    for i, cam in enumerate(["25", "30", "40"]):
+        for k in ("K", "D", "RT"):
+            np.testing.assert_array_equal(cal[k][i], pair["cal"][cam][k])
+    one = np.load(anno / "calibration/cam_30.npz")
+    np.testing.assert_array_equal(one["RT"], pair["cal"]["30"]["RT"])
+    cj = json.loads((anno / "calibration/cameras.json").read_text())
+    assert cj["convention"].startswith("RT maps camera to world")
+    np.testing.assert_array_equal(np.array(cj["cameras"]["40"]["K"]), pair["cal"]["40"]["K"])
+    # scan: binary PLY, exact double vertices
+    ply = PlyData.read(str(anno / "scan/mesh.ply"))
+    assert ply.text is False and ply.byte_order == "<"
+    v = ply["vertex"]
+    np.testing.assert_array_equal(np.stack([v["x"], v["y"], v["z"]], 1), pair["verts"])
+    np.testing.assert_array_equal(np.stack(ply["face"]["vertex_indices"]), pair["faces"])
+    # audio: lossless WAV, exact npz, an mp3
+    wav, rate = sf.read(raw / "audio/audio.wav", dtype="float32")
+    assert rate == 48000
+    np.testing.assert_array_equal(wav, pair["audio"][0])
+    npz = np.load(raw / "audio/audio_data.npz")
+    np.testing.assert_array_equal(npz["audio"], pair["audio"][0])
+    assert int(npz["sample_rate"]) == 48000
+    assert sf.info(str(raw / "audio/audio.mp3")).format == "MP3"
+    # metadata of each file
+    info = json.loads((anno / "metadata/info.json").read_text())
+    assert info["actor_id"] == "0026" and info["performance"] == "e0"
+    assert info["inventory"]["cameras_with_masks"] == ["25", "30"]
+    assert info["camera_info"]["resolution"] == [24, 32]
+    assert (raw / "metadata/info.txt").read_text().startswith("RenderMe360 0026_e0 (raw file)")
+    # records: manifest lists every file with size and sha256; marker last
+    manifest = json.loads((perf / "manifest.json").read_text())
+    listed = {f["path"] for f in manifest["files"]}
+    on_disk = files_under(perf) - {"manifest.json", ".extraction_complete", ".lock"}
+    assert listed == on_disk
+    import hashlib
+
+    for f in manifest["files"]:
+        data = (perf / f["path"]).read_bytes()
+        assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"]
+    assert manifest["counts"]["images"] == 5 and manifest["counts"]["masks"] == 4
+    assert (perf / ".extraction_complete").is_file()
+    for name in ("extraction_info.txt", "size_summary.txt"):
+        assert (perf / name).stat().st_size > 100
+    assert "TOTAL" in (perf / "size_summary.txt").read_text()
+    viz = {p.name for p in (perf / "visualization").iterdir()}
+    assert {
+        "cameras_frame_000000.jpg",
+        "camera_rig.png",
+        "masks_overlay.jpg",
+        "keypoints_overlay.jpg",
+    } <= viz
+    assert not (perf / ".tmp").exists() and not (perf / ".journal.jsonl").exists()
+    assert_no_empty_dirs(perf)
+    csv = (out / "MANIFEST.csv").read_text().splitlines()
+    assert csv[0].startswith("subject,performance,status") and csv[1].startswith("0026,e0,done")
+
+
+def test_combined_layout(pair, tmp_path):
+    out = tmp_path / "out"
+    assert (
+        run(tmp_path / "data", "-o", out, "--combine", "--workers", "1", "-q", "--no-preview") == 0
+    )
+    perf = out / "0026_e0"
+    assert not (perf / "from_anno").exists() and not (perf / "from_raw").exists()
+    assert (perf / "images/cam_25/frame_000001.jpg").read_bytes() == pair["color"]["25"][1]
+    assert (perf / "masks/cam_25/frame_000001.png").read_bytes() == pair["mask"]["25"][1]
+    info = json.loads((perf / "metadata/info.json").read_text())
+    assert info["source_file"]["role"] == "anno"  # annotations come from anno
+    manifest = json.loads((perf / "manifest.json").read_text())
+    # both files hold metadata; their attributes differ (actor_id bytes vs str decode equal) ->
+    # no spurious warning, but camera_info differs (anno has no Camera attrs beyond masks)
+    assert all("metadata" not in w or "different" in w for w in manifest["warnings"])
+
+
+def test_selection_flags_select_exactly(pair, tmp_path):
+    out = tmp_path / "out"
+    assert (
+        run(
+            tmp_path / "data",
+            "-o",
+            out,
+            "--cameras",
+            "25",
+            "--frames",
+            "1:3",
+            "--modalities",
+            "images,masks,keypoints2d,keypoints3d,flame,calibration",
+            "--workers",
+            "1",
+            "-q",
+            "--no-preview",
+        )
+        == 0
+    )
+    perf = out / "0026_e0"
+    got = files_under(perf)
+    data_files = {f for f in got if f.startswith("from_")}
+    assert data_files == {
+        "from_raw/images/cam_25/frame_000001.jpg",
+        "from_raw/images/cam_25/frame_000002.jpg",
+        "from_anno/masks/cam_25/frame_000001.png",
+        "from_anno/masks/cam_25/frame_000002.png",
+        "from_anno/keypoints2d/cam_25.npz",
+        "from_anno/keypoints3d/all_frames.npz",
+        "from_anno/flame/all_frames.npz",
+        "from_anno/calibration/all_cameras.npz",
+        "from_anno/calibration/cam_25.npz",
+        "from_anno/calibration/cameras.json",
+    }
+    assert np.load(perf / "from_anno/keypoints2d/cam_25.npz")["frame_ids"].tolist() == [2]
+    assert np.load(perf / "from_anno/flame/all_frames.npz")["frame_ids"].tolist() == [1, 2]
+    assert np.load(perf / "from_anno/calibration/all_cameras.npz")["camera_ids"].tolist() == ["25"]
+
+
+def test_frame_step(pair, tmp_path):
+    out = tmp_path / "out"
+    assert (
+        run(
+            tmp_path / "data",
+            "-o",
+            out,
+            "--frames",
+            "0::2",
+            "--modalities",
+            "images",
+            "--workers",
+            "1",
+            "-q",
+            "--no-preview",
+        )
+        == 0
+    )
+    imgs = sorted(f for f in files_under(out / "0026_e0") if "/images/" in f)
+    assert imgs == [
+        "from_raw/images/cam_25/frame_000000.jpg",
+        "from_raw/images/cam_25/frame_000002.jpg",
+        "from_raw/images/cam_30/frame_000000.jpg",
+        "from_raw/images/cam_30/frame_000002.jpg",
+    ]
+
+
+def test_dry_run_writes_nothing(pair, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(tmp_path / "data", "-o", out, "--dry-run", "--json") == 0
+    assert not out.exists()
+    doc = json.loads(capsys.readouterr().out)
+    p = doc["performances"][0]
+    assert p["files_by_modality"]["images"] == 5 and p["files_by_modality"]["masks"] == 4
+    stored = sum(len(b) for fr in pair["color"].values() for b in fr.values())
+    assert p["bytes_by_modality"]["images"] == stored  # exact for copied bytes
+
+
+def test_oversize_is_refused_and_writes_nothing(pair, tmp_path, monkeypatch, capsys):
+    import renderme360.extract as ex
+
+    monkeypatch.setattr(ex, "free_bytes", lambda path: 1000)
+    out = tmp_path / "out"
+    assert run(tmp_path / "data", "-o", out, "-q") == 3
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "free space" in err and "--force" in err and "Traceback" not in err
+
+
+def test_large_extraction_needs_yes_without_terminal(pair, tmp_path, monkeypatch, capsys):
+    import renderme360.cli as cli
+
+    monkeypatch.setattr(cli, "CONFIRM_BYTES", 10)
+    monkeypatch.setattr("sys.stdin", open(os.devnull))
+    out = tmp_path / "out"
+    assert run(tmp_path / "data", "-o", out, "-q") == 2
+    assert "--yes" in capsys.readouterr().err
+    assert not (out / "0026_e0").exists()
+    assert run(tmp_path / "data", "-o", out, "-q", "--yes", "--workers", "1", "--no-preview") == 0
+
+
+def test_user_errors_are_one_line(pair, tmp_path, capsys):
+    assert run(tmp_path / "data", "--subject", "9999", "-o", tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "subjects found: 0026" in err
+    assert run(tmp_path / "data", "--performance", "s9_all", "-o", tmp_path / "o") == 2
+    assert "performances found: e0" in capsys.readouterr().err
+    assert run(tmp_path / "nowhere", "-o", tmp_path / "o") == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert run(tmp_path / "data", "--frames", "5:2", "-o", tmp_path / "o") == 2
+    assert "invalid frame range" in capsys.readouterr().err
+    assert run(tmp_path / "data", "--modalities", "depth", "-o", tmp_path / "o") == 2
+    assert "unknown modality" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_release500_single_file_and_wig_part(tmp_path):
+    synthesize(
+        tmp_path / "d500",
+        subject="0041",
+        performances=["s1_all", "e2"],
+        release=500,
+        cameras=4,
+        frames=3,
+    )
+    synthesize(tmp_path / "d21", performances=["h1_2bk"], cameras=4, frames=3)
+    out = tmp_path / "out"
+    assert run(tmp_path / "d500", "-o", out, "--workers", "1", "-q", "--no-preview") == 0
+    s1 = out / "0041_s1_all" / "from_raw"  # release 500 names its single file *_raw.smc
+    assert sorted(p.name for p in (s1 / "images").iterdir()) == ["cam_25"]  # only camera 25
+    assert (s1 / "audio/audio.wav").is_file() and not (out / "0041_s1_all/from_anno").exists()
+    assert (s1 / "calibration/all_cameras.npz").is_file()
+    with SMCReader(tmp_path / "d500/0041/0041_s1_all_raw.smc") as r:
+        for fr in r.list_frames(25):
+            assert (s1 / f"images/cam_25/frame_{fr:06d}.jpg").read_bytes() == r.get_img_bytes(
+                25, "color", fr
+            )
+        wav, _ = sf.read(s1 / "audio/audio.wav", dtype="float32")
+        np.testing.assert_array_equal(wav, r.get_audio()["audio"])
+    assert run(tmp_path / "d21", "-o", out, "--workers", "1", "-q", "--no-preview") == 0
+    wig = out / "0026_h1_2bk"
+    assert (wig / ".extraction_complete").is_file()
+    assert len(list((wig / "from_raw/images").glob("cam_*/*.jpg"))) == 12
+    assert not (wig / "from_anno/flame").exists()
+    assert_no_empty_dirs(out)
+
+
+def test_ring_and_front_camera_rules(tmp_path, capsys):
+    synthesize(tmp_path / "d", performances=["e0"], cameras=60, frames=1)
+    out = tmp_path / "out"
+    assert (
+        run(
+            tmp_path / "d",
+            "-o",
+            out,
+            "--cameras",
+            "ring:6",
+            "--modalities",
+            "images",
+            "--dry-run",
+            "--json",
+        )
+        == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    cams = doc["performances"][0]["cameras"]
+    assert len(cams) == 6 and "ring:6" in doc["performances"][0]["notes"][0]
+    from renderme360.selection import _rig_geometry
+    from renderme360.synth import make_rig
+
+    rig = make_rig()
+    geo = _rig_geometry({c: rig[c]["RT"] for c in rig})
+    az = sorted(np.degrees(geo.azimuth[c]) % 360 for c in cams)
+    gaps = np.diff([*az, az[0] + 360])
+    assert gaps.min() > 40 and gaps.max() < 80  # evenly spread: ~60 degrees apart
+    assert (
+        run(
+            tmp_path / "d",
+            "-o",
+            out,
+            "--cameras",
+            "front:3",
+            "--modalities",
+            "images",
+            "--dry-run",
+            "--json",
+        )
+        == 0
+    )
+    front = json.loads(capsys.readouterr().out)["performances"][0]["cameras"]
+    assert "25" in front and all(18 <= int(c) <= 32 for c in front)

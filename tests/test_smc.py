@@ -1,0 +1,302 @@
+"""SMCReader: published-reader compatibility, extras, and error rules.
+
+Checked against files written directly with h5py (tests/smcfactory.py) and against ``synth``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from smcfactory import build_smc, full_pair, jpeg, png
+
+from renderme360 import SMCReader
+from renderme360.errors import InvalidIdError, Renderme360Error, SMCFormatError, UnsafeNameError
+from renderme360.synth import synthesize
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return full_pair(tmp_path)
+
+
+def test_root_attributes_decode_to_str(pair):
+    with SMCReader(pair["anno"]) as r:  # actor_id stored as bytes
+        assert r.actor_id == "0026" and isinstance(r.actor_id, str)
+        assert r.performance_part == "e0"
+        assert r.capture_date == "20230101"
+        info = r.get_actor_info()
+        assert info == {
+            "id": "0026",
+            "perf_id": "e0",
+            "age": 25,
+            "color": "yellow",
+            "gender": "female",
+            "height": 170.0,
+            "weight": 60.0,
+        }
+
+
+def test_camera_info(pair):
+    with SMCReader(pair["raw"]) as r:
+        assert r.get_Camera_info() == {"num_device": 60, "num_frame": 3, "resolution": [24, 32]}
+
+
+def test_calibration(pair):
+    with SMCReader(pair["anno"]) as r:
+        allc = r.get_Calibration_all()
+        assert sorted(allc) == ["25", "30", "40"]
+        for cam, ref in pair["cal"].items():
+            for k in ("K", "D", "RT"):
+                np.testing.assert_array_equal(allc[cam][k], ref[k])
+                np.testing.assert_array_equal(r.get_Calibration(int(cam))[k], ref[k])
+        with pytest.raises(KeyError) as ei:
+            r.get_Calibration(3)
+        assert "camera 03" in str(ei.value) and str(pair["anno"]) in str(ei.value)
+    with SMCReader(pair["raw"]) as r:
+        assert r.get_Calibration_all() is None and r.get_Calibration(25) is None
+
+
+def test_images_decode_equal_imdecode_and_bytes_are_stored_bytes(pair):
+    with SMCReader(pair["raw"]) as r:
+        assert r.list_cameras("color") == ["25", "30"]
+        assert r.list_frames(30, "color") == [0, 2]
+        for cam, frames in pair["color"].items():
+            for fr, data in frames.items():
+                assert r.get_img_bytes(cam, "color", fr) == data
+                expect = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                np.testing.assert_array_equal(r.get_img(cam, "color", fr), expect)
+                np.testing.assert_array_equal(r.get_img(int(cam), "color", str(fr)), expect)
+        stacked = r.get_img("25", "color")  # None = every frame, stacked
+        assert stacked.shape == (3, 24, 32, 3)
+        assert r.get_img("30", "color", [2, 0]).shape == (2, 24, 32, 3)
+        assert r.list_cameras("mask") == []
+
+
+def test_masks_grayscale_and_three_channel_max(pair):
+    with SMCReader(pair["anno"]) as r:
+        m0 = r.get_img("25", "mask", 0)
+        assert m0.shape == (24, 32) and m0.dtype == np.uint8
+        np.testing.assert_array_equal(
+            m0, cv2.imdecode(np.frombuffer(pair["mask"]["25"][0], np.uint8), cv2.IMREAD_GRAYSCALE)
+        )
+        m1 = r.get_img("25", "mask", 1)  # stored as 3 channels
+        colour = cv2.imdecode(np.frombuffer(pair["mask"]["25"][1], np.uint8), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(m1, colour.max(axis=2))
+        assert r.get_img_bytes("25", "mask", 1) == pair["mask"]["25"][1]
+
+
+def test_invalid_image_ids_raise_keyerror_naming_file(pair):
+    with SMCReader(pair["raw"]) as r:
+        for args in [
+            ("07", "color", 0),
+            ("25", "color", 9),
+            ("25", "depth", 0),
+            ("x", "color", 0),
+            ("25", "color", -1),
+            (25, "color", "1.5"),
+        ]:
+            with pytest.raises(KeyError):
+                r.get_img(*args)
+        with pytest.raises(InvalidIdError) as ei:
+            r.get_img_bytes("25", "color", 9)
+        assert str(pair["raw"]) in str(ei.value) and "frame 9" in str(ei.value)
+
+
+def test_audio(pair):
+    with SMCReader(pair["raw"]) as r:
+        a = r.get_audio()
+        np.testing.assert_array_equal(a["audio"], pair["audio"][0])
+        assert a["sample_rate"] == 48000
+        info = r.audio_info()
+        assert info["shape"] == [4800, 2] and info["seconds"] == pytest.approx(0.1)
+    with SMCReader(pair["anno"]) as r:
+        assert r.get_audio() is None and r.audio_info() is None
+
+
+def test_keypoints_none_rules(pair):
+    with SMCReader(pair["anno"]) as r:
+        np.testing.assert_array_equal(r.get_Keypoints2d(25, 0), pair["kp2d"]["25"][0])
+        assert r.get_Keypoints2d(25, 1) is None  # empty
+        assert r.get_Keypoints2d(30, 0) is None  # missing frame
+        assert r.get_Keypoints2d(19, 0) is None  # camera in range without data
+        assert r.get_Keypoints2d(40, 0) is None  # outside 18..32 even though stored
+        assert r.list_keypoints2d_cameras() == ["25", "30"]
+        assert r.list_keypoints2d_frames(25) == [0, 2]
+        np.testing.assert_array_equal(r.get_Keypoints3d(2), pair["kp3d"][2])
+        assert r.get_Keypoints3d(1) is None and r.get_Keypoints3d(5) is None
+        assert r.list_keypoints3d_frames() == [0, 2]
+        with pytest.raises(KeyError):
+            r.get_Keypoints3d(-3)
+    with SMCReader(pair["raw"]) as r:
+        assert r.get_Keypoints3d(0) is None and r.get_Keypoints2d(25, 0) is None
+
+
+def test_keypoints_stacked_dataset_form(tmp_path):
+    """Some copies store Keypoints2d/{cam} as one (frames, n, 2) dataset; accept it too."""
+    p = build_smc(tmp_path / "0026_e0_anno.smc")
+    arr = np.arange(3 * 106 * 2, dtype=float).reshape(3, 106, 2)
+    with h5py.File(p, "a") as f:
+        f.create_group("Keypoints2d").create_dataset("25", data=arr)
+    with SMCReader(p) as r:
+        np.testing.assert_array_equal(r.get_Keypoints2d(25, 1), arr[1])
+        assert r.get_Keypoints2d(25, 3) is None
+        assert r.list_keypoints2d_frames(25) == [0, 1, 2]
+
+
+def test_flame_uv_scan_scanmask(pair):
+    with SMCReader(pair["anno"]) as r:
+        fl = r.get_FLAME(1)
+        assert set(fl) == set(pair["flame"][1])
+        for k, v in pair["flame"][1].items():
+            np.testing.assert_array_equal(fl[k], v)
+        assert r.get_FLAME(7) is None
+        assert r.list_flame_frames() == [0, 1, 2]
+        assert r.flame_fields(0)["verts"] == ((5023, 3), "float32")
+        uv = r.get_uv(1)
+        np.testing.assert_array_equal(
+            uv, cv2.imdecode(np.frombuffer(pair["uv"][1], np.uint8), cv2.IMREAD_COLOR)
+        )
+        assert r.get_uv().shape == (2, 16, 16, 3)
+        assert r.get_uv_bytes(0) == pair["uv"][0]
+        mesh = r.get_scanmesh()
+        np.testing.assert_array_equal(mesh["vertex"], pair["verts"])
+        np.testing.assert_array_equal(mesh["vertex_indices"], pair["faces"])
+        assert r.get_scanmask_bytes(30) == pair["scanmask"]["30"]
+        assert r.get_scanmask(25).shape == (24, 32)
+        assert r.get_scanmask().shape == (2, 24, 32)
+        assert r.list_scanmask_cameras() == ["25", "30"]
+    with SMCReader(pair["raw"]) as r:
+        assert r.get_FLAME(0) is None and r.get_uv() is None
+        assert r.get_scanmesh() is None and r.get_scanmask() is None
+
+
+def test_write_ply_and_writemp3(pair, tmp_path):
+    from plyfile import PlyData
+
+    with SMCReader(pair["anno"]) as r:
+        r.write_ply(r.get_scanmesh(), tmp_path / "m.ply")
+    ply = PlyData.read(str(tmp_path / "m.ply"))
+    v = ply["vertex"]
+    np.testing.assert_array_equal(np.stack([v["x"], v["y"], v["z"]], 1), pair["verts"])
+    assert v["x"].dtype == np.float64
+    faces = np.stack(ply["face"]["vertex_indices"])
+    np.testing.assert_array_equal(faces, pair["faces"])
+    import soundfile as sf
+
+    with SMCReader(pair["raw"]) as r:
+        a = r.get_audio()
+        r.writemp3(tmp_path / "a.mp3", a["sample_rate"], a["audio"], normalized=True)
+    data, rate = sf.read(tmp_path / "a.mp3")
+    assert rate == 48000 and data.shape[1] == 2 and data.shape[0] >= 4800
+
+
+def test_blob_location_offsets_match_stored_bytes(pair):
+    with SMCReader(pair["raw"]) as r:
+        loc = r.blob_location("color", "25", 1)
+        assert loc.nbytes == len(pair["color"]["25"][1]) and loc.offset is not None
+        with open(pair["raw"], "rb") as f:
+            f.seek(loc.offset)
+            assert f.read(loc.nbytes) == pair["color"]["25"][1]
+        assert r.read_blob_head("color", "25", 1, 4) == pair["color"]["25"][1][:4]
+
+
+def test_chunked_compressed_blobs_have_no_offset(tmp_path):
+    pair = full_pair(tmp_path, chunked=True)
+    with SMCReader(pair["raw"]) as r:
+        loc = r.blob_location("color", "25", 0)
+        assert loc.offset is None and loc.nbytes == len(pair["color"]["25"][0])
+        assert r.get_img_bytes("25", "color", 0) == pair["color"]["25"][0]
+
+
+def test_not_hdf5_and_missing_attrs(tmp_path):
+    bad = tmp_path / "0026_e0_raw.smc"
+    bad.write_bytes(b"this is not hdf5" * 10)
+    with pytest.raises(SMCFormatError, match="not a readable HDF5"):
+        SMCReader(bad)
+    p = build_smc(tmp_path / "x" / "0026_e0_raw.smc", actor=None, performance=None)
+    with pytest.raises(SMCFormatError, match="actor_id, performance_part missing"):
+        SMCReader(p)
+    with pytest.raises(SMCFormatError, match="no such file"):
+        SMCReader(tmp_path / "missing.smc")
+
+
+def test_unsafe_keys_are_refused(tmp_path):
+    p = build_smc(tmp_path / "0026_e0_raw.smc", color={"25": {0: jpeg()}})
+    with h5py.File(p, "a") as f:
+        f["Camera/25/color"].create_dataset("..", data=np.frombuffer(jpeg(), np.uint8))
+        f["Camera"].create_group("../../x")
+    with SMCReader(p) as r, pytest.raises(UnsafeNameError, match="refusing"):
+        r.list_cameras()
+
+
+def test_wrong_shapes_are_format_errors(tmp_path):
+    p = build_smc(
+        tmp_path / "0026_e0_raw.smc", color={"25": {0: jpeg()}}, camera_attrs={"num_frame": 10**12}
+    )
+    with h5py.File(p, "a") as f:
+        f["Camera/25/color"].create_dataset("1", data=np.zeros((4, 4), np.uint8))
+        f["Camera/25/color"].create_dataset("2", data=np.frombuffer(b"not an image", np.uint8))
+    with SMCReader(p) as r:
+        with pytest.raises(SMCFormatError, match="1-D uint8"):
+            r.get_img_bytes(25, "color", 1)
+        with pytest.raises(SMCFormatError, match="not an encoded image"):
+            r.get_img(25, "color", 2)
+        with pytest.raises(SMCFormatError, match="num_frame"):
+            r.get_Camera_info()
+
+
+def test_close_releases_file(pair):
+    r = SMCReader(pair["raw"])
+    fd = r.raw_fd()
+    r.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    assert not r.smc.id.valid
+    r.close()  # idempotent
+
+
+def test_every_error_is_a_renderme360_error():
+    assert issubclass(InvalidIdError, KeyError) and issubclass(InvalidIdError, Renderme360Error)
+
+
+def test_reader_on_synth_files(tmp_path):
+    paths = synthesize(tmp_path, performances=["e0", "s1_all"], cameras=4, frames=3)
+    anno = next(p for p in paths if p.name == "0026_e0_anno.smc")
+    raw = next(p for p in paths if p.name == "0026_s1_all_raw.smc")
+    with SMCReader(anno) as r:
+        cams = r.list_cameras("mask")
+        assert len(cams) == 4 and "25" in cams
+        for cam in cams:
+            for fr in r.list_frames(cam, "mask"):
+                data = r.get_img_bytes(cam, "mask", fr)
+                assert data == bytes(r.smc[f"Camera/{cam}/mask/{fr}"][()])
+                assert r.get_img(cam, "mask", fr).ndim == 2
+        assert r.get_FLAME(0)["verts"].shape == (5023, 3)
+        assert r.get_Calibration_all().keys() == {f"{i:02d}" for i in range(60)}
+        kp_cams = r.list_keypoints2d_cameras()
+        assert kp_cams and all(18 <= int(c) <= 32 for c in kp_cams)
+    with SMCReader(raw) as r:
+        assert r.get_audio()["audio"].shape[1] == 2
+        for cam in r.list_cameras("color"):
+            img = r.get_img(cam, "color", 0)
+            expect = cv2.imdecode(np.frombuffer(r.get_img_bytes(cam, "color", 0), np.uint8), 1)
+            np.testing.assert_array_equal(img, expect)
+
+
+def test_import_is_light():
+    code = (
+        "import sys, renderme360, renderme360.cli; renderme360.cli.build_parser(); "
+        "bad = [m for m in ('cv2', 'matplotlib', 'distributed', 'dask') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "renderme360", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "extract" in out.stdout and "explore" in out.stdout
