@@ -13,7 +13,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-from smcfactory import build_smc, full_pair, jpeg, png
+from smcfactory import build_smc, full_pair, jpeg
 
 from renderme360 import SMCReader
 from renderme360.errors import InvalidIdError, Renderme360Error, SMCFormatError, UnsafeNameError

@@ -6,6 +6,7 @@ discover -> survey (inventory + plan) -> check space / confirm -> execute -> rec
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import Interrupted, Renderme360Error, UsageError
+from .errors import DiskFullError, Interrupted, Renderme360Error, UsageError
 
 PROG = "renderme360"
 CONFIRM_BYTES = 50 * 10**9
@@ -49,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Interrupted.exit_code
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the output filesystem failed us outside a writer (full, read-only)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            _error(f"disk full ({exc.filename or 'output'}); free space and re-run to resume")
+            return DiskFullError.exit_code
+        _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        return 1
 
 
 def _error(msg: str) -> None:

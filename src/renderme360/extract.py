@@ -378,10 +378,11 @@ def extract_batch(
             outcome = run_performance(s, req, executor, progress)
         except (DiskFullError, KeyboardInterrupt):
             if record_batch:
-                append_batch_row(
-                    Path(req.out_root),
-                    Outcome(s.perf.key, s.perf.actor, s.perf.performance, "interrupted").row(),
-                )
+                with contextlib.suppress(OSError):  # the disk may be why we stopped
+                    append_batch_row(
+                        Path(req.out_root),
+                        Outcome(s.perf.key, s.perf.actor, s.perf.performance, "interrupted").row(),
+                    )
             raise
         except Renderme360Error as exc:
             outcome = Outcome(

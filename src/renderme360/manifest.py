@@ -56,10 +56,10 @@ def load_records(out_dir: Path) -> dict[str, Record]:
     """Files known to be in place: the last manifest plus the journal of an unfinished run."""
     records: dict[str, Record] = {}
     manifest = read_manifest(out_dir)
+    fields = Record.__dataclass_fields__
     for item in manifest.get("files", []) if manifest else []:
-        if "key" in item:
-            with contextlib.suppress(TypeError):
-                records[item["key"]] = Record(**{f: item[f] for f in Record.__dataclass_fields__})
+        if all(f in item for f in fields):  # previews and reports are not task records
+            records[item["key"]] = Record(**{f: item[f] for f in fields})
     journal = out_dir / JOURNAL
     if journal.is_file():
         with open(journal, encoding="utf-8") as f:

@@ -7,8 +7,9 @@ libsndfile (through soundfile), so no ffmpeg is needed.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -50,20 +51,45 @@ def to_float(audio: np.ndarray) -> np.ndarray:
     return (audio.astype(np.float64) / (np.iinfo(audio.dtype).max + 1)).astype(np.float32)
 
 
-def write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    """Lossless WAV whose samples read back equal to ``audio``."""
-    import soundfile as sf
+def wav_header(frames: int, channels: int, rate: int, dtype: np.dtype) -> bytes:
+    """RIFF/WAVE header for ``frames`` x ``channels`` samples of ``dtype`` (PCM or IEEE float).
 
-    subtype = WAV_SUBTYPES.get(str(audio.dtype))
-    if subtype is None:
-        raise SMCFormatError(f"audio dtype {audio.dtype} has no lossless WAV form")
+    Written by hand rather than by libsndfile, whose float WAVs carry a PEAK chunk with a
+    timestamp: the same samples must give the same file, byte for byte.
+    """
+    if str(dtype) not in WAV_SUBTYPES:
+        raise SMCFormatError(f"audio dtype {dtype} has no lossless WAV form")
+    width = dtype.itemsize
+    data_bytes = frames * channels * width
+    if data_bytes > 0xFFFFFFFF - 80:
+        raise SMCFormatError(f"audio of {data_bytes} bytes is too large for WAV")
+    fmt_tag = 3 if dtype.kind == "f" else 1  # WAVE_FORMAT_IEEE_FLOAT / WAVE_FORMAT_PCM
+    fmt = struct.pack(
+        "<HHIIHH", fmt_tag, channels, rate, rate * channels * width, channels * width, width * 8
+    )
+    chunks = [b"fmt ", struct.pack("<I", len(fmt)), fmt]
+    if fmt_tag == 3:  # non-PCM formats carry a fact chunk with the frame count
+        chunks += [b"fact", struct.pack("<II", 4, frames)]
+    body = b"".join(chunks)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 4 + len(body) + 8 + data_bytes)
+        + b"WAVE"
+        + body
+        + (b"data" + struct.pack("<I", data_bytes))
+    )
+
+
+def write_wav_stream(out: BinaryIO, audio: np.ndarray, rate: int) -> None:
+    """Lossless WAV whose samples read back equal to ``audio`` (streamed in blocks)."""
     data = _frames_first(audio)
-    fmt = "RF64" if data.nbytes > 0xFFFF0000 else "WAV"
-    with sf.SoundFile(
-        path, "w", samplerate=rate, channels=data.shape[1], subtype=subtype, format=fmt
-    ) as f:
-        for start in range(0, len(data), BLOCK):
-            f.write(data[start : start + BLOCK])
+    out.write(wav_header(len(data), data.shape[1], rate, data.dtype))
+    for start in range(0, len(data), BLOCK):
+        out.write(
+            np.ascontiguousarray(data[start : start + BLOCK])
+            .astype(data.dtype.newbyteorder("<"))
+            .tobytes()
+        )
 
 
 def write_mp3(path: Path, audio: np.ndarray, rate: int, normalized: bool = True) -> None:
@@ -95,9 +121,9 @@ def _audio(ctx: WriteContext) -> tuple[np.ndarray, int]:
 def write_wav_task(ctx: WriteContext, task: Task) -> Written:
     """``audio/audio.wav``."""
     audio, rate = _audio(ctx)
-    with ctx.out.atomic_path(task.key, ctx.options.checksum) as p:
-        write_wav(p.tmp, audio, rate)
-    return p.written  # type: ignore[return-value]
+    with ctx.out.open_atomic(task.key, ctx.options.checksum) as f:
+        write_wav_stream(f, audio, rate)  # type: ignore[arg-type]
+    return f.written(task.key)
 
 
 def write_mp3_task(ctx: WriteContext, task: Task) -> Written:

@@ -1,0 +1,575 @@
+"""Previews under ``visualization/``, drawn from files already extracted into a performance folder.
+
+Four pictures, each written only when its inputs exist:
+
+``cameras_frame_NNNNNN.jpg``
+    contact sheet of every extracted camera at one frame (the smallest frame number among those
+    that the largest number of cameras have), downscaled tiles labelled ``cam XX``;
+``masks_overlay.jpg``
+    up to 8 cameras with image and mask of the same frame: mask tinted green, contour in yellow;
+``keypoints_overlay.jpg``
+    up to 8 cameras with 2D keypoints drawn on an image of a frame that has keypoints;
+``camera_rig.png``
+    top and front views of the camera centres and viewing directions from
+    ``calibration/all_cameras.npz``, labelled by camera id.
+
+Inputs are found by their relative paths in the layout of ``OUTPUT_LAYOUT.md`` under any source
+folder (``from_anno/``, ``from_raw/``, ``from_smc/`` or none); images and masks are paired by camera
+and frame, not by folder. OpenCV and matplotlib are imported only when a preview is drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import re
+import struct
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .fsutil import OutputDir, Written
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+VIS_DIR = "visualization"
+CONTACT_SHEET = VIS_DIR + "/cameras_frame_{frame:06d}.jpg"
+MASKS_OVERLAY = VIS_DIR + "/masks_overlay.jpg"
+KEYPOINTS_OVERLAY = VIS_DIR + "/keypoints_overlay.jpg"
+CAMERA_RIG = VIS_DIR + "/camera_rig.png"
+
+TILE_WIDTH = 320  # widest tile of the contact sheet, pixels
+OVERLAY_TILE_WIDTH = 480  # widest tile of the mask and keypoint overlays
+MAX_OVERLAY_CAMERAS = 8
+JPEG_QUALITY = 90
+REDUCE_FROM_WIDTH = 1000  # images at least this wide are decoded at 1/2, 1/4 or 1/8 scale
+MASK_ALPHA = 0.4
+
+_GAP = 4
+_TITLE_H = 30
+_BACKGROUND = (32, 32, 32)
+_OUTLINE_OFFSETS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+_MASK_TINT = (0, 255, 0)  # BGR green
+_CONTOUR = (0, 255, 255)  # BGR yellow
+_KEYPOINT = (0, 0, 255)  # BGR red
+
+_SRC = r"(?:(?P<src>from_anno|from_raw|from_smc)/)?"
+_FRAME_FILE_RE = re.compile(
+    _SRC + r"(?P<kind>images|masks)/cam_(?P<cam>[0-9]{2})/frame_(?P<frame>[0-9]{1,9})"
+    r"\.(?:jpe?g|png|bmp|tiff?|webp|jp2)$",
+    re.IGNORECASE,
+)
+_KEYPOINTS_RE = re.compile(_SRC + r"keypoints2d/cam_(?P<cam>[0-9]{2})\.npz$")
+_CALIBRATION_RE = re.compile(_SRC + r"calibration/all_cameras\.npz$")
+
+# Where one camera/frame appears under several source folders, the earlier folder wins:
+# images come from raw, annotations (masks, keypoints, calibration) from anno.
+_IMAGE_SOURCES = ("", "from_raw", "from_smc", "from_anno")
+_ANNO_SOURCES = ("", "from_anno", "from_smc", "from_raw")
+
+# What reading a damaged or unexpected file may raise (cv2.error is added at run time).
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    KeyError,
+    IndexError,
+    EOFError,
+    zipfile.BadZipFile,
+)
+
+
+@dataclass
+class _Inputs:
+    """Preview inputs found among the extracted files (relative paths)."""
+
+    images: dict[str, dict[int, str]] = field(default_factory=dict)  # cam -> frame -> path
+    masks: dict[str, dict[int, str]] = field(default_factory=dict)
+    keypoints: dict[str, str] = field(default_factory=dict)  # cam -> path
+    calibration: str | None = None
+
+
+@dataclass
+class _Tile:
+    """A decoded, downscaled image and the factors from full-image pixels to tile pixels."""
+
+    image: np.ndarray  # BGR uint8
+    sx: float
+    sy: float
+
+
+def make_previews(out: OutputDir, files: Sequence[str], max_cameras: int = 60) -> list[Written]:
+    """Write visualization/* previews from already-extracted files (relative paths in `files`);
+    return what was written. Each preview only when its inputs exist.
+
+    Unreadable images, masks or arrays are skipped with a warning; errors while writing (disk
+    full, unsafe paths) propagate. At most ``max_cameras`` images are read for the contact sheet
+    and at most 8 images (and 8 masks) for each overlay.
+    """
+    if max_cameras < 1:
+        raise ValueError(f"max_cameras must be at least 1, not {max_cameras}")
+    inputs = _find_inputs(files)
+    written: list[Written] = []
+    cache = _TileCache(out)
+
+    frame = _common_frame(inputs.images)
+    if frame is not None:
+        sheet = _contact_sheet(inputs, cache, frame, max_cameras)
+        if sheet is not None:
+            written.append(_write_jpeg(out, CONTACT_SHEET.format(frame=frame), sheet))
+        overlay = _masks_overlay(out, inputs, cache, frame)
+        if overlay is not None:
+            written.append(_write_jpeg(out, MASKS_OVERLAY, overlay))
+        overlay = _keypoints_overlay(out, inputs, cache, frame)
+        if overlay is not None:
+            written.append(_write_jpeg(out, KEYPOINTS_OVERLAY, overlay))
+
+    if inputs.calibration is not None:
+        png = _camera_rig(out, inputs.calibration, set(inputs.images))
+        if png is not None:
+            written.append(out.write_bytes(CAMERA_RIG, png))
+
+    if not written:
+        log.info("no previews: nothing extracted that a preview can show")
+    return written
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _find_inputs(files: Sequence[str]) -> _Inputs:
+    """Sort the extracted files into preview inputs, choosing one source folder per item."""
+    found = _Inputs()
+    rank: dict[tuple[str, str, int], int] = {}
+    for rel in files:
+        if m := _FRAME_FILE_RE.match(rel):
+            kind, cam, frame = m["kind"], m["cam"], int(m["frame"])
+            order = _IMAGE_SOURCES if kind == "images" else _ANNO_SOURCES
+            r = order.index(m["src"] or "")
+            key = (kind, cam, frame)
+            if key not in rank or r < rank[key]:
+                rank[key] = r
+                table = found.images if kind == "images" else found.masks
+                table.setdefault(cam, {})[frame] = rel
+        elif m := _KEYPOINTS_RE.match(rel):
+            r = _ANNO_SOURCES.index(m["src"] or "")
+            key = ("keypoints2d", m["cam"], 0)
+            if key not in rank or r < rank[key]:
+                rank[key] = r
+                found.keypoints[m["cam"]] = rel
+        elif m := _CALIBRATION_RE.match(rel):
+            r = _ANNO_SOURCES.index(m["src"] or "")
+            key = ("calibration", "", 0)
+            if key not in rank or r < rank[key]:
+                rank[key] = r
+                found.calibration = rel
+    return found
+
+
+def _common_frame(images: dict[str, dict[int, str]]) -> int | None:
+    """The smallest frame number among those that the largest number of cameras have."""
+    counts: dict[int, int] = {}
+    for frames in images.values():
+        for f in frames:
+            counts[f] = counts.get(f, 0) + 1
+    if not counts:
+        return None
+    return min(counts, key=lambda f: (-counts[f], f))
+
+
+def _spread(items: Sequence[str], k: int) -> list[str]:
+    """Up to ``k`` items evenly spaced over ``items`` (all of them when there are few)."""
+    n = len(items)
+    if n <= k:
+        return list(items)
+    if k == 1:
+        return [items[0]]
+    return [items[round(i * (n - 1) / (k - 1))] for i in range(k)]
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG or PNG header, without decoding; None if not found."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return int(w), int(h)
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header seen
+            return None
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > n:
+                return None
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return int(w), int(h)
+        i += 2 + length
+    return None
+
+
+def _reduce_factor(width: int, target: int) -> int:
+    """Decode scale divisor: 1 for small images, else the largest of 2, 4, 8 that still leaves
+    at least ``target`` pixels of width."""
+    if width < REDUCE_FROM_WIDTH:
+        return 1
+    for f in (8, 4, 2):
+        if width / f >= target:
+            return f
+    return 2
+
+
+def _decode(path: Path, grayscale: bool, target: int) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """Decode an image, reduced when it is wide and ``target`` pixels of width are enough;
+    return it and the full (width, height), or None (with a warning) if it cannot be read."""
+    import cv2
+
+    try:
+        data = path.read_bytes()
+        if not data:
+            raise ValueError("empty file")
+        size = _image_size(data)
+        factor = _reduce_factor(size[0], target) if size else 1
+        flags = {
+            (False, 1): cv2.IMREAD_COLOR,
+            (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
+            (False, 4): cv2.IMREAD_REDUCED_COLOR_4,
+            (False, 8): cv2.IMREAD_REDUCED_COLOR_8,
+            (True, 1): cv2.IMREAD_GRAYSCALE,
+            (True, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+            (True, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+            (True, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+        }[(grayscale, factor)]
+        # Pixel coordinates (keypoints) refer to the stored pixels: ignore any EXIF rotation.
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    except (*_READ_ERRORS, cv2.error) as exc:
+        log.warning("preview: skipping %s: %s", path, exc)
+        return None
+    if img is None or img.size == 0:
+        log.warning("preview: skipping %s: not a decodable image", path)
+        return None
+    if size is None:
+        size = (img.shape[1] * factor, img.shape[0] * factor)
+    return img, size
+
+
+class _TileCache:
+    """Decodes each image at most once per tile width and keeps its tile."""
+
+    def __init__(self, out: OutputDir) -> None:
+        self.out = out
+        self.tiles: dict[tuple[str, int], _Tile | None] = {}
+
+    def get(self, rel: str, width: int) -> _Tile | None:
+        """The tile of image ``rel`` at most ``width`` pixels wide, or None if unreadable."""
+        if (rel, width) not in self.tiles:
+            self.tiles[rel, width] = self._load(rel, width)
+        return self.tiles[rel, width]
+
+    def _load(self, rel: str, width: int) -> _Tile | None:
+        import cv2
+
+        decoded = _decode(self.out.root / rel, grayscale=False, target=width)
+        if decoded is None:
+            return None
+        img, (full_w, full_h) = decoded
+        h, w = img.shape[:2]
+        if w > width:
+            new_h = max(1, round(h * width / w))
+            img = cv2.resize(img, (width, new_h), interpolation=cv2.INTER_AREA)
+        h, w = img.shape[:2]
+        return _Tile(np.ascontiguousarray(img), w / full_w, h / full_h)
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _label(img: np.ndarray, text: str, origin: tuple[int, int] = (6, 20)) -> None:
+    """White text with a dark outline, readable on any background (draws in place)."""
+    import cv2
+
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.55
+    x, y = origin
+    # A thicker stroke would also widen the glyph advance; shifted copies keep the outline exact.
+    for dx, dy in _OUTLINE_OFFSETS:
+        cv2.putText(img, text, (x + dx, y + dy), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, text, origin, font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def _sheet(tiles: Sequence[np.ndarray], title: str) -> np.ndarray:
+    """Tiles in a grid of equal cells (row-major, about 4:3 overall) under a title bar."""
+    cell_w = max(t.shape[1] for t in tiles)
+    cell_h = max(t.shape[0] for t in tiles)
+    n = len(tiles)
+    cols = min(n, max(1, math.ceil(math.sqrt(n * cell_h / cell_w * 4 / 3))))
+    rows = math.ceil(n / cols)
+    width = max(cols * (cell_w + _GAP) + _GAP, 200)
+    height = _TITLE_H + rows * (cell_h + _GAP) + _GAP
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[:] = _BACKGROUND
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y = _TITLE_H + _GAP + r * (cell_h + _GAP)
+        x = _GAP + c * (cell_w + _GAP)
+        canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+    _label(canvas, title, (_GAP + 4, 21))
+    return canvas
+
+
+def _write_jpeg(out: OutputDir, rel: str, img: np.ndarray) -> Written:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError(f"could not encode {rel} as JPEG")
+    written = out.write_bytes(rel, buf.tobytes())
+    log.info("preview: wrote %s", rel)
+    return written
+
+
+# --------------------------------------------------------------------------- previews
+
+
+def _contact_sheet(
+    inputs: _Inputs, cache: _TileCache, frame: int, max_cameras: int
+) -> np.ndarray | None:
+    cams = sorted(c for c, frames in inputs.images.items() if frame in frames)
+    if len(cams) > max_cameras:
+        log.info("preview: contact sheet shows %d of %d cameras", max_cameras, len(cams))
+        cams = _spread(cams, max_cameras)
+    tiles = []
+    for cam in cams:
+        tile = cache.get(inputs.images[cam][frame], TILE_WIDTH)
+        if tile is not None:
+            img = tile.image.copy()
+            _label(img, f"cam {cam}")
+            tiles.append(img)
+    if not tiles:
+        return None
+    total = len(inputs.images)
+    return _sheet(tiles, f"frame {frame:06d}: {len(tiles)} of {total} cameras")
+
+
+def _masks_overlay(
+    out: OutputDir, inputs: _Inputs, cache: _TileCache, frame: int
+) -> np.ndarray | None:
+    import cv2
+
+    pairs: dict[int, list[str]] = {}
+    for cam in sorted(inputs.masks):
+        for f in set(inputs.masks[cam]) & set(inputs.images.get(cam, ())):
+            pairs.setdefault(f, []).append(cam)
+    if not pairs:
+        return None
+    if frame not in pairs:
+        frame = min(pairs, key=lambda f: (-len(pairs[f]), f))
+    tiles = []
+    for cam in _spread(pairs[frame], MAX_OVERLAY_CAMERAS):
+        tile = cache.get(inputs.images[cam][frame], OVERLAY_TILE_WIDTH)
+        if tile is None:
+            continue
+        decoded = _decode(out.root / inputs.masks[cam][frame], True, OVERLAY_TILE_WIDTH)
+        if decoded is None:
+            continue
+        mask_img = decoded[0]
+        h, w = tile.image.shape[:2]
+        if mask_img.shape[:2] != (h, w):
+            mask_img = cv2.resize(mask_img, (w, h), interpolation=cv2.INTER_AREA)
+        mask = mask_img > (0 if int(mask_img.max()) <= 1 else 127)
+        img = tile.image.copy()
+        tint = np.empty_like(img)
+        tint[:] = _MASK_TINT
+        blended = cv2.addWeighted(img, 1.0 - MASK_ALPHA, tint, MASK_ALPHA, 0.0)
+        img[mask] = blended[mask]
+        contours, _ = cv2.findContours(
+            mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        cv2.drawContours(img, contours, -1, _CONTOUR, 2, cv2.LINE_8)
+        _label(img, f"cam {cam}")
+        tiles.append(img)
+    if not tiles:
+        return None
+    return _sheet(tiles, f"masks (green, contour yellow) at frame {frame:06d}")
+
+
+def _read_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The named arrays of an npz file, or None (with a warning) if it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {name: np.asarray(z[name]) for name in names}
+    except _READ_ERRORS as exc:
+        log.warning("preview: skipping %s: %s", path, exc)
+        return None
+
+
+def _keypoints_overlay(
+    out: OutputDir, inputs: _Inputs, cache: _TileCache, frame: int
+) -> np.ndarray | None:
+    import cv2
+
+    chosen: dict[str, int] = {}  # camera -> frame to draw
+    for cam in sorted(set(inputs.keypoints) & set(inputs.images)):
+        arrays = _read_npz(out.root / inputs.keypoints[cam], ["frame_ids"])
+        if arrays is None:
+            continue
+        ids = {int(v) for v in arrays["frame_ids"].reshape(-1)}
+        usable = ids & set(inputs.images[cam])
+        if usable:
+            chosen[cam] = frame if frame in usable else min(usable)
+    tiles = []
+    count = 0
+    for cam in _spread(sorted(chosen), MAX_OVERLAY_CAMERAS):
+        f = chosen[cam]
+        rel = inputs.keypoints[cam]
+        arrays = _read_npz(out.root / rel, ["frame_ids", "keypoints"])
+        if arrays is None:
+            continue
+        ids, kps = arrays["frame_ids"].reshape(-1), arrays["keypoints"]
+        if kps.ndim != 3 or kps.shape[0] != ids.shape[0] or kps.shape[2] < 2:
+            log.warning("preview: skipping %s: keypoints of shape %s", rel, kps.shape)
+            continue
+        tile = cache.get(inputs.images[cam][f], OVERLAY_TILE_WIDTH)
+        if tile is None:
+            continue
+        pts = kps[int(np.flatnonzero(ids == f)[0]), :, :2].astype(np.float64)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        img = tile.image.copy()
+        for x, y in pts:
+            center = (round((x + 0.5) * tile.sx - 0.5), round((y + 0.5) * tile.sy - 0.5))
+            cv2.circle(img, center, 3, (0, 0, 0), -1, cv2.LINE_8)
+            cv2.circle(img, center, 2, _KEYPOINT, -1, cv2.LINE_8)
+        count = max(count, kps.shape[1])
+        _label(img, f"cam {cam} frame {f:06d}")
+        tiles.append(img)
+    if not tiles:
+        return None
+    return _sheet(tiles, f"2D keypoints ({count} per face)")
+
+
+def _camera_rig(out: OutputDir, rel: str, with_images: set[str]) -> bytes | None:
+    """PNG of camera centres and viewing directions (top and front view), or None."""
+    arrays = _read_npz(out.root / rel, ["camera_ids", "RT"])
+    if arrays is None:
+        return None
+    ids = [_camera_label(v) for v in arrays["camera_ids"].reshape(-1)]
+    rt = arrays["RT"]
+    if rt.ndim != 3 or rt.shape[1:] != (4, 4) or rt.shape[0] != len(ids) or not ids:
+        log.warning("preview: skipping %s: RT of shape %s for %d ids", rel, rt.shape, len(ids))
+        return None
+    rt = rt.astype(np.float64)
+    centers, dirs = rt[:, :3, 3], rt[:, :3, 2]
+    ok = np.isfinite(centers).all(axis=1) & np.isfinite(dirs).all(axis=1)
+    if not ok.any():
+        log.warning("preview: skipping %s: no camera with a finite pose", rel)
+        return None
+    ids = [c for c, good in zip(ids, ok, strict=True) if good]
+    centers, dirs = centers[ok], dirs[ok]
+    norms = np.linalg.norm(dirs, axis=1, keepdims=True)
+    dirs = np.divide(dirs, norms, out=np.zeros_like(dirs), where=norms > 0)
+    mid = centers.mean(axis=0)
+    spread = float(np.median(np.linalg.norm(centers - mid, axis=1)))
+    if not spread > 0:
+        spread = 1.0
+    has_img = np.array([c in with_images for c in ids])
+    return _render_rig(ids, centers, dirs, mid, spread, has_img, rel)
+
+
+def _camera_label(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    text = str(value)
+    return f"{int(text):02d}" if text.isdigit() and len(text) <= 2 else text
+
+
+def _render_rig(
+    ids: list[str],
+    centers: np.ndarray,
+    dirs: np.ndarray,
+    mid: np.ndarray,
+    spread: float,
+    has_img: np.ndarray,
+    source: str,
+) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 6.5), dpi=100)
+    FigureCanvasAgg(fig)
+    arrow = 0.3 * spread
+    # World up is -y. Seen from above, x to the right puts z up the page; seen from the front
+    # (from -z), x is to the right and -y is up.
+    views = [
+        ("top view (from above)", "x", "z", (0, 1.0), (2, 1.0)),
+        ("front view (from -z)", "x", "-y (up)", (0, 1.0), (1, -1.0)),
+    ]
+    for k, (name, xlabel, ylabel, (ia, sa), (ib, sb)) in enumerate(views):
+        ax = fig.add_subplot(1, 2, k + 1)
+        px, py = sa * centers[:, ia], sb * centers[:, ib]
+        dx, dy = sa * dirs[:, ia] * arrow, sb * dirs[:, ib] * arrow
+        for sel, colour, text, z in (
+            (~has_img, "tab:blue", "calibration only", 2),
+            (has_img, "tab:orange", "with extracted images", 4),
+        ):
+            if not sel.any():
+                continue
+            ax.scatter(px[sel], py[sel], s=22, c=colour, label=text, zorder=z + 1)
+            ax.quiver(
+                px[sel],
+                py[sel],
+                dx[sel],
+                dy[sel],
+                color=colour,
+                angles="xy",
+                scale_units="xy",
+                scale=1.0,
+                width=0.004,
+                zorder=z,
+            )
+        ox, oy = px - sa * mid[ia], py - sb * mid[ib]
+        r = np.hypot(ox, oy)
+        r[r == 0] = 1.0
+        off = 0.08 * spread
+        for cam, x, y, ux, uy in zip(ids, px, py, ox / r, oy / r, strict=True):
+            ax.annotate(
+                cam,
+                (x + ux * off, y + uy * off),
+                fontsize=7,
+                ha="center",
+                va="center",
+                annotation_clip=False,
+            )
+        ax.plot([sa * mid[ia]], [sb * mid[ib]], marker="+", color="0.4", ms=10, ls="none")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.margins(0.12)
+        ax.grid(True, lw=0.4, alpha=0.5)
+        if k == 0:
+            ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle(
+        f"Camera rig: {len(ids)} cameras, centres and viewing directions "
+        "(RT camera-to-world, OpenCV axes, world up = -y)"
+    )
+    fig.text(0.01, 0.01, f"source: {source}; + marks the mean of the centres", fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()

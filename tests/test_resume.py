@@ -1,0 +1,230 @@
+"""Crash safety: SIGKILL, Ctrl-C and a full disk part-way, then resume; re-runs change nothing."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from renderme360.cli import main
+from renderme360.synth import synthesize
+
+VOLATILE = {"manifest.json", ".extraction_complete", "extraction_info.txt", ".lock", "MANIFEST.csv"}
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file, without the files that hold timestamps."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name not in VOLATILE:
+            out[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def stats(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    synthesize(root, performances=["e0", "s1_all"], cameras=6, frames=8)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    """An uninterrupted extraction to compare against."""
+    out = tmp_path_factory.mktemp("ref")
+    assert main(["extract", str(data), "-o", str(out), "--workers", "1", "-q"]) == 0
+    return out
+
+
+ARGS = ["--workers", "1", "-q"]
+
+# Runs the CLI in a child process whose N-th file write is interrupted half-way through by a
+# real signal (SIGKILL: no cleanup code runs at all; SIGINT: Ctrl-C).
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    import renderme360.fsutil as fsutil
+    from renderme360.cli import main
+    n_at, sig = int(sys.argv[1]), getattr(signal, sys.argv[2])
+    real = fsutil._HashingFile.write
+    count = [0]
+    def write(self, data):
+        count[0] += 1
+        if count[0] == n_at:
+            real(self, data[: len(data) // 2])
+            self.raw.flush()
+            os.kill(os.getpid(), sig)
+        return real(self, data)
+    fsutil._HashingFile.write = write
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+def run_child(n_at: int, sig: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, str(n_at), sig, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_sigkill_then_resume_equals_uninterrupted(data, reference, tmp_path):
+    out = tmp_path / "out"
+    proc = run_child(40, "SIGKILL", "extract", str(data), "-o", str(out), *ARGS)
+    assert proc.returncode == -signal.SIGKILL
+    perf = out / "0026_e0"
+    assert not (perf / ".extraction_complete").exists()
+    leftovers = list((perf / ".tmp").glob("*.part"))
+    assert leftovers  # the killed write left its temporary file, never a partial final file
+    before = stats(out)
+    journal = (perf / ".journal.jsonl").read_text().splitlines()
+    assert journal
+    done = [json.loads(line)["path"] for line in journal]
+    assert main(["extract", str(data), "-o", str(out), *ARGS]) == 0
+    assert tree(out) == tree(reference)
+    after = stats(out)
+    for rel in done:  # finished files were not written again
+        assert after[f"0026_e0/{rel}"] == before[f"0026_e0/{rel}"]
+    assert not (perf / ".tmp").exists() and not (perf / ".journal.jsonl").exists()
+    assert (perf / ".extraction_complete").is_file()
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(data, reference, tmp_path):
+    out = tmp_path / "out"
+    proc = run_child(25, "SIGINT", "extract", str(data), "-o", str(out), *ARGS)
+    assert proc.returncode == 130
+    assert "interrupted" in proc.stderr and "resume" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    perf = out / "0026_e0"
+    assert not (perf / ".tmp").exists()  # the file in hand was discarded
+    assert not (perf / ".extraction_complete").exists()
+    assert main(["extract", str(data), "-o", str(out), *ARGS]) == 0
+    assert tree(out) == tree(reference)
+
+
+def test_rerun_of_complete_extraction_changes_nothing(data, reference, capsys):
+    before = stats(reference)
+    assert main(["extract", str(data), "-o", str(reference), "--workers", "1"]) == 0
+    assert "0 done, 2 skipped" in capsys.readouterr().out
+    after = stats(reference)
+    assert {k: v for k, v in after.items() if k != "MANIFEST.csv"} == {
+        k: v for k, v in before.items() if k != "MANIFEST.csv"
+    }
+    rows = (reference / "MANIFEST.csv").read_text().splitlines()
+    assert [r.split(",")[2] for r in rows[1:]] == ["done", "done", "skipped", "skipped"]
+
+
+def test_disk_full_then_resume(data, reference, tmp_path, monkeypatch, capsys):
+    import renderme360.fsutil as fsutil
+
+    real = fsutil._HashingFile.write
+    budget = {"left": 150_000}
+
+    def write(self, data):
+        budget["left"] -= len(data)
+        if budget["left"] < 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(fsutil._HashingFile, "write", write)
+    out = tmp_path / "out"
+    assert main(["extract", str(data), "-o", str(out), *ARGS]) == 3
+    err = capsys.readouterr().err
+    assert "disk full" in err and "re-run" in err and "Traceback" not in err
+    perf = out / "0026_e0"
+    assert not (perf / ".extraction_complete").exists() and not (perf / ".tmp").exists()
+    journal = {
+        json.loads(x)["path"]: json.loads(x)["bytes"]
+        for x in (perf / ".journal.jsonl").read_text().splitlines()
+    }
+    on_disk = {
+        p.relative_to(perf).as_posix(): p.stat().st_size
+        for p in perf.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+    assert on_disk == journal  # every final-named file is complete and recorded
+    monkeypatch.setattr(fsutil._HashingFile, "write", real)
+    assert main(["extract", str(data), "-o", str(out), *ARGS]) == 0
+    assert tree(out) == tree(reference)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="mounting a tmpfs needs root; "
+    "test_disk_full_then_resume covers the same path with a patched writer",
+)
+def test_disk_full_on_a_real_small_filesystem(data, reference, tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("this sandbox does not allow mounting")
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "renderme360",
+                "extract",
+                str(data),
+                "-o",
+                str(mnt / "out"),
+                *ARGS,
+                "--force",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 3 and "disk full" in proc.stderr
+        perf = mnt / "out" / "0026_e0"
+        assert not (perf / ".extraction_complete").exists()
+        subprocess.run(["mount", "-o", "remount,size=128m", str(mnt)], check=True)
+        assert main(["extract", str(data), "-o", str(mnt / "out"), *ARGS]) == 0
+        assert tree(mnt / "out") == tree(reference)
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_lock_refuses_second_process_and_wait_waits(data, tmp_path, capsys):
+    from renderme360.fsutil import OutputDir
+    from renderme360.manifest import performance_lock
+
+    out = tmp_path / "out"
+    with performance_lock(OutputDir(out / "0026_e0")):
+        rc = main(["extract", str(data), "-o", str(out), "--performance", "e0", *ARGS])
+        assert rc == 6
+        assert "another renderme360 process" in capsys.readouterr().out + capsys.readouterr().err
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "renderme360",
+                "extract",
+                str(data),
+                "-o",
+                str(out),
+                "--performance",
+                "e0",
+                *ARGS,
+                "--wait",
+            ]
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=1.5)  # still waiting for our lock
+    assert child.wait(timeout=60) == 0
+    assert (out / "0026_e0" / ".extraction_complete").is_file()
