@@ -356,3 +356,145 @@ def test_ring_and_front_camera_rules(tmp_path, capsys):
     )
     front = json.loads(capsys.readouterr().out)["performances"][0]["cameras"]
     assert "25" in front and all(18 <= int(c) <= 32 for c in front)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["contiguous-fast-path", "chunked-fallback"])
+@pytest.mark.parametrize("checksum", [True, False], ids=["sha256", "kernel-copy"])
+def test_copy_paths_are_byte_identical(tmp_path, chunked, checksum):
+    """Offsets + pread / copy_file_range for contiguous data; h5py reads for chunked+gzip."""
+    pair = full_pair(tmp_path / "data", chunked=chunked)
+    with SMCReader(pair["raw"]) as r:
+        assert (r.blob_location("color", 25, 0).offset is None) == chunked
+    out = tmp_path / "out"
+    extra = [] if checksum else ["--no-checksum"]
+    assert (
+        run(
+            tmp_path / "data",
+            "-o",
+            out,
+            "--modalities",
+            "images,masks,uv,scan_masks",
+            "--workers",
+            "1",
+            "-q",
+            "--no-preview",
+            *extra,
+        )
+        == 0
+    )
+    perf = out / "0026_e0"
+    for cam, frames in pair["color"].items():
+        for fr, data in frames.items():
+            assert (perf / f"from_raw/images/cam_{cam}/frame_{fr:06d}.jpg").read_bytes() == data
+    for cam, frames in pair["mask"].items():
+        for fr, data in frames.items():
+            assert (perf / f"from_anno/masks/cam_{cam}/frame_{fr:06d}.png").read_bytes() == data
+    for fr, data in pair["uv"].items():
+        assert (perf / f"from_anno/uv_textures/frame_{fr:06d}.jpg").read_bytes() == data
+    for cam, data in pair["scanmask"].items():
+        assert (perf / f"from_anno/scan_masks/cam_{cam}.png").read_bytes() == data
+    manifest = json.loads((perf / "manifest.json").read_text())
+    shas = {f["sha256"] for f in manifest["files"] if f.get("modality") == "images"}
+    assert (shas == {""}) == (not checksum)
+
+
+def test_reencode_mode_is_explicit_and_decodes_close(pair, tmp_path):
+    import cv2
+
+    out = tmp_path / "out"
+    assert (
+        run(
+            tmp_path / "data",
+            "-o",
+            out,
+            "--modalities",
+            "images,masks",
+            "--image-mode",
+            "reencode",
+            "--jpeg-quality",
+            "90",
+            "--workers",
+            "1",
+            "-q",
+            "--no-preview",
+        )
+        == 0
+    )
+    perf = out / "0026_e0"
+    img = perf / "from_raw/images/cam_25/frame_000000.jpg"
+    assert img.read_bytes() != pair["color"]["25"][0]
+    a = cv2.imread(str(img)).astype(int)
+    b = cv2.imdecode(np.frombuffer(pair["color"]["25"][0], np.uint8), 1).astype(int)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 20
+    mask = cv2.imread(str(perf / "from_anno/masks/cam_25/frame_000001.png"), cv2.IMREAD_UNCHANGED)
+    colour = cv2.imdecode(np.frombuffer(pair["mask"]["25"][1], np.uint8), 1)
+    np.testing.assert_array_equal(mask, colour.max(axis=2))  # lossless, 3-channel reduced
+
+
+def test_single_file_without_suffix_goes_to_from_smc(tmp_path):
+    from smcfactory import build_smc, jpeg
+
+    build_smc(
+        tmp_path / "data" / "0007_h0.smc",
+        actor="0007",
+        performance="h0",
+        color={"03": {0: jpeg(seed=3)}},
+    )
+    out = tmp_path / "out"
+    assert run(tmp_path / "data", "-o", out, "--workers", "1", "-q", "--no-preview") == 0
+    assert (out / "0007_h0/from_smc/images/cam_03/frame_000000.jpg").read_bytes() == jpeg(seed=3)
+
+
+def test_sample_mode_takes_a_few_cameras_and_frames(tmp_path, capsys):
+    synthesize(tmp_path / "d", performances=["e0"], cameras=12, frames=40)
+    assert run(tmp_path / "d", "-o", tmp_path / "o", "--sample", "--dry-run", "--json") == 0
+    p = json.loads(capsys.readouterr().out)["performances"][0]
+    assert len(p["cameras"]) == 4
+    assert p["files_by_modality"]["images"] == 4 * 3  # frames 0, 10, 20
+    assert p["files_by_modality"]["flame"] == 1
+
+
+def test_separate_alias_and_combine_alias(pair, tmp_path, capsys):
+    assert run(tmp_path / "data", "-o", tmp_path / "o", "--separate", "--dry-run", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["layout"] == "separate"
+    assert "from_raw/images/cam_25" in doc["performances"][0]["folders"]
+    assert run(tmp_path / "data", "-o", tmp_path / "o", "--combine", "--dry-run", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["layout"] == "combined" and "images/cam_25" in doc["performances"][0]["folders"]
+    assert not any(f.startswith("from_") for f in doc["performances"][0]["folders"])
+
+
+def test_explore_json_and_table(pair, tmp_path, capsys):
+    assert main(["explore", str(tmp_path / "data"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (perf,) = doc["performances"]
+    anno, raw = perf["files"]["anno"], perf["files"]["raw"]
+    assert anno["masks"] == {"25": 3, "30": 1} and anno["images"] == {}
+    assert raw["images"] == {"25": 3, "30": 2} and raw["audio"]["sample_rate"] == 48000
+    assert anno["keypoints2d"] == {"25": 2, "30": 1} and anno["keypoints3d"] == 2
+    assert anno["flame"] == 3 and anno["uv"] == 2 and anno["scan"]["vertices"] == 50
+    assert raw["bytes"]["color"] == sum(len(b) for f in pair["color"].values() for b in f.values())
+    assert perf["extract_bytes_by_modality"]["images"] == raw["bytes"]["color"]
+    assert main(["explore", str(pair["anno"])]) == 0  # a single file
+    table = capsys.readouterr().out
+    assert "0026_e0" in table and "a full extraction writes" in table
+
+
+def test_demo_runs_and_says_where_to_look(tmp_path, capsys):
+    assert main(["demo", str(tmp_path / "demo"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "extraction_info.txt" in out and "renderme360 verify" in out
+    for perf in ("0026_e0", "0026_s1_all", "0026_h1_2bk", "0041_s3_all"):
+        assert (tmp_path / "demo/extracted" / perf / ".extraction_complete").is_file()
+    assert (
+        main(
+            [
+                "verify",
+                str(tmp_path / "demo/extracted/0026_e0"),
+                "--source",
+                str(tmp_path / "demo/smc"),
+            ]
+        )
+        == 0
+    )

@@ -400,6 +400,7 @@ def _dry_run_doc(surveys: Sequence[Any], req: Any) -> dict[str, Any]:
                 "bytes_by_modality": plan.bytes_by("modality") if plan else {},
                 "files_by_modality": plan.files_by_modality() if plan else {},
                 "cameras": plan.cameras if plan else None,
+                "folders": sorted({t.key.rsplit("/", 1)[0] for t in plan.tasks}) if plan else [],
                 "notes": plan.notes if plan else [],
                 "warnings": plan.warnings if plan else [],
                 "out_dir": str(Path(req.out_root) / s.perf.key),
@@ -408,6 +409,7 @@ def _dry_run_doc(surveys: Sequence[Any], req: Any) -> dict[str, Any]:
     return {
         "dry_run": True,
         "output": str(req.out_root),
+        "layout": req.layout,
         "performances": perfs,
         "total_bytes": sum(p["remaining_bytes"] for p in perfs),
     }

@@ -67,6 +67,8 @@ def _check(doc: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
             doc[key] = ",".join(str(v) for v in doc[key])
         elif isinstance(doc.get(key), int):
             doc[key] = str(doc[key])
+    if str(doc.get("subjects", "")).strip().lower() == "all":
+        del doc["subjects"]
     if isinstance(doc.get("subjects"), str):
         doc["subjects"] = ",".join(
             s.strip().zfill(4) if s.strip().isdigit() else s.strip()

@@ -164,7 +164,7 @@ class DaskExecutor(_FutureExecutor):
                 "--scheduler needs dask.distributed: pip install 'renderme360[cluster]'"
             ) from None
         try:
-            self._client = Client(address, timeout="20s", set_as_default=False)
+            self._client = Client(address, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise UsageError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
         workers = self._client.scheduler_info().get("workers", {})
@@ -173,11 +173,31 @@ class DaskExecutor(_FutureExecutor):
     def _submit(self, unit: Unit, out_dir: str, options: Options) -> Any:
         return self._client.submit(run_unit, unit, out_dir, options, pure=False)
 
-    def _wait_some(self, futures: list[Any]) -> list[Any]:
-        from distributed import wait as dwait
+    def run(
+        self, units: list[Unit], out_dir: str, options: Options
+    ) -> Iterator[tuple[int, UnitResult]]:
+        from distributed import as_completed
 
-        done = dwait(futures, return_when="FIRST_COMPLETED").done
-        return list(done)
+        queue = iter(enumerate(units))
+        index: dict[str, int] = {}
+        running = as_completed()
+
+        def submit_next() -> None:
+            for i, unit in queue:
+                fut = self._submit(unit, out_dir, options)
+                index[fut.key] = i
+                running.add(fut)
+                return
+
+        for _ in range(self.window):
+            submit_next()
+        try:
+            for fut in running:
+                i = index.pop(fut.key)
+                yield i, fut.result()
+                submit_next()
+        finally:
+            running.clear()
 
     def close(self) -> None:
         self._client.close()
