@@ -71,16 +71,26 @@ CHILD = textwrap.dedent("""
             os.kill(os.getpid(), sig)
         return real(self, data)
     fsutil._HashingFile.write = write
+    if os.environ.get("TWICE"):  # a second Ctrl-C while the first one is being handled
+        clean = fsutil.OutputDir.clean_tmp
+        def clean_tmp(self):
+            if count[0] >= n_at:
+                os.kill(os.getpid(), signal.SIGINT)
+            return clean(self)
+        fsutil.OutputDir.clean_tmp = clean_tmp
     sys.exit(main(sys.argv[3:]))
 """)
 
 
-def run_child(n_at: int, sig: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_child(
+    n_at: int, sig: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", CHILD, str(n_at), sig, *args],
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -110,10 +120,20 @@ def test_ctrl_c_stops_cleanly_and_resumes(data, reference, tmp_path):
     proc = run_child(25, "SIGINT", "extract", str(data), "-o", str(out), *ARGS)
     assert proc.returncode == 130
     assert "interrupted" in proc.stderr and "resume" in proc.stderr
+    assert "stopped by Ctrl-C after writing" in proc.stderr
     assert "Traceback" not in proc.stderr
     perf = out / "0026_e0"
     assert not (perf / ".tmp").exists()  # the file in hand was discarded
     assert not (perf / ".extraction_complete").exists()
+    assert main(["extract", str(data), "-o", str(out), *ARGS]) == 0
+    assert tree(out) == tree(reference)
+
+
+def test_second_ctrl_c_exits_at_once_and_resume_still_works(data, reference, tmp_path):
+    out = tmp_path / "out"
+    proc = run_child(25, "SIGINT", "extract", str(data), "-o", str(out), *ARGS, env={"TWICE": "1"})
+    assert proc.returncode == 130 and "interrupted twice" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert main(["extract", str(data), "-o", str(out), *ARGS]) == 0
     assert tree(out) == tree(reference)
 

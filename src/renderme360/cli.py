@@ -304,6 +304,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from .execute import make_executor
     from .extract import Request, check_space, extract_batch, survey_all
     from .plan import Options
+    from .manifest import human_bytes
     from .render import CliProgress, plan_table, summary_table
     from .selection import Selection, parse_cameras, parse_frames, parse_modalities
 
@@ -351,9 +352,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
         progress = CliProgress(
             enabled=not quiet, total_bytes=need, total_files=sum(s.remaining_files for s in surveys)
         )
+        _second_interrupt_exits()
         try:
             with progress:
                 outcomes = extract_batch(perfs, req, executor, progress, surveys=surveys)
+        except KeyboardInterrupt:
+            _error(
+                f"stopped by Ctrl-C after writing {progress.files:,} files "
+                f"({human_bytes(progress.bytes)}) in this run"
+            )
+            raise
         finally:
             executor.close()
         all_outcomes.extend(outcomes)
@@ -367,6 +375,25 @@ def cmd_extract(args: argparse.Namespace) -> int:
         summary_table(all_outcomes, quiet=args.quiet)
     failed = [o for o in all_outcomes if o.status == "failed"]
     return 6 if failed else 0
+
+
+def _second_interrupt_exits() -> None:
+    """First Ctrl-C: stop cleanly (KeyboardInterrupt); second: exit at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    count = [0]
+
+    def handler(signum: int, frame: Any) -> None:
+        count[0] += 1
+        if count[0] == 1:
+            raise KeyboardInterrupt
+        _error("interrupted twice: exiting now; re-run the same command to resume")
+        os._exit(Interrupted.exit_code)
+
+    signal.signal(signal.SIGINT, handler)
 
 
 def _confirm(need: int) -> None:

@@ -163,6 +163,8 @@ class CliProgress(ProgressBase):
 
     def __init__(self, enabled: bool, total_bytes: int, total_files: int) -> None:
         self.enabled = enabled
+        self.files = 0
+        self.bytes = 0
         self.tty = enabled and sys.stderr.isatty()
         self._last = 0.0
         self._bar: Progress | None = None
@@ -199,6 +201,8 @@ class CliProgress(ProgressBase):
             err.print(f"{key}: writing {files:,} files ({human_bytes(nbytes)})", highlight=False)
 
     def advance(self, files: int, nbytes: int) -> None:
+        self.files += files
+        self.bytes += nbytes
         if self._bar:
             self._bar.advance(self._all, nbytes)
             if self._cur is not None:
