@@ -55,3 +55,17 @@ def test_unreachable_scheduler_is_a_clear_error(data, tmp_path, capsys):
     rc = main(["extract", str(data), "-o", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9", "-q"])
     assert rc == 2
     assert "cannot reach the dask scheduler" in capsys.readouterr().err
+
+
+def test_large_batches_replan_just_in_time(data, serial, tmp_path, monkeypatch):
+    """Above a task budget plans are dropped after the survey: same output, bounded memory."""
+    import renderme360.cli as cli
+    import renderme360.extract as ex
+
+    monkeypatch.setattr(cli, "KEEP_PLANNED_TASKS", 10)
+    planned = []
+    real = ex.plan_performance
+    monkeypatch.setattr(ex, "plan_performance", lambda *a, **k: planned.append(1) or real(*a, **k))
+    assert main(["extract", str(data), "-o", str(tmp_path), "--workers", "1", "-q"]) == 0
+    assert len(planned) == 6  # 3 performances, each planned for the survey and again to run
+    assert tree(tmp_path) == serial

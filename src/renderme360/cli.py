@@ -20,6 +20,7 @@ from .errors import DiskFullError, Interrupted, Renderme360Error, UsageError
 
 PROG = "renderme360"
 CONFIRM_BYTES = 50 * 10**9
+KEEP_PLANNED_TASKS = 200_000  # above this, plans are dropped after the survey and redone
 EPILOG_EXTRACT = """\
 examples:
   renderme360 extract DATA --subject 0026 --performance e0 -o OUT
@@ -348,6 +349,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
             plan_table(surveys, req, quiet=args.quiet, free=free)
         if need > CONFIRM_BYTES and not args.yes:
             _confirm(need)
+        if sum(len(s.plan.tasks) for s in surveys if s.plan) > KEEP_PLANNED_TASKS:
+            for s in surveys:
+                s.compact()  # bound memory: re-plan each performance just before it runs
         executor = make_executor(m.get("workers"), args.scheduler)
         progress = CliProgress(
             enabled=not quiet, total_bytes=need, total_files=sum(s.remaining_files for s in surveys)

@@ -65,17 +65,28 @@ class Survey:
     fingerprint: str
     plan: Plan | None = None
     remaining: list[Unit] = field(default_factory=list)
-    records: dict[str, Record] = field(default_factory=dict)
     complete: bool = False
     error: str | None = None
+    compacted: tuple[int, int] | None = None  # (bytes, files) left, once the plan is dropped
 
     @property
     def remaining_bytes(self) -> int:
+        if self.compacted:
+            return self.compacted[0]
         return sum(u.nbytes for u in self.remaining)
 
     @property
     def remaining_files(self) -> int:
+        if self.compacted:
+            return self.compacted[1]
         return sum(len(u.tasks) for u in self.remaining)
+
+    def compact(self) -> None:
+        """Drop the plan, keeping its totals, so a large batch holds one plan at a time;
+        ``extract_batch`` plans the performance again just before running it."""
+        if self.plan is not None:
+            self.compacted = (self.remaining_bytes, self.remaining_files)
+            self.plan, self.remaining = None, []
 
 
 @dataclass
@@ -140,8 +151,8 @@ def survey(perf: Performance, req: Request) -> Survey:
     s.plan = plan_performance(
         perf, inventories, req.out_root, req.selection, req.layout, req.options
     )
-    s.records = _valid_records(out_dir, load_records(out_dir)) if out_dir.is_dir() else {}
-    s.remaining = _left_to_do(s.plan, s.records)
+    records = _valid_records(out_dir, load_records(out_dir)) if out_dir.is_dir() else {}
+    s.remaining = _left_to_do(s.plan, records)
     return s
 
 
@@ -375,6 +386,8 @@ def extract_batch(
     todo = list(surveys) if surveys is not None else [survey(p, req) for p in performances]
     for s in todo:
         try:
+            if s.compacted:
+                s = survey(s.perf, req)  # noqa: PLW2901 (re-planned just in time)
             outcome = run_performance(s, req, executor, progress)
         except (DiskFullError, KeyboardInterrupt):
             if record_batch:
