@@ -304,8 +304,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from .discover import discover
     from .execute import make_executor
     from .extract import Request, check_space, extract_batch, survey_all
-    from .plan import Options
     from .manifest import human_bytes
+    from .plan import Options
     from .render import CliProgress, plan_table, summary_table
     from .selection import Selection, parse_cameras, parse_frames, parse_modalities
 

@@ -387,7 +387,7 @@ def extract_batch(
     for s in todo:
         try:
             if s.compacted:
-                s = survey(s.perf, req)  # noqa: PLW2901 (re-planned just in time)
+                s = survey(s.perf, req)
             outcome = run_performance(s, req, executor, progress)
         except (DiskFullError, KeyboardInterrupt):
             if record_batch:
