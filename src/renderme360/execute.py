@@ -163,6 +163,7 @@ class DaskExecutor(_FutureExecutor):
             raise UsageError(
                 "--scheduler needs dask.distributed: pip install 'renderme360[cluster]'"
             ) from None
+        _check_reachable(address)
         try:
             self._client = Client(address, timeout="10s")
         except (OSError, TimeoutError) as exc:
@@ -201,6 +202,20 @@ class DaskExecutor(_FutureExecutor):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast, with a clear message, when nothing listens at a tcp:// scheduler address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+        return  # other transports (tls://, inproc://) are left to dask
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None) -> Executor:
