@@ -258,9 +258,10 @@ def test_large_extraction_needs_yes_without_terminal(pair, tmp_path, monkeypatch
     import renderme360.cli as cli
 
     monkeypatch.setattr(cli, "CONFIRM_BYTES", 10)
-    monkeypatch.setattr("sys.stdin", open(os.devnull))
     out = tmp_path / "out"
-    assert run(tmp_path / "data", "-o", out, "-q") == 2
+    with open(os.devnull) as null:
+        monkeypatch.setattr("sys.stdin", null)
+        assert run(tmp_path / "data", "-o", out, "-q") == 2
     assert "--yes" in capsys.readouterr().err
     assert not (out / "0026_e0").exists()
     assert run(tmp_path / "data", "-o", out, "-q", "--yes", "--workers", "1", "--no-preview") == 0

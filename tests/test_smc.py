@@ -214,6 +214,39 @@ def test_chunked_compressed_blobs_have_no_offset(tmp_path):
         assert r.get_img_bytes("25", "color", 0) == pair["color"]["25"][0]
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_bulk_blob_locations_equal_one_by_one(tmp_path, chunked):
+    """The low-level bulk listing answers exactly what the checked per-blob path answers."""
+    pair = full_pair(tmp_path, chunked=chunked)
+    seen = 0
+    for role in ("raw", "anno"):
+        with SMCReader(pair[role]) as r:
+            for kind in ("color", "mask"):
+                for cam in r.list_cameras(kind):
+                    bulk = r.blob_locations(cam, kind)
+                    assert list(bulk) == r.list_frames(cam, kind)
+                    assert bulk == {f: r.blob_location(kind, cam, f) for f in bulk}
+                    assert all((loc.offset is None) == chunked for loc in bulk.values())
+                    seen += len(bulk)
+    assert seen == sum(len(v) for v in pair["color"].values()) + sum(
+        len(v) for v in pair["mask"].values()
+    )
+
+
+def test_bulk_blob_locations_refuse_what_the_checked_path_refuses(tmp_path):
+    path = build_smc(tmp_path / "0026_e0.smc", color={"25": {0: jpeg(seed=1)}})
+    with h5py.File(path, "r+") as f:
+        f["Camera/25/color"].create_dataset("1", data=np.zeros((4, 4), np.uint8))
+        f["Camera/25/color"].create_dataset("2", data=np.zeros(8, np.float32))
+    with SMCReader(path) as r, pytest.raises(SMCFormatError, match="should be 1-D uint8"):
+        r.blob_locations(25, "color")
+    with h5py.File(path, "r+") as f:
+        del f["Camera/25/color/1"], f["Camera/25/color/2"]
+        f["Camera/25/color"].create_group("1x")
+    with SMCReader(path) as r, pytest.raises(UnsafeNameError, match="refusing frame key"):
+        r.blob_locations(25, "color")
+
+
 def test_not_hdf5_and_missing_attrs(tmp_path):
     bad = tmp_path / "0026_e0_raw.smc"
     bad.write_bytes(b"this is not hdf5" * 10)

@@ -67,6 +67,7 @@ class Survey:
     remaining: list[Unit] = field(default_factory=list)
     complete: bool = False
     error: str | None = None
+    unreadable: list[str] = field(default_factory=list)  # files of this performance that failed
     compacted: tuple[int, int] | None = None  # (bytes, files) left, once the plan is dropped
 
     @property
@@ -135,7 +136,10 @@ class Progress:
 
 def survey(perf: Performance, req: Request) -> Survey:
     """Plan one performance and subtract what a previous run already wrote."""
-    sources = {role: SourceId.of(p) for role, p in perf.files.items()}
+    try:
+        sources = {role: SourceId.of(p) for role, p in perf.files.items()}
+    except OSError as exc:  # vanished, a dangling symlink, no permission
+        return Survey(perf, "", error=f"{exc.filename}: cannot read ({exc.strerror or exc})")
     fp = request_fingerprint(req.selection, req.layout, req.options, sources)
     out_dir = Path(req.out_root) / perf.key
     s = Survey(perf, fp)
@@ -148,6 +152,8 @@ def survey(perf: Performance, req: Request) -> Survey:
     if not readable:
         s.error = "; ".join(inv.error or "" for inv in inventories.values())
         return s
+    # What the readable files hold is still extracted, but the performance cannot be complete.
+    s.unreadable = [inv.error or inv.source.path for inv in inventories.values() if not inv.ok]
     s.plan = plan_performance(
         perf, inventories, req.out_root, req.selection, req.layout, req.options
     )
@@ -233,9 +239,11 @@ def run_performance(
         exec_seconds = time.monotonic() - start
         plan_keys = {t.key for t in plan.tasks}
         missing = [k for k in plan_keys if k not in records]
-        if failures or missing:
+        if failures or missing or s.unreadable:
             outcome.status = "failed"
-            shown = failures[:3] or [f"{len(missing)} planned files missing"]
+            shown = s.unreadable + (
+                failures[:3] or ([f"{len(missing)} planned files missing"] if missing else [])
+            )
             outcome.error = "; ".join(shown) + (
                 f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
             )

@@ -106,14 +106,40 @@ class FileInventory:
 
 def probe(path: str | os.PathLike[str], role: str) -> FileInventory:
     """Open one SMC file and record everything it holds; a read error is recorded, not raised."""
-    inv = FileInventory(role=role, source=SourceId.of(path))
+    try:
+        source = SourceId.of(path)
+    except OSError as exc:  # vanished, dangling symlink, no permission
+        source = SourceId(str(Path(path).absolute()), 0, 0)
+        inv = FileInventory(role=role, source=source)
+        inv.error = f"{path}: cannot read ({exc.strerror or exc})"
+        log.warning("%s", inv.error)
+        return inv
+    inv = FileInventory(role=role, source=source)
     try:
         with SMCReader(path) as reader:
             _probe_into(reader, inv)
     except Renderme360Error as exc:
         inv.error = str(exc)
         log.warning("%s", exc)
+    except Exception as exc:  # a hostile file reached a failure mode nobody anticipated
+        inv.error = f"{path}: cannot read ({type(exc).__name__}: {_one_line(exc)})"
+        log.warning("%s", inv.error)
+        log.debug("unexpected error while probing %s", path, exc_info=True)
+    if inv.error is not None:  # nothing half-probed may reach the planner
+        _clear(inv)
     return inv
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _clear(inv: FileInventory) -> None:
+    """Forget what was probed before a failure: an unreadable file contributes nothing."""
+    fresh = FileInventory(role=inv.role, source=inv.source, error=inv.error)
+    for name in inv.__dataclass_fields__:
+        setattr(inv, name, getattr(fresh, name))
 
 
 def _probe_into(r: SMCReader, inv: FileInventory) -> None:
@@ -126,10 +152,10 @@ def _probe_into(r: SMCReader, inv: FileInventory) -> None:
     inv.camera_info = r.get_Camera_info()
     for kind, target in (("color", inv.images), ("mask", inv.masks)):
         for cam in r.list_cameras(kind):
-            frames = r.list_frames(cam, kind)
+            locations = r.blob_locations(cam, kind)
+            frames = list(locations)
             target[cam] = frames
-            for frame in frames:
-                inv.blobs[(kind, cam, frame)] = r.blob_location(kind, cam, frame)
+            inv.blobs.update(((kind, cam, f), loc) for f, loc in locations.items())
             if frames:
                 inv.extensions[(kind, cam)] = _stream_extension(r, kind, cam, frames[0])
     inv.calibration = r.list_calibration_cameras()

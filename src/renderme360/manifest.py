@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import LockedError, SMCFormatError
+from .errors import LockedError, SMCFormatError, UnsafeNameError
 from .fsutil import OutputDir, Written
 from .layout import (
     BATCH_MANIFEST,
@@ -61,7 +61,7 @@ def load_records(out_dir: Path) -> dict[str, Record]:
         if all(f in item for f in fields):  # previews and reports are not task records
             records[item["key"]] = Record(**{f: item[f] for f in fields})
     journal = out_dir / JOURNAL
-    if journal.is_file():
+    if journal.is_file() and not journal.is_symlink():  # a planted link is not our journal
         with open(journal, encoding="utf-8") as f:
             for line in f:
                 try:
@@ -77,7 +77,11 @@ class Journal:
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / JOURNAL
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+        if self.path.is_symlink():  # never append through a link planted in the output folder
+            self.path.unlink()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self.path, flags, 0o644)
+        self._f = os.fdopen(fd, "a", encoding="utf-8")  # kept open for the run
 
     def add(self, records: Iterable[Record]) -> None:
         self._f.write("".join(json.dumps(asdict(r)) + "\n" for r in records))
@@ -124,7 +128,12 @@ def performance_lock(out: OutputDir, wait: bool = False) -> Iterator[None]:
 
     out.ensure_root()
     path = out.root / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UnsafeNameError(f"refusing to lock {path}: it is a symlink") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

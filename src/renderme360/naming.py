@@ -41,7 +41,7 @@ class SMCName:
 
 def parse_smc_name(filename: str) -> SMCName | None:
     """Parse an SMC file name; return None when it does not follow the grammar."""
-    m = SMC_NAME_RE.match(filename)
+    m = SMC_NAME_RE.fullmatch(filename)
     if not m:
         return None
     return SMCName(m["actor"], m["perf"], m["role"] or "smc")
@@ -54,22 +54,22 @@ def performance_kind(performance: str) -> str:
 
 def validate_actor(value: str, source: str = "") -> str:
     """Return ``value`` if it is a 4-digit actor id, else raise UnsafeNameError."""
-    return _check(ACTOR_RE, value, "actor id (4 digits)", source)
+    return _check(ACTOR_RE, value, "actor id", "4 digits like 0026", source)
 
 
 def validate_performance(value: str, source: str = "") -> str:
     """Return ``value`` if it is a performance name like ``e0``, ``s1_all``, ``h1_2bk``."""
-    return _check(PERFORMANCE_RE, value, "performance name (like e0, s1_all, h1_2bk)", source)
+    return _check(PERFORMANCE_RE, value, "performance name", "like e0, s1_all, h1_2bk", source)
 
 
 def validate_camera(value: str, source: str = "") -> str:
     """Return ``value`` if it is a 2-digit camera id ``00``..``99``."""
-    return _check(CAMERA_RE, value, "camera id (2 digits)", source)
+    return _check(CAMERA_RE, value, "camera id", "2 digits", source)
 
 
 def validate_frame(value: str, source: str = "") -> int:
     """Return the frame index of a decimal frame key (``0``, ``17``; no sign, no padding)."""
-    _check(FRAME_RE, value, "frame id (decimal)", source)
+    _check(FRAME_RE, value, "frame id", "decimal, no sign or padding", source)
     return int(value)
 
 
@@ -85,8 +85,15 @@ def camera_key(cam: int | str) -> str:
     raise InvalidIdError(f"invalid camera id {cam!r}: expected 0..99")
 
 
-def _check(pattern: re.Pattern[str], value: object, what: str, source: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        where = f" in {source}" if source else ""
-        raise UnsafeNameError(f"refusing {what} {value!r}{where}: not of the documented form")
+def _check(pattern: re.Pattern[str], value: object, what: str, form: str, source: str) -> str:
+    """``value`` if it is a ``str`` matching ``pattern`` in full, else UnsafeNameError.
+
+    The message starts with the file it came from, so a batch report names the culprit.
+    """
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        where = f"{source}: " if source else ""
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise UnsafeNameError(
+            f"{where}refusing {what} {shown}: not of the documented form ({form})"
+        )
     return value

@@ -35,6 +35,7 @@ from .layout import (
     uv_path,
 )
 from .selection import Selection, resolve_cameras
+from .writers.audio import mp3_problem
 from .writers.metadata import info_json, info_text
 
 UNIT_MAX_TASKS = 64
@@ -353,13 +354,17 @@ def _plan_file(
             samples = shape[0] * (shape[1] if len(shape) > 1 else 1)
             width = max(int(np.dtype(inv.audio["dtype"]).itemsize), 2)
             add(FIXED_PATHS["audio_wav"], m, "audio_wav", 80 + samples * width, False)
-            add(
-                FIXED_PATHS["audio_mp3"],
-                m,
-                "audio_mp3",
-                2000 + int(inv.audio["seconds"] * 24_000),
-                False,
-            )
+            problem = mp3_problem(shape, inv.audio["sample_rate"])
+            if problem:  # the WAV and npz still hold every sample
+                plan.warnings.append(f"{inv.source.path}: audio.mp3 not written: {problem}")
+            else:
+                add(
+                    FIXED_PATHS["audio_mp3"],
+                    m,
+                    "audio_mp3",
+                    2000 + int(inv.audio["seconds"] * 24_000),
+                    False,
+                )
             add(FIXED_PATHS["audio_npz"], m, "audio_npz", 400 + n, False)
         elif m == "keypoints2d":
             for c in cams(sorted(inv.keypoints2d)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ MAX_BLOB_BYTES = 1 << 30  # one encoded image
 MAX_ARRAY_BYTES = 1 << 30  # one numeric dataset (a scan mesh is ~3 MB, FLAME albedo ~0.8 MB)
 MAX_FRAMES = 10_000_000
 MAX_RESOLUTION = 100_000
+# An unfiltered dataset larger than this must have its declared bytes stored in the file: HDF5
+# would otherwise hand back fill values for storage that was never written (a few-KB file can
+# declare gigabytes), which is never real SMC data.
+SPARSE_OK_BYTES = 1 << 20
 
 T = TypeVar("T")
 
@@ -56,7 +61,15 @@ def _guard(method: Callable[..., T]) -> Callable[..., T]:
             return method(self, *args, **kwargs)
         except Renderme360Error:
             raise
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            TypeError,
+            RuntimeError,
+            IndexError,
+            OverflowError,
+        ) as exc:
             raise SMCFormatError(
                 f"{self.path}: cannot read ({method.__name__}): {_one_line(exc)}"
             ) from exc
@@ -65,8 +78,27 @@ def _guard(method: Callable[..., T]) -> Callable[..., T]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    raw = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # no quotes
+    text = str(raw).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _open_failure(exc: BaseException) -> str:
+    """Why HDF5 could not open a file, in words a user can act on."""
+    text = _one_line(exc)
+    m = _TRUNCATED_RE.search(text)
+    if m:
+        have, want = int(m["eof"]), int(m["stored"])
+        return (
+            f"file is truncated: {have:,} of {want:,} bytes present; "
+            "the download is probably incomplete"
+        )
+    if "file signature not found" in text:
+        return "no HDF5 signature: not an HDF5 file, or its first bytes are damaged"
+    return text
+
+
+_TRUNCATED_RE = re.compile(r"truncated file: eof = (?P<eof>\d+).*stored_eof = (?P<stored>\d+)")
 
 
 def _to_str(value: Any) -> str:
@@ -77,20 +109,37 @@ def _to_str(value: Any) -> str:
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, np.generic):
         value = value.item()
-    return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    # h5py hands undecodable bytes back as lone surrogates, which no UTF-8 writer accepts
+    text = str(value)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _to_py(value: Any) -> Any:
-    """Attribute -> plain Python (str for text, int/float for scalars, list for arrays)."""
-    if isinstance(value, (bytes, np.bytes_, str)):
-        return _to_str(value)
+    """Attribute -> plain, JSON-safe Python (str for text, int/float for scalars, lists).
+
+    Whatever a hostile file stores (references, compound values, NaN) comes back as something
+    ``json.dumps`` accepts without a ``default``: unknown objects and non-finite floats as text.
+    """
     if isinstance(value, np.ndarray):
         if value.shape == ():
             return _to_py(value[()])
         return [_to_py(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    if isinstance(value, np.generic) and not isinstance(value, (np.bytes_, np.str_)):
+        value = value.item()
+    if isinstance(value, (bytes, np.bytes_, str)):
+        return _to_str(value)
+    if isinstance(value, (list, tuple)):
+        return [_to_py(v) for v in value]
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    return str(value)
 
 
 def _frame_arg(frame: int | str | np.integer) -> str:
@@ -126,19 +175,22 @@ class SMCReader:
         self.path = Path(file_path)
         self._fd: int | None = None
         self.smc: h5py.File | None = None
-        if not self.path.is_file():
-            raise SMCFormatError(f"{self.path}: no such file")
+        if not self.path.is_file():  # a FIFO or device would block or stream forever
+            what = "not a regular file" if self.path.exists() else "no such file"
+            raise SMCFormatError(f"{self.path}: {what}")
         try:
             self.smc = h5py.File(self.path, "r", locking=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise SMCFormatError(
-                f"{self.path}: not a readable HDF5/SMC file ({_one_line(exc)})"
+                f"{self.path}: not a readable HDF5/SMC file ({_open_failure(exc)})"
             ) from exc
         try:
             missing = [a for a in REQUIRED_ROOT_ATTRS if a not in self.smc.attrs]
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             self.close()
-            raise SMCFormatError(f"{self.path}: cannot read root attributes ({exc})") from exc
+            raise SMCFormatError(
+                f"{self.path}: cannot read root attributes ({_one_line(exc)})"
+            ) from exc
         if missing:
             self.close()
             raise SMCFormatError(
@@ -346,15 +398,12 @@ class SMCReader:
         obj = self.smc.get(path)
         if obj is None:
             raise InvalidIdError(f"{self.path}: no {what}")
-        if not isinstance(obj, h5py.Dataset) or obj.ndim != 1 or obj.dtype != np.uint8:
-            shape = getattr(obj, "shape", "a group")
-            raise SMCFormatError(
-                f"{self.path}: {path} should be 1-D uint8 encoded bytes, found {shape} "
-                f"{getattr(obj, 'dtype', '')}".rstrip()
-            )
-        if obj.size > MAX_BLOB_BYTES:
-            raise SMCFormatError(f"{self.path}: {path} claims {obj.size} bytes, too large")
-        return obj
+        expected = f"{self.path}: {path} should be 1-D uint8 encoded bytes"
+        if not isinstance(obj, h5py.Dataset):
+            raise SMCFormatError(f"{expected}, found a group")
+        if obj.shape is None or obj.ndim != 1 or obj.dtype != np.uint8:
+            raise SMCFormatError(f"{expected}, found {obj.shape} {obj.dtype}")
+        return self._checked_dataset(obj, kinds="u", limit=MAX_BLOB_BYTES)
 
     @_guard
     def read_blob(
@@ -386,6 +435,27 @@ class SMCReader:
         dset = self._blob_dataset(kind, cam, frame)
         return BlobLocation(int(dset.size), self._contiguous_offset(dset))
 
+    @_guard
+    def blob_locations(
+        self, Camera_id: int | str, Image_type: str = "color"
+    ) -> dict[int, BlobLocation]:
+        """Every stored frame of one camera's colour or mask stream with its location, by frame.
+
+        The same answer as :meth:`blob_location` frame by frame, in a fraction of the time:
+        plain contiguous uint8 datasets (every real file) are read through HDF5's low-level
+        calls; anything else goes through the checked path and its errors.
+        """
+        cam = camera_key(Camera_id)
+        group = self.smc.get(f"Camera/{cam}/{Image_type}")
+        if group is None:
+            return {}
+        keys = self._checked_keys(group, FRAME_RE, "frame")
+        out = {}
+        for key in sorted(keys, key=int):
+            loc = _plain_blob_location(group.id, key)
+            out[int(key)] = loc or self.blob_location(Image_type, cam, key)
+        return out
+
     def _contiguous_offset(self, dset: h5py.Dataset) -> int | None:
         if dset.chunks is not None or dset.size == 0:
             return None
@@ -416,6 +486,9 @@ class SMCReader:
         audio = self._read_array(group, "audio")
         if audio.ndim not in (1, 2) or audio.size == 0:
             raise SMCFormatError(f"{self.path}: audio has shape {audio.shape}, expected 1-D or 2-D")
+        if audio.dtype.kind == "f" and not np.isfinite(audio).all():
+            # corrupt samples; they also make the MP3 encoder abort the whole process
+            raise SMCFormatError(f"{self.path}: audio holds NaN or infinite samples (corrupt)")
         return {"audio": audio, "sample_rate": self.audio_sample_rate()}
 
     def _audio_group(self) -> h5py.Group | None:
@@ -435,15 +508,18 @@ class SMCReader:
         dset = group["audio"]
         if not isinstance(dset, h5py.Dataset):
             raise SMCFormatError(f"{self.path}: Camera/00/audio/audio is not a dataset")
-        rate = self.audio_sample_rate()
+        self._checked_dataset(dset)
         shape = tuple(int(s) for s in dset.shape)
+        if len(shape) not in (1, 2) or not all(shape):
+            raise SMCFormatError(f"{self.path}: audio has shape {shape}, expected 1-D or 2-D")
+        rate = self.audio_sample_rate()
         n = shape[0] if shape else 0
         return {
             "shape": list(shape),
             "dtype": str(dset.dtype),
             "sample_rate": rate,
             "seconds": n / rate if rate else 0.0,
-            "nbytes": int(dset.size * dset.dtype.itemsize),
+            "nbytes": _declared_bytes(dset),
         }
 
     def audio_sample_rate(self) -> int:
@@ -490,6 +566,7 @@ class SMCReader:
         if node is None:
             return None
         if isinstance(node, h5py.Dataset):  # stacked form: one dataset, frames on axis 0
+            self._checked_stack(node)
             if node.ndim != 3 or node.shape[-1] != last_dim:
                 raise SMCFormatError(f"{self.path}: {where} has shape {node.shape}")
             idx = int(frame)
@@ -534,13 +611,14 @@ class SMCReader:
         if node is None:
             return []
         if isinstance(node, h5py.Dataset):
+            self._checked_stack(node)
             if node.ndim != 3:
                 raise SMCFormatError(f"{self.path}: {where} has shape {node.shape}")
             return list(range(node.shape[0])) if node.shape[1] else []
         frames = []
         for key in self._checked_keys(node, FRAME_RE, "frame"):
             obj = node[key]
-            if isinstance(obj, h5py.Dataset) and obj.size > 0:
+            if isinstance(obj, h5py.Dataset) and _declared_bytes(obj) > 0:
                 frames.append(int(key))
         return sorted(frames)
 
@@ -587,6 +665,7 @@ class SMCReader:
         for name in self._safe_member_names(node):
             d = node[name]
             if isinstance(d, h5py.Dataset):
+                self._checked_dataset(d)  # the planner sizes the output from these shapes
                 out[name] = (tuple(int(s) for s in d.shape), str(d.dtype))
         return out
 
@@ -642,9 +721,19 @@ class SMCReader:
     def scan_info(self) -> dict[str, Any] | None:
         """Vertex and face counts of the scan without reading it, or None."""
         group = self.smc.get("Scan")
-        if not isinstance(group, h5py.Group) or "vertex" not in group:
+        if group is None:
             return None
-        v, f = group["vertex"], group.get("vertex_indices")
+        if not isinstance(group, h5py.Group):
+            raise SMCFormatError(f"{self.path}: Scan should be a group")
+        if "vertex" not in group:
+            return None
+        v = self._checked_dataset(group["vertex"], kinds="f")
+        f = group.get("vertex_indices")
+        if f is not None:
+            f = self._checked_dataset(f, kinds="iu")
+        if v.ndim != 2 or v.shape[1] != 3 or (f is not None and f.ndim != 2):
+            shapes = f"{v.shape} and {None if f is None else f.shape}"
+            raise SMCFormatError(f"{self.path}: Scan vertex/vertex_indices have shapes {shapes}")
         return {
             "vertices": int(v.shape[0]) if v.ndim else 0,
             "faces": int(f.shape[0]) if f is not None and f.ndim else 0,
@@ -692,7 +781,7 @@ class SMCReader:
         if not isinstance(group, h5py.Group):
             raise SMCFormatError(f"{self.path}: {group.name} should be a group")
         for key in group:
-            if not pattern.match(key):
+            if not pattern.fullmatch(key):
                 raise UnsafeNameError(
                     f"{self.path}: refusing {what} key {key!r} in {group.name}: "
                     "not of the documented form"
@@ -711,11 +800,93 @@ class SMCReader:
         dset = group.get(name) if isinstance(group, h5py.Group) else None
         if not isinstance(dset, h5py.Dataset):
             raise SMCFormatError(f"{self.path}: {getattr(group, 'name', '?')}/{name} is missing")
-        if dset.dtype.kind not in "biuf":
-            raise SMCFormatError(f"{self.path}: {dset.name} has non-numeric dtype {dset.dtype}")
-        if dset.size * dset.dtype.itemsize > MAX_ARRAY_BYTES:
-            raise SMCFormatError(f"{self.path}: {dset.name} has shape {dset.shape}, too large")
-        return np.asarray(dset[()])
+        return np.asarray(self._checked_dataset(dset)[()])
+
+    def _checked_stack(self, dset: h5py.Dataset) -> None:
+        """A per-frame array stacked on axis 0: sane size, and a sane frame count even when
+        a row holds zero bytes (the frame list is built from the count)."""
+        self._checked_dataset(dset)
+        if dset.ndim >= 1 and dset.shape[0] > MAX_FRAMES:
+            raise SMCFormatError(f"{self.path}: {dset.name} declares {dset.shape[0]:,} frames")
+
+    def _checked_dataset(
+        self, dset: Any, kinds: str = "biuf", limit: int = MAX_ARRAY_BYTES
+    ) -> h5py.Dataset:
+        """``dset`` if its dtype kind is one of ``kinds`` and its declared size is sane.
+
+        Checked from the header alone, before anything is read: a hostile or corrupt file can
+        declare any shape, and reading it would allocate that much memory.
+        """
+        if not isinstance(dset, h5py.Dataset):
+            raise SMCFormatError(f"{self.path}: {dset.name} should be a dataset")
+        what = f"{self.path}: {dset.name}"
+        if dset.dtype.kind not in kinds:
+            kind = "non-numeric" if kinds == "biuf" else "unexpected"
+            raise SMCFormatError(f"{what} has {kind} dtype {dset.dtype}")
+        nbytes = _declared_bytes(dset)
+        if nbytes > limit:
+            raise SMCFormatError(
+                f"{what} declares shape {dset.shape} {dset.dtype} ({nbytes:,} bytes), too large "
+                f"(limit {limit:,}); refusing to read it"
+            )
+        if nbytes > SPARSE_OK_BYTES and not _is_filtered(dset):
+            stored = int(dset.id.get_storage_size())
+            if stored < nbytes:
+                raise SMCFormatError(
+                    f"{what} declares {nbytes:,} bytes but only {stored:,} are stored "
+                    "(never written or truncated)"
+                )
+        return dset
+
+
+def _plain_blob_location(group_id: Any, name: str) -> BlobLocation | None:
+    """Location of a contiguous, unfiltered, fully stored 1-D uint8 dataset; None for anything
+    else (the caller then takes the checked path, which explains what is wrong)."""
+    from h5py import h5d, h5s, h5t
+
+    try:
+        dsid = h5d.open(group_id, name.encode())
+    except (KeyError, ValueError, TypeError, OSError, RuntimeError):
+        return None
+    dtype = dsid.get_type()
+    if not (
+        isinstance(dtype, h5t.TypeIntegerID)
+        and dtype.get_size() == 1
+        and dtype.get_sign() == h5t.SGN_NONE
+    ):
+        return None
+    space = dsid.get_space()
+    if space.get_simple_extent_type() != h5s.SIMPLE or space.get_simple_extent_ndims() != 1:
+        return None
+    (n,) = space.get_simple_extent_dims()
+    plist = dsid.get_create_plist()
+    if (
+        not 0 < n <= MAX_BLOB_BYTES
+        or plist.get_layout() != h5d.CONTIGUOUS
+        or plist.get_nfilters()
+        or plist.get_external_count()
+    ):
+        return None
+    offset = dsid.get_offset()
+    if offset is None or dsid.get_storage_size() != n:
+        return None
+    return BlobLocation(int(n), int(offset))
+
+
+def _declared_bytes(dset: h5py.Dataset) -> int:
+    """Bytes a dataset declares (exact Python integers: no overflow on absurd shapes)."""
+    shape = dset.shape
+    if shape is None:  # null dataspace
+        return 0
+    n = dset.dtype.itemsize
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _is_filtered(dset: h5py.Dataset) -> bool:
+    """Whether a dataset's storage goes through filters (compression): stored < declared is fine."""
+    return dset.chunks is not None and dset.id.get_create_plist().get_nfilters() > 0
 
 
 def image_extension(data: bytes | memoryview) -> str | None:

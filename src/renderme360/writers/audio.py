@@ -8,6 +8,7 @@ libsndfile (through soundfile), so no ffmpeg is needed.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -29,15 +30,30 @@ WAV_SUBTYPES = {
     "uint8": "PCM_U8",
 }
 BLOCK = 1 << 16  # frames per write
+# Sample rates MPEG-1/2/2.5 layer III can hold; LAME refuses the others.
+MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+
+
+def _channels_first(shape: Sequence[int]) -> bool:
+    """Whether a 2-D audio array is stored (channels, frames): few rows, many columns."""
+    return len(shape) == 2 and shape[0] <= 8 < shape[1]
 
 
 def _frames_first(audio: np.ndarray) -> np.ndarray:
     """Samples as (frames, channels); a (channels, frames) array with few rows is transposed."""
     if audio.ndim == 1:
         return audio[:, None]
-    if audio.shape[0] <= 8 < audio.shape[1]:
-        return audio.T
-    return audio
+    return audio.T if _channels_first(audio.shape) else audio
+
+
+def mp3_problem(shape: Sequence[int], rate: int) -> str | None:
+    """Why MP3 cannot hold audio of this (stored) shape and rate, or None when it can."""
+    channels = 1 if len(shape) == 1 else int(shape[0] if _channels_first(shape) else shape[1])
+    if rate not in MP3_RATES:
+        return f"MP3 cannot hold {rate} Hz audio"
+    if channels > 2:
+        return f"MP3 cannot hold {channels} channels"
+    return None
 
 
 def to_float(audio: np.ndarray) -> np.ndarray:
@@ -103,12 +119,24 @@ def write_mp3(path: Path, audio: np.ndarray, rate: int, normalized: bool = True)
     data = _frames_first(audio)
     if data.dtype.kind == "f" and not normalized:
         data = data / 32768.0
+    problem = mp3_problem(data.shape, rate)
+    if problem:
+        raise SMCFormatError(problem)
     data = to_float(np.asarray(data))
-    with sf.SoundFile(
-        path, "w", samplerate=rate, channels=data.shape[1], format="MP3", subtype="MPEG_LAYER_III"
-    ) as f:
-        for start in range(0, len(data), BLOCK):
-            f.write(data[start : start + BLOCK])
+    try:
+        with sf.SoundFile(
+            path,
+            "w",
+            samplerate=rate,
+            channels=data.shape[1],
+            format="MP3",
+            subtype="MPEG_LAYER_III",
+        ) as f:
+            for start in range(0, len(data), BLOCK):
+                # out-of-range samples make LAME abort the whole process: clip them (lossy anyway)
+                f.write(np.clip(data[start : start + BLOCK], -1.0, 1.0))
+    except (RuntimeError, ValueError) as exc:  # soundfile.LibsndfileError is a RuntimeError
+        raise SMCFormatError(f"cannot encode MP3: {exc}") from exc
 
 
 def _audio(ctx: WriteContext) -> tuple[np.ndarray, int]:
