@@ -5,19 +5,25 @@ Usage::
     python benchmarks/bench_extract.py [--cameras 8 --frames 24] [--repeat 3]
                                        [--json out.json] [--workdir DIR] [--keep]
 
-It synthesises a full-resolution performance, warms the page cache by reading its SMC files, then
-runs every contender as a fresh process, round-robin for each repeat, and reports the median wall
-time (Python start-up and imports included). Before each run the previous output is deleted and
-``os.sync()`` is called (untimed), so no run pays for another one's dirty pages. Peak memory is
-the child's own ``ru_maxrss`` from ``os.wait4`` (for a process tree: its largest process, not the
-sum); bytes read/written are the child's ``rchar``/``wchar`` from ``/proc/PID/io``, read while
-it is a zombie (reaped children included).
+It synthesises a full-resolution performance (and one with twice the frames), warms the page
+cache by reading the SMC files and runs one untimed round, then runs every contender as a fresh
+process, round-robin for each repeat, and reports the median wall time (Python start-up and
+imports included). Before each run the previous output is deleted and ``os.sync()`` is called
+(untimed), so no run pays for another one's dirty pages. Children cache byte-code under the work
+folder (``PYTHONPYCACHEPREFIX``), as a normal install would.
 
-Contenders: ``floor`` (h5py reads every image/mask dataset, writes it to a file), ``cp`` (the SMC
-files), ``reencode`` (the published reader's decode + re-encode), and ``renderme360 extract``
-(images+masks with 1 and 2 workers, 1 worker without checksums, and a full extraction). Extra:
-peak memory of the 1-worker extract at the chosen and at twice the frames, and ``explore`` on a
-60-camera x 300-frame small-resolution performance.
+Memory: ``ru_maxrss`` of the child from ``os.wait4`` (its own peak, and that of children it
+reaps), plus the peak PSS of the whole process tree sampled from ``/proc`` every 50 ms (pool
+workers of a forkserver are not reaped by the child, so only the sample sees them). I/O: the
+child's ``rchar``/``wchar`` from ``/proc/PID/io``, read while it is a zombie.
+
+Contenders: ``floor`` (h5py reads every image/mask dataset, writes it to a file), the same plus
+``os.sync()`` (against ``extract --sync``), ``cp`` of the SMC files, ``reencode`` (the published
+reader's decode + re-encode), and ``renderme360 extract`` (images+masks with 1 and 2 workers,
+1 worker with ``--sync``, 1 worker without checksums, a full extraction with default workers,
+and 1 worker on twice the frames for memory flatness). Then ``explore --json`` on a 60-camera x
+300-frame small-resolution performance, against a minimal h5py probe. Every renderme360 run is
+checked: image and mask counts and bytes equal what the SMC files store.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+
+from renderme360.execute import SMALL_JOB_BYTES
 
 SUBJECT = "0026"
 PERF = "e0"
@@ -122,7 +130,8 @@ for path in sys.argv[1:]:
 print(n)
 """
 
-IMPORT_WARMUP = "import cv2, h5py, numpy, rich, renderme360.cli, renderme360.extract"
+# What the re-encode contender imports beyond the others (it is not run in the warm-up round).
+IMPORT_WARMUP = "import cv2, h5py, numpy"
 
 
 @dataclass
@@ -154,17 +163,16 @@ class Sample:
 
     seconds: float
     maxrss_kb: int
-    tree_peak_kb: int
+    tree_peak_kb: int | None
     processes: int
     rchar: int | None
     wchar: int | None
     files_out: int
 
     @classmethod
-    def of(cls, run: Run, files_out: int) -> Sample:
-        """A sample from a run; I/O counts only when one process did all the work."""
-        own = run.processes <= 1
-        rchar, wchar = (run.io.get("rchar"), run.io.get("wchar")) if own else (None, None)
+    def of(cls, run: Run, files_out: int, own_io: bool = True) -> Sample:
+        """A sample from a run; I/O counts only when the child (and what it reaps) did it all."""
+        rchar, wchar = (run.io.get("rchar"), run.io.get("wchar")) if own_io else (None, None)
         return cls(
             run.seconds, run.maxrss_kb, run.tree_peak_kb, run.processes, rchar, wchar, files_out
         )
@@ -179,6 +187,7 @@ class Contender:
     data: Dataset
     command: Callable[[Path], list[str]]
     check: Callable[[Path, Dataset], int] | None = None
+    pool: bool = False  # work done in pool workers: the child's own I/O counters miss it
     samples: list[Sample] = field(default_factory=list)
 
     def median(self, attr: str) -> float | None:
@@ -197,7 +206,8 @@ class TreeSampler(threading.Thread):
 
     ``wait4`` only sees processes the child reaps itself; pool workers started by a forkserver
     are reaped by the forkserver, so their memory never reaches the child's rusage. This thread
-    reads ``/proc`` every ``interval`` seconds and keeps the peak of the summed RSS of the tree.
+    reads ``/proc`` every ``interval`` seconds and keeps the peak of the summed PSS of the tree
+    (proportional set size: pages shared after a fork are not counted twice).
     """
 
     def __init__(self, root: int, interval: float = 0.05) -> None:
@@ -206,7 +216,6 @@ class TreeSampler(threading.Thread):
         self.peak_sum_kb = 0
         self.max_processes = 0
         self._stop_event = threading.Event()
-        self._page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
 
     def _tree(self) -> list[int]:
         children: dict[int, list[int]] = {}
@@ -228,12 +237,15 @@ class TreeSampler(threading.Thread):
         return tree
 
     def sample(self) -> None:
-        """Add one observation of the tree's summed resident memory."""
+        """Add one observation of the tree's summed proportional memory."""
         total, n = 0, 0
         for pid in self._tree():
             try:
-                with open(f"/proc/{pid}/statm", "rb") as f:
-                    total += int(f.read().split()[1]) * self._page_kb
+                with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                    for line in f:
+                        if line.startswith(b"Pss:"):
+                            total += int(line.split()[1])
+                            break
                 n += 1
             except (OSError, ValueError, IndexError):
                 continue
@@ -256,7 +268,7 @@ class Run:
     seconds: float
     maxrss_kb: int
     io: dict[str, int]
-    tree_peak_kb: int
+    tree_peak_kb: int | None
     processes: int
 
 
@@ -288,7 +300,7 @@ def run_measured(cmd: list[str], stdout: Path, stderr: Path) -> Run:
     if proc.returncode != 0:
         tail = stderr.read_text(errors="replace")[-2000:]
         raise RuntimeError(f"{cmd[:4]}... exited with {proc.returncode}:\n{tail}")
-    tree = max(sampler.peak_sum_kb, int(usage.ru_maxrss))
+    tree = sampler.peak_sum_kb or None  # None: it ended before the first sample
     return Run(seconds, int(usage.ru_maxrss), io, tree, max(1, sampler.max_processes))
 
 
@@ -371,10 +383,13 @@ def contenders(data: Dataset, data2x: Dataset, scripts: Path) -> list[Contender]
     py = sys.executable
     tool = venv_tool()
     floor_py, reenc_py = scripts / "floor.py", scripts / "reencode.py"
+    floor_sync_py = scripts / "floor_sync.py"
     floor_py.write_text(FLOOR_SCRIPT)
+    floor_sync_py.write_text(FLOOR_SCRIPT + "os.sync()\n")
     reenc_py.write_text(REENCODE_SCRIPT)
     smc = [str(p) for p in data.smc_files]
     im = ["--modalities", "images,masks", "--no-preview"]
+    ncpu = os.cpu_count() or 1
 
     def extract(d: Dataset, *extra: str) -> Callable[[Path], list[str]]:
         def cmd(out: Path) -> list[str]:
@@ -386,6 +401,8 @@ def contenders(data: Dataset, data2x: Dataset, scripts: Path) -> list[Contender]
     return [
         Contender("floor", "floor (h5py read + write)", data,
                   lambda o: [py, str(floor_py), str(o), *smc], check_plain),
+        Contender("floor_sync", "floor + os.sync() at the end (information)", data,
+                  lambda o: [py, str(floor_sync_py), str(o), *smc], check_plain),
         Contender("cp", "cp of the SMC files", data,
                   lambda o: ["cp", *smc, str(o)], check_cp),
         Contender("reencode", "decode/re-encode (published way)", data,
@@ -393,11 +410,14 @@ def contenders(data: Dataset, data2x: Dataset, scripts: Path) -> list[Contender]
         Contender("extract_w1", "extract images+masks, 1 worker", data,
                   extract(data, *im, "--workers", "1"), check_extract),
         Contender("extract_w2", "extract images+masks, 2 workers", data,
-                  extract(data, *im, "--workers", "2"), check_extract),
+                  extract(data, *im, "--workers", "2"), check_extract, pool=True),
+        Contender("extract_w1_sync", "extract images+masks, 1 worker, --sync", data,
+                  extract(data, *im, "--workers", "1", "--sync"), check_extract),
         Contender("extract_w1_nochecksum", "extract images+masks, 1 worker, --no-checksum", data,
                   extract(data, *im, "--workers", "1", "--no-checksum"), check_extract),
-        Contender("extract_full", "extract all modalities (default workers, previews)", data,
-                  extract(data), check_extract),
+        Contender("extract_full", "extract all modalities (default workers, previews)",
+                  data, extract(data), check_extract,
+                  pool=ncpu > 1 and data.payload >= SMALL_JOB_BYTES),
         Contender("extract_w1_2x", "extract images+masks, 1 worker, 2x frames", data2x,
                   extract(data2x, *im, "--workers", "1"), check_extract),
     ]  # fmt: skip
@@ -408,6 +428,17 @@ def fresh(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     os.sync()
     path.mkdir(parents=True)
+
+
+def warm_up(cs: list[Contender], work: Path) -> None:
+    """Run every contender but the slow re-encode once, untimed (byte-code caches, page cache)."""
+    subprocess.run([sys.executable, "-c", IMPORT_WARMUP], check=True)
+    for c in cs:
+        if c.name != "reencode":
+            out = work / "out" / c.name
+            fresh(out)
+            run_measured(c.command(out), work / "warmup.out", work / "warmup.err")
+    shutil.rmtree(work / "out", ignore_errors=True)
 
 
 def measure(cs: list[Contender], repeat: int, work: Path) -> None:
@@ -422,10 +453,10 @@ def measure(cs: list[Contender], repeat: int, work: Path) -> None:
                 c.command(out), logs / f"{c.name}.{rep}.out", logs / f"{c.name}.{rep}.err"
             )
             n = c.check(out, c.data) if c.check else count_files(out)
-            c.samples.append(Sample.of(run, n))
+            c.samples.append(Sample.of(run, n, own_io=not c.pool))
             log(
                 f"repeat {rep + 1}/{repeat} {c.name:<22} {run.seconds:7.2f} s "
-                f"{run.maxrss_kb / 1024:6.0f} MB RSS {run.tree_peak_kb / 1024:6.0f} MB tree"
+                f"{run.maxrss_kb / 1024:6.0f} MB RSS {(run.tree_peak_kb or 0) / 1024:6.0f} MB tree"
             )
     shutil.rmtree(work / "out", ignore_errors=True)
 
@@ -500,6 +531,14 @@ def _mb(n: float | None) -> float | None:
     return None if n is None else n / MB
 
 
+def _kb_mb(n: float | None) -> float | None:
+    return None if n is None else n / 1024
+
+
+def _load(v: Any) -> str:
+    return "/".join(f"{x:.2f}" for x in v)
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.0f}"
 
@@ -515,7 +554,7 @@ def summarise(cs: list[Contender], data: Dataset) -> dict[str, Any]:
             "mb_per_s": c.data.payload / MB / secs,
             "files_per_s": c.data.files / secs,
             "maxrss_mb": (c.median("maxrss_kb") or 0) / 1024,
-            "tree_peak_mb": (c.median("tree_peak_kb") or 0) / 1024,
+            "tree_peak_mb": _kb_mb(c.median("tree_peak_kb")),
             "processes": max((x.processes for x in c.samples), default=0),
             "read_mb": _mb(c.median("rchar")),
             "written_mb": _mb(c.median("wchar")),
@@ -527,6 +566,7 @@ def summarise(cs: list[Contender], data: Dataset) -> dict[str, Any]:
         "extract_w1_over_floor": sec["extract_w1"] / sec["floor"],
         "reencode_over_extract_w1": sec["reencode"] / sec["extract_w1"],
         "extract_w1_over_cp": sec["extract_w1"] / sec["cp"],
+        "extract_w1_sync_over_floor_sync": sec["extract_w1_sync"] / sec["floor_sync"],
         "extract_w2_over_floor": sec["extract_w2"] / sec["floor"],
         "extract_w1_nochecksum_over_floor": sec["extract_w1_nochecksum"] / sec["floor"],
     }
@@ -555,25 +595,31 @@ def render(result: dict[str, Any]) -> str:
         f"Dataset: {d['cameras']} cameras x {d['frames']} frames, full resolution; "
         f"{d['images']} images ({d['image_bytes'] / MB:.1f} MB) + {d['masks']} masks "
         f"({d['mask_bytes'] / MB:.1f} MB) stored; SMC files {d['smc_bytes'] / MB:.1f} MB. "
-        f"Median of {result['repeat']} runs.",
+        f"Median of {result['repeat']} runs. Load average (1, 5, 15 min) before "
+        f"{_load(result['loadavg_before'])}, after {_load(result['loadavg_after'])}.",
         "",
-        "| contender | s | MB/s | files/s | peak RSS MB (wait4) | tree peak MB (sampled) "
-        "| processes | read MB | written MB | files out |",
+        "| contender | s | MB/s | files/s | peak RSS MB (wait4) | tree peak PSS MB (sampled) "
+        "| max procs | read MB | written MB | files out |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in s["rows"].values():
         lines.append(
             f"| {r['label']} | {r['seconds']:.2f} | {r['mb_per_s']:.0f} | {r['files_per_s']:.0f}"
-            f" | {r['maxrss_mb']:.0f} | {r['tree_peak_mb']:.0f} | {r['processes']}"
+            f" | {r['maxrss_mb']:.0f} | {_fmt(r['tree_peak_mb'])} | {r['processes']}"
             f" | {_fmt(r['read_mb'])} | {_fmt(r['written_mb'])} | {r['files_out']} |"
         )
     lines += [
         "",
         "MB/s and files/s count the stored image+mask bytes and datasets for every row (cp copies "
         "whole SMC files, the full extraction writes more). peak RSS (wait4) is the child's own "
-        "ru_maxrss; forkserver pool workers are not in it, the sampled tree peak (sum over the "
-        "process tree every 50 ms) is. read/written MB are rchar/wchar of the child; n/a when "
-        "worker processes did part of the work.",
+        "ru_maxrss (with what it reaps); forkserver pool workers are not in it, the sampled tree "
+        "peak (PSS summed over the process tree every 50 ms) is. read/written MB are rchar/wchar "
+        "of the child; n/a when pool workers did part of the work.",
+    ]
+    lines += ["", "| contender | every run, s |", "|---|---|"]
+    lines += [
+        f"| {r['label']} | {', '.join(format(x['seconds'], '.2f') for x in r['samples'])} |"
+        for r in s["rows"].values()
     ]
     ra, t = s["ratios"], s["targets"]
     ok = {True: "met", False: "MISSED"}
@@ -586,6 +632,8 @@ def render(result: dict[str, Any]) -> str:
         f"| decode-reencode / extract (1 worker) | {ra['reencode_over_extract_w1']:.1f} "
         f"| >= {TARGET_REENCODE_RATIO:.0f} ({ok[t['reencode_met']]}) |",
         f"| extract (1 worker) / cp | {ra['extract_w1_over_cp']:.2f} | (information) |",
+        f"| extract (1 worker, --sync) / (floor + os.sync) "
+        f"| {ra['extract_w1_sync_over_floor_sync']:.2f} | (information: both flush to disk) |",
         f"| extract (2 workers) / floor | {ra['extract_w2_over_floor']:.2f} | (information) |",
         f"| extract (1 worker, --no-checksum) / floor "
         f"| {ra['extract_w1_nochecksum_over_floor']:.2f} | (information) |",
@@ -626,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep synthesised data and outputs")
     ap.add_argument("--explore-cameras", type=int, default=60)
     ap.add_argument("--explore-frames", type=int, default=300)
+    ap.add_argument("--explore-repeat", type=int, help="explore runs (default: --repeat)")
     ap.add_argument("--no-explore", action="store_true", help="skip the explore timing")
     args = ap.parse_args(argv)
     if args.workdir:
@@ -634,16 +683,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         work = Path(tempfile.mkdtemp(prefix="rm360_bench_"))
     log(f"workdir {work}")
+    # Children cache byte-code as a normal install does (this sandbox sets
+    # PYTHONDONTWRITEBYTECODE, which would recompile the package on every run), outside src/.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    load_before = os.getloadavg()
     try:
         data = synth(work / "data", args.cameras, args.frames, "full")
         data2x = synth(work / "data2x", args.cameras, 2 * args.frames, "full")
-        log("warm-up: reading SMC files and importing modules (untimed)")
+        log("warm-up: reading the SMC files, one untimed round (re-encode: imports only)")
         warm_cache(data.smc_files + data2x.smc_files)
-        subprocess.run([sys.executable, "-c", IMPORT_WARMUP], check=True)
         cs = contenders(data, data2x, work)
+        warm_up(cs, work)
         measure(cs, args.repeat, work)
         result: dict[str, Any] = {
             "machine": machine(work),
+            "loadavg_before": load_before,
             "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
             "repeat": args.repeat,
             "dataset": {
@@ -656,9 +711,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_explore:
             small = synth(work / "small", args.explore_cameras, args.explore_frames, "small")
             warm_cache(small.smc_files)
-            ex = measure_explore(small, args.repeat, work)
+            ex = measure_explore(small, args.explore_repeat or args.repeat, work)
             ex["label"] = f"{args.explore_cameras} cameras x {args.explore_frames} frames (small)"
             result["explore"] = ex
+        result["loadavg_after"] = os.getloadavg()
         text = render(result)
         print(text)
         if args.json:

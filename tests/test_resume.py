@@ -150,6 +150,35 @@ def test_rerun_of_complete_extraction_changes_nothing(data, reference, capsys):
     assert [r.split(",")[2] for r in rows[1:]] == ["done", "done", "skipped", "skipped"]
 
 
+def test_marker_is_not_trusted_over_lost_files(data, reference, tmp_path, capsys):
+    """After a power loss unflushed files can be empty or gone though the marker survived:
+    the re-run finds them by size, rewrites only them and the reports, and ends identical."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference, out, symlinks=True)
+    perf = out / "0026_e0"
+    images = sorted((perf / "from_raw" / "images").rglob("*.jpg"))
+    emptied, lost = images[0], images[-1]
+    emptied.write_bytes(b"")
+    lost.unlink()
+    assert (perf / ".extraction_complete").exists()
+    before = stats(out)
+    assert main(["extract", str(data), "-o", str(out), *ARGS]) == 0
+    assert "1 done, 1 skipped" in capsys.readouterr().out
+    assert tree(out) == tree(reference)
+    after = stats(out)
+    rewritten = {k for k in after if before.get(k) != after[k]}
+    reports = {"0026_e0/manifest.json", "0026_e0/.extraction_complete", "0026_e0/size_summary.txt"}
+    reports |= {"0026_e0/extraction_info.txt", "0026_e0/.lock", "MANIFEST.csv"}
+    previews = {k for k in rewritten if k.startswith("0026_e0/visualization/")}
+    assert len(previews) == 4  # drawn again from the completed set
+    assert rewritten - reports - previews == {
+        emptied.relative_to(out).as_posix(),
+        lost.relative_to(out).as_posix(),
+    }
+
+
 def test_disk_full_then_resume(data, reference, tmp_path, monkeypatch, capsys):
     import renderme360.fsutil as fsutil
 
@@ -248,3 +277,17 @@ def test_lock_refuses_second_process_and_wait_waits(data, tmp_path, capsys):
             child.wait(timeout=1.5)  # still waiting for our lock
     assert child.wait(timeout=60) == 0
     assert (out / "0026_e0" / ".extraction_complete").is_file()
+
+
+@pytest.mark.parametrize(("flag", "calls"), [([], 0), (["--sync"], 2)])
+def test_sync_flushes_once_per_performance_only_when_asked(
+    data, tmp_path, monkeypatch, capsys, flag, calls
+):
+    import renderme360.manifest as manifest
+
+    synced = []
+    monkeypatch.setattr(manifest.os, "sync", lambda: synced.append(1))
+    out = tmp_path / "out"
+    assert main(["extract", str(data), "-o", str(out), *ARGS, "--no-preview", *flag]) == 0
+    assert len(synced) == calls
+    assert len(list(out.glob("*/.extraction_complete"))) == 2

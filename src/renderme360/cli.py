@@ -173,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="do not write visualization/ previews",
     )
-    x.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
+    x.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: CPU cores; 1 when under 256 MB is left to write)",
+    )
     x.add_argument("--scheduler", help="dask.distributed scheduler address (needs [cluster] extra)")
     x.add_argument("--config", help="YAML job file; flags given here override it")
     x.add_argument(
@@ -182,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-y", "--yes", action="store_true", help="do not ask before large extractions")
     x.add_argument(
         "--force", action="store_true", help="extract even if free space looks too small"
+    )
+    x.add_argument(
+        "--sync",
+        action="store_true",
+        help="flush written data to disk before marking each performance complete "
+        "(network filesystems, power-loss safety; slower)",
     )
     x.add_argument(
         "--wait",
@@ -326,6 +336,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             options,
             preview=m.get("preview", True) is not False,
             wait=args.wait,
+            sync=args.sync,
         )
         perfs = discover(m["data_root"], m.get("subjects"), m.get("performances"))
         jobs.append((req, perfs, m))
@@ -352,7 +363,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         if sum(len(s.plan.tasks) for s in surveys if s.plan) > KEEP_PLANNED_TASKS:
             for s in surveys:
                 s.compact()  # bound memory: re-plan each performance just before it runs
-        executor = make_executor(m.get("workers"), args.scheduler)
+        executor = make_executor(m.get("workers"), args.scheduler, total_bytes=need)
         progress = CliProgress(
             enabled=not quiet, total_bytes=need, total_files=sum(s.remaining_files for s in surveys)
         )

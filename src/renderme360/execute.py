@@ -11,14 +11,16 @@ import logging
 import os
 import signal
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import DiskFullError, Renderme360Error, SMCFormatError, UsageError
 from .fsutil import OutputDir, Written
 from .plan import Options, Unit
 from .writers import WriteContext, get_writer
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,8 @@ class _FutureExecutor:
             self._cancel(pending)
 
     def _wait_some(self, futures: list[Any]) -> list[Any]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
         done, _ = wait(futures, return_when=FIRST_COMPLETED)
         return list(done)
 
@@ -138,6 +142,7 @@ class ProcessExecutor(_FutureExecutor):
 
     def __init__(self, workers: int) -> None:
         import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
 
         self.workers = max(1, workers)
         self.window = self.workers * 3
@@ -218,11 +223,25 @@ def _check_reachable(address: str) -> None:
         raise UsageError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None) -> Executor:
-    """The executor for ``--workers`` / ``--scheduler`` (workers default: CPU count)."""
+# Below this many bytes to write, starting worker processes (each imports h5py) costs more than
+# it saves, so the default runs in-process. An explicit --workers is always obeyed.
+SMALL_JOB_BYTES = 256 * 10**6
+
+
+def default_workers(total_bytes: int | None = None) -> int:
+    """Workers when the user gave none: the CPU count, or 1 for a small job."""
+    if total_bytes is not None and total_bytes < SMALL_JOB_BYTES:
+        return 1
+    return os.cpu_count() or 1
+
+
+def make_executor(
+    workers: int | None = None, scheduler: str | None = None, total_bytes: int | None = None
+) -> Executor:
+    """The executor for ``--workers`` / ``--scheduler`` (default: :func:`default_workers`)."""
     if scheduler:
         return DaskExecutor(scheduler)
-    n = workers if workers is not None else (os.cpu_count() or 1)
+    n = workers if workers is not None else default_workers(total_bytes)
     if n < 1:
         raise UsageError("--workers must be at least 1")
     return SerialExecutor() if n == 1 else ProcessExecutor(n)

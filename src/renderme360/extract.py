@@ -29,6 +29,7 @@ from .manifest import (
     Record,
     append_batch_row,
     extraction_info,
+    files_in_place,
     load_records,
     path_exists_with_size,
     performance_lock,
@@ -55,6 +56,7 @@ class Request:
     options: Options = field(default_factory=Options)
     preview: bool = True
     wait: bool = False
+    sync: bool = False  # os.sync() before each completion marker
 
 
 @dataclass
@@ -144,7 +146,7 @@ def survey(perf: Performance, req: Request) -> Survey:
     out_dir = Path(req.out_root) / perf.key
     s = Survey(perf, fp)
     marker = read_marker(out_dir)
-    if marker is not None and marker.get("fingerprint") == fp:
+    if marker is not None and marker.get("fingerprint") == fp and files_in_place(out_dir):
         s.complete = True
         return s
     inventories = {role: probe(p, role) for role, p in perf.files.items()}
@@ -314,7 +316,11 @@ def _finish(
     timings = {"extract": seconds, "finish": time.monotonic() - t0}
     write_manifest(out, plan_doc=doc, records=records, extra_files=extra, timings=timings)
     write_marker(
-        out, plan.fingerprint, len(records) + len(extra), sum(r.bytes for r in records.values())
+        out,
+        plan.fingerprint,
+        len(records) + len(extra),
+        sum(r.bytes for r in records.values()),
+        sync=req.sync,
     )
     with contextlib.suppress(FileNotFoundError):
         (out.root / JOURNAL).unlink()

@@ -16,11 +16,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import DiskFullError, UnsafeNameError
 
 TMP_DIR = ".tmp"
+# Blocks at least this large are hashed on a helper thread while they are written: hashlib and
+# write() both release the GIL, so the checksum costs almost no wall time on a second core.
+OVERLAP_HASH_BYTES = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,17 @@ class _HashingFile:
         self._hash = hashlib.sha256() if hash_output else None
 
     def write(self, data: bytes | memoryview) -> int:
-        if self._hash is not None:
+        if self._hash is None:
+            n = self.raw.write(data)
+        elif len(data) >= OVERLAP_HASH_BYTES:
+            hashed = _hash_thread().submit(self._hash.update, data)
+            try:
+                n = self.raw.write(data)
+            finally:
+                hashed.result()
+        else:
             self._hash.update(data)
-        n = self.raw.write(data)
+            n = self.raw.write(data)
         self.size += n
         return n
 
@@ -197,6 +208,21 @@ class _HashingFile:
 
     def written(self, rel: str) -> Written:
         return Written(rel, self.size, self._hash.hexdigest() if self._hash is not None else "")
+
+
+_HASHER: tuple[int, Any] | None = None
+
+
+def _hash_thread() -> Any:
+    """Helper threads for overlapping checksums with writes, made on first use in each process
+    (a forked child inherits the pool object but not its threads)."""
+    global _HASHER
+    if _HASHER is None or _HASHER[0] != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="renderme360-sha256")
+        _HASHER = (os.getpid(), pool)
+    return _HASHER[1]
 
 
 def _disk_error(exc: OSError, path: Path) -> OSError | DiskFullError:

@@ -7,6 +7,7 @@ kept beside it for the planner but left out of the JSON.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -91,9 +92,10 @@ class FileInventory:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (counts and bytes instead of per-frame lists)."""
-        d = asdict(self)
-        d.pop("blobs")
-        d.pop("extensions")
+        # field by field: asdict would deep-copy every blob location (one per image) first
+        per_frame = ("images", "masks", "keypoints2d", "keypoints3d", "flame", "uv")
+        skip = {"blobs", "extensions", "source", *per_frame}
+        d = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in skip}
         d["source"] = asdict(self.source)
         d["modalities"] = self.modalities()
         for name in ("images", "masks", "keypoints2d"):

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ class Record:
     source_size: int
     source_mtime_ns: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a plain dict (what ``asdict`` gives, without its deep-copy cost)."""
+        return dict(self.__dict__)
+
 
 def load_records(out_dir: Path) -> dict[str, Record]:
     """Files known to be in place: the last manifest plus the journal of an unfinished run."""
@@ -84,7 +88,7 @@ class Journal:
         self._f = os.fdopen(fd, "a", encoding="utf-8")  # kept open for the run
 
     def add(self, records: Iterable[Record]) -> None:
-        self._f.write("".join(json.dumps(asdict(r)) + "\n" for r in records))
+        self._f.write("".join(json.dumps(r.to_dict()) + "\n" for r in records))
         self._f.flush()
 
     def close(self) -> None:
@@ -162,7 +166,7 @@ def write_manifest(
 ) -> Written:
     """Write manifest.json: tool version, options, sources, every file with size and sha256."""
     files = sorted(
-        [asdict(r) for r in records.values()]
+        [r.to_dict() for r in records.values()]
         + [
             {"key": w.path, "path": w.path, "bytes": w.bytes, "sha256": w.sha256}
             for w in extra_files
@@ -186,9 +190,16 @@ def write_manifest(
     return out.write_text(MANIFEST, json.dumps(doc, indent=1) + "\n")
 
 
-def write_marker(out: OutputDir, fingerprint: str, files: int, total_bytes: int) -> None:
-    """Write ``.extraction_complete`` (last, after everything else is on disk)."""
-    if hasattr(os, "sync"):
+def write_marker(
+    out: OutputDir, fingerprint: str, files: int, total_bytes: int, sync: bool = False
+) -> None:
+    """Write ``.extraction_complete`` last, after every other file is in place.
+
+    ``sync`` first flushes all written data to disk (``os.sync``): for network filesystems, or
+    when power loss must not leave a marker above unwritten data. Without it, resume still
+    checks that every manifest file is in place with its size before trusting the marker.
+    """
+    if sync and hasattr(os, "sync"):
         os.sync()
     doc = {
         "fingerprint": fingerprint,
@@ -198,6 +209,36 @@ def write_marker(out: OutputDir, fingerprint: str, files: int, total_bytes: int)
         "version": __version__,
     }
     out.write_text(COMPLETE_MARKER, json.dumps(doc) + "\n")
+    _fsync_path(out.root / COMPLETE_MARKER)
+    _fsync_path(out.root)
+
+
+def _fsync_path(path: Path) -> None:
+    """Make one file's content (or a folder's entries) durable; best effort."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+def files_in_place(out_dir: Path) -> bool:
+    """Whether every file the manifest lists exists with its recorded size (stat only)."""
+    doc = read_manifest(out_dir)
+    if doc is None or not isinstance(doc.get("files"), list):
+        return False
+    for item in doc["files"]:
+        try:
+            if not path_exists_with_size(out_dir, item["path"], item["bytes"]):
+                return False
+        except (KeyError, TypeError, ValueError):
+            return False
+    return True
 
 
 def human_bytes(n: float) -> str:
@@ -326,6 +367,7 @@ __all__ = [
     "Record",
     "append_batch_row",
     "extraction_info",
+    "files_in_place",
     "load_records",
     "performance_lock",
     "size_summary",

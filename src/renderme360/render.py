@@ -2,35 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from .extract import Outcome
 from .extract import Progress as ProgressBase
 from .manifest import human_bytes
 
-# Off a terminal rich would assume 80 columns; tables in logs and files may be wider.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich is imported only when a table or a bar is shown: `-q` batch runs never pay for it.
+
+
+@functools.cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Off a terminal rich would assume 80 columns; tables in logs and files may be wider.
+    return Console(stderr=stderr, width=None if stream.isatty() else 160)
+
+
+def _out() -> Console:
+    return _console(False)
+
+
+def _err() -> Console:
+    return _console(True)
+
+
+def _table(title: str) -> Any:
+    from rich.table import Table
+
+    return Table(title=title)
 
 
 def explore_table(docs: Sequence[dict[str, Any]]) -> None:
     """One row per SMC file: what it holds; then the bytes a full extraction would write."""
-    t = Table(title="RenderMe360 SMC inventory", show_lines=False)
+    t = _table("RenderMe360 SMC inventory")
     for col in (
         "performance",
         "file",
@@ -83,10 +95,10 @@ def explore_table(docs: Sequence[dict[str, Any]]) -> None:
             f"[yellow]warning[/yellow] {d['actor']}_{d['performance']}: {w}"
             for w in d.get("warnings", [])
         )
-    out.print(t)
+    _out().print(t)
     for n in notes:
-        out.print(n, highlight=False)
-    out.print(f"{len(docs)} performance(s); a full extraction writes {human_bytes(total)}.")
+        _out().print(n, highlight=False)
+    _out().print(f"{len(docs)} performance(s); a full extraction writes {human_bytes(total)}.")
 
 
 def plan_table(
@@ -95,7 +107,7 @@ def plan_table(
     """What will be written, per performance, before anything is."""
     if quiet:
         return
-    t = Table(title=f"Extraction plan -> {req.out_root}")
+    t = _table(f"Extraction plan -> {req.out_root}")
     for col in ("performance", "status", "files", "size", "left to write", "modalities"):
         t.add_column(col, justify="right" if col in ("files", "size", "left to write") else "left")
     for s in surveys:
@@ -115,20 +127,25 @@ def plan_table(
                 human_bytes(s.remaining_bytes),
                 mods,
             )
-    out.print(t)
+    _out().print(t)
     need = sum(s.remaining_bytes for s in surveys)
     line = f"To write: {human_bytes(need)} in {sum(s.remaining_files for s in surveys):,} files"
     if free is not None:
         line += f"; free on output filesystem: {human_bytes(free)}"
-    out.print(line + " (images/masks exact, arrays and audio estimated).")
+    _out().print(line + " (images/masks exact, arrays and audio estimated).")
     for s in surveys:
         for w in s.plan.warnings if s.plan else []:
-            err.print(f"[yellow]warning[/yellow] {s.perf.key}: {w}")
+            _err().print(f"[yellow]warning[/yellow] {s.perf.key}: {w}")
 
 
 def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
-    """Per performance: done / skipped / failed with reason."""
-    t = Table(title="Extraction summary")
+    """Per performance: done / skipped / failed with reason (one plain line when quiet)."""
+    n = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}
+    line = f"{n['done']} done, {n['skipped']} skipped (already complete), {n['failed']} failed"
+    if quiet and not n["failed"]:
+        print(line)
+        return
+    t = _table("Extraction summary")
     for col in ("performance", "status", "files", "size", "seconds", "folder / error"):
         t.add_column(col, justify="right" if col in ("files", "size", "seconds") else "left")
     colour = {"done": "green", "skipped": "cyan", "failed": "red"}
@@ -142,10 +159,8 @@ def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
             f"{o.seconds:.1f}",
             o.error or o.out_dir,
         )
-    if not quiet or any(o.status == "failed" for o in outcomes):
-        out.print(t)
-    n = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}
-    out.print(f"{n['done']} done, {n['skipped']} skipped (already complete), {n['failed']} failed")
+    _out().print(t)
+    _out().print(line)
 
 
 def verify_table(reports: Sequence[Any], quiet: bool = False) -> None:
@@ -153,9 +168,9 @@ def verify_table(reports: Sequence[Any], quiet: bool = False) -> None:
     for r in reports:
         state = "[green]OK[/green]" if r.ok else f"[red]{len(r.problems)} problem(s)[/red]"
         src = f", {r.checked_against_source} against source" if r.checked_against_source else ""
-        out.print(f"{r.folder}: {state} ({r.checked} files checked{src})")
+        _out().print(f"{r.folder}: {state} ({r.checked} files checked{src})")
         for p in r.problems:
-            out.print(f"  [red]bad[/red] {p}")
+            _out().print(f"  [red]bad[/red] {p}")
 
 
 class CliProgress(ProgressBase):
@@ -167,8 +182,19 @@ class CliProgress(ProgressBase):
         self.bytes = 0
         self.tty = enabled and sys.stderr.isatty()
         self._last = 0.0
-        self._bar: Progress | None = None
+        self._bar: Any = None
         if self.tty:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             self._bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -177,7 +203,7 @@ class CliProgress(ProgressBase):
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
-                console=err,
+                console=_err(),
                 transient=False,
             )
             self._all = self._bar.add_task("all", total=total_bytes or 1)
@@ -198,7 +224,7 @@ class CliProgress(ProgressBase):
                 self._bar.remove_task(self._cur)
             self._cur = self._bar.add_task(key, total=nbytes or 1)
         elif self.enabled:
-            err.print(f"{key}: writing {files:,} files ({human_bytes(nbytes)})", highlight=False)
+            print(f"{key}: writing {files:,} files ({human_bytes(nbytes)})", file=sys.stderr)
 
     def advance(self, files: int, nbytes: int) -> None:
         self.files += files
@@ -210,4 +236,4 @@ class CliProgress(ProgressBase):
 
     def performance_finished(self, outcome: Outcome) -> None:
         if self.enabled and not self._bar:
-            err.print(f"{outcome.key}: {outcome.status} {outcome.error}".rstrip(), highlight=False)
+            print(f"{outcome.key}: {outcome.status} {outcome.error}".rstrip(), file=sys.stderr)

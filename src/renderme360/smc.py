@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import h5py
 import numpy as np
+from h5py import h5d, h5s, h5t
 
 from .errors import InvalidIdError, Renderme360Error, SMCFormatError, UnsafeNameError
 from .naming import CAMERA_RE, FRAME_RE, camera_key
@@ -617,8 +618,11 @@ class SMCReader:
             return list(range(node.shape[0])) if node.shape[1] else []
         frames = []
         for key in self._checked_keys(node, FRAME_RE, "frame"):
-            obj = node[key]
-            if isinstance(obj, h5py.Dataset) and _declared_bytes(obj) > 0:
+            nbytes = _plain_nbytes(node.id, key)
+            if nbytes is None:  # not a plain dataset: look closer
+                obj = node[key]
+                nbytes = _declared_bytes(obj) if isinstance(obj, h5py.Dataset) else 0
+            if nbytes > 0:
                 frames.append(int(key))
         return sorted(frames)
 
@@ -842,11 +846,8 @@ class SMCReader:
 def _plain_blob_location(group_id: Any, name: str) -> BlobLocation | None:
     """Location of a contiguous, unfiltered, fully stored 1-D uint8 dataset; None for anything
     else (the caller then takes the checked path, which explains what is wrong)."""
-    from h5py import h5d, h5s, h5t
-
-    try:
-        dsid = h5d.open(group_id, name.encode())
-    except (KeyError, ValueError, TypeError, OSError, RuntimeError):
+    dsid = _open_dataset(group_id, name)
+    if dsid is None:
         return None
     dtype = dsid.get_type()
     if not (
@@ -862,8 +863,7 @@ def _plain_blob_location(group_id: Any, name: str) -> BlobLocation | None:
     plist = dsid.get_create_plist()
     if (
         not 0 < n <= MAX_BLOB_BYTES
-        or plist.get_layout() != h5d.CONTIGUOUS
-        or plist.get_nfilters()
+        or plist.get_layout() != h5d.CONTIGUOUS  # filters need chunks: none here
         or plist.get_external_count()
     ):
         return None
@@ -871,6 +871,29 @@ def _plain_blob_location(group_id: Any, name: str) -> BlobLocation | None:
     if offset is None or dsid.get_storage_size() != n:
         return None
     return BlobLocation(int(n), int(offset))
+
+
+def _open_dataset(group_id: Any, name: str) -> Any:
+    """The low-level id of dataset ``name`` in a group, or None when it is not one."""
+    try:
+        return h5d.open(group_id, name.encode())
+    except (KeyError, ValueError, TypeError, OSError, RuntimeError):
+        return None
+
+
+def _plain_nbytes(group_id: Any, name: str) -> int | None:
+    """Declared bytes of a simple numeric dataset, read from its header alone; None for
+    anything else (the caller then takes the checked high-level path)."""
+    dsid = _open_dataset(group_id, name)
+    if dsid is None:
+        return None
+    space = dsid.get_space()
+    if space.get_simple_extent_type() != h5s.SIMPLE:
+        return None
+    n = dsid.get_type().get_size()
+    for s in space.get_simple_extent_dims():
+        n *= int(s)
+    return n
 
 
 def _declared_bytes(dset: h5py.Dataset) -> int:
