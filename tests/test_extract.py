@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from plyfile import PlyData
-from smcfactory import full_pair
+from smcfactory import build_smc, full_pair, jpeg
 
 from renderme360 import SMCReader
 from renderme360.cli import main
@@ -499,3 +500,33 @@ def test_demo_runs_and_says_where_to_look(tmp_path, capsys):
         )
         == 0
     )
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["contiguous-fast-path", "chunked-fallback"])
+def test_large_blobs_hashed_alongside_writes_have_exact_checksums(tmp_path, chunked):
+    """Blobs above OVERLAP_HASH_BYTES are hashed on a helper thread while the next ones are
+    written; the manifest must still hold each file's exact sha256."""
+    from renderme360.fsutil import OVERLAP_HASH_BYTES
+
+    big = {fr: jpeg(480, 560, seed=fr) for fr in range(7)}  # noise: ~320 KB each
+    assert all(len(b) >= OVERLAP_HASH_BYTES for b in big.values())
+    small = jpeg(seed=99)
+    color = {"25": dict(big), "30": {0: small, **{fr: big[fr] for fr in (1, 2)}}}
+    build_smc(tmp_path / "data" / "0026" / "0026_e0_raw.smc", color=color, chunked=chunked)
+    out = tmp_path / "out"
+    args = ["--modalities", "images", "--workers", "1", "-q", "--no-preview"]
+    assert run(tmp_path / "data", "-o", out, *args) == 0
+    perf = out / "0026_e0"
+    files = {
+        f["path"]: f["sha256"]
+        for f in json.loads((perf / "manifest.json").read_text())["files"]
+        if f.get("modality") == "images"
+    }
+    expected = {
+        f"from_raw/images/cam_{cam}/frame_{fr:06d}.jpg": hashlib.sha256(data).hexdigest()
+        for cam, frames in color.items()
+        for fr, data in frames.items()
+    }
+    assert files == expected
+    for rel, digest in expected.items():
+        assert hashlib.sha256((perf / rel).read_bytes()).hexdigest() == digest

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import DiskFullError, Renderme360Error, SMCFormatError, UsageError
-from .fsutil import OutputDir, Written
+from .fsutil import OutputDir, PendingDigest, Written
 from .plan import Options, Unit
 from .writers import WriteContext, get_writer
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 log = logging.getLogger(__name__)
+
+# Files whose checksum may still be computing while the next ones are written (each holds its
+# bytes until hashed: a few MB at most).
+HASH_DEPTH = 3
 
 
 @dataclass
@@ -47,14 +52,26 @@ def iter_unit(unit: Unit, out_dir: str, options: Options) -> Iterator[tuple[str,
     if (st.st_size, st.st_mtime_ns) != (unit.source.size, unit.source.mtime_ns):
         raise SMCFormatError(f"{unit.source.path}: changed since it was planned; run again")
     out = OutputDir(out_dir)
+    hashing: deque[tuple[str, PendingDigest]] = deque()  # files in place, digest in progress
     with WriteContext(out, unit.source.path, options) as ctx:
         for task in unit.tasks:
             try:
-                yield task.key, get_writer(task.writer)(ctx, task)
+                got = get_writer(task.writer)(ctx, task)
             except DiskFullError:
                 raise
             except Renderme360Error as exc:
                 yield task.key, str(exc)
+                continue
+            if isinstance(got, PendingDigest):
+                hashing.append((task.key, got))
+            else:
+                yield task.key, got
+            while hashing and (len(hashing) > HASH_DEPTH or hashing[0][1].done()):
+                key, pending = hashing.popleft()
+                yield key, pending.written()
+        while hashing:
+            key, pending = hashing.popleft()
+            yield key, pending.written()
 
 
 def run_unit(unit: Unit, out_dir: str, options: Options) -> UnitResult:

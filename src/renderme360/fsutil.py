@@ -225,6 +225,27 @@ def _hash_thread() -> Any:
     return _HASHER[1]
 
 
+def _sha256_hex(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class PendingDigest:
+    """A file already in place whose sha256 is still being computed on a helper thread, so
+    that hashing one file overlaps reading and writing the next."""
+
+    def __init__(self, written: Written, data: bytes | memoryview) -> None:
+        self._written = written
+        self._digest = _hash_thread().submit(_sha256_hex, data)
+
+    def done(self) -> bool:
+        """Whether the digest is ready."""
+        return bool(self._digest.done())
+
+    def written(self) -> Written:
+        """The finished record (waits for the digest)."""
+        return Written(self._written.path, self._written.bytes, self._digest.result())
+
+
 def _disk_error(exc: OSError, path: Path) -> OSError | DiskFullError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFullError(f"disk full while writing {path}; free space and re-run to resume")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SMCFormatError
-from ..fsutil import OutputDir, Written
+from ..fsutil import OutputDir, PendingDigest, Written
 from ..smc import SMCReader
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class WriteContext:
         self.close()
 
 
-Writer = Callable[[WriteContext, "Task"], Written]
+Writer = Callable[[WriteContext, "Task"], "Written | PendingDigest"]
 
 
 def _registry() -> dict[str, Writer]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import SMCFormatError
-from ..fsutil import Written
+from ..fsutil import OVERLAP_HASH_BYTES, PendingDigest, Written
 from ..smc import decode_image, image_extension
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def read_stored(ctx: WriteContext, task: Task) -> bytes:
     return ctx.reader.read_blob(kind, cam or None, None if frame < 0 else frame)
 
 
-def write_blob(ctx: WriteContext, task: Task) -> Written:
+def write_blob(ctx: WriteContext, task: Task) -> Written | PendingDigest:
     """Write one encoded image under the extension its magic bytes say."""
     kind, cam, frame, offset, nbytes = task.args
     what = f"{ctx.source}: {_describe(kind, cam, frame)}"
@@ -54,6 +54,8 @@ def write_blob(ctx: WriteContext, task: Task) -> Written:
         return f.written(_with_ext(task.key, ext))
     data = read_stored(ctx, task)
     key = _with_ext(task.key, _checked_ext(data, what))
+    if ctx.options.checksum and len(data) >= OVERLAP_HASH_BYTES:
+        return PendingDigest(ctx.out.write_bytes(key, data, hash_output=False), data)
     return ctx.out.write_bytes(key, data, ctx.options.checksum)
 
 
