@@ -12,7 +12,6 @@ import errno
 import hashlib
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -102,7 +101,7 @@ class OutputDir:
         """Yield a file to write ``rel``; on success it is renamed into place, else removed."""
         final = self.final_path(rel)
         self.ensure_dir(TMP_DIR)
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        tmp = self.tmp / f"{os.urandom(16).hex()}.part"
         try:
             with open(tmp, "xb") as raw:
                 out = _HashingFile(raw, hash_output)
@@ -121,7 +120,7 @@ class OutputDir:
         it is hashed and renamed into place on success, removed otherwise."""
         final = self.final_path(rel)
         self.ensure_dir(TMP_DIR)
-        result = _PathResult(self.tmp / f"{uuid.uuid4().hex}.part")
+        result = _PathResult(self.tmp / f"{os.urandom(16).hex()}.part")
         try:
             yield result
             size = result.tmp.stat().st_size

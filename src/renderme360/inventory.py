@@ -159,7 +159,8 @@ def _probe_into(r: SMCReader, inv: FileInventory) -> None:
             target[cam] = frames
             inv.blobs.update(((kind, cam, f), loc) for f, loc in locations.items())
             if frames:
-                inv.extensions[(kind, cam)] = _stream_extension(r, kind, cam, frames[0])
+                first = locations[frames[0]]
+                inv.extensions[(kind, cam)] = _stream_extension(r, kind, cam, frames[0], first)
     inv.calibration = r.list_calibration_cameras()
     inv.audio = r.audio_info()
     for cam in r.list_keypoints2d_cameras():
@@ -182,8 +183,18 @@ def _probe_into(r: SMCReader, inv: FileInventory) -> None:
         inv.extensions[("scan_mask", cam)] = _stream_extension(r, "scan_mask", cam, None)
 
 
-def _stream_extension(r: SMCReader, kind: str, cam: str | None, frame: int | None) -> str:
+def _stream_extension(
+    r: SMCReader,
+    kind: str,
+    cam: str | None,
+    frame: int | None,
+    where: BlobLocation | None = None,
+) -> str:
     """Extension of a stream from the magic bytes of its first blob ("bin" when unknown)."""
     from .smc import image_extension
 
-    return image_extension(r.read_blob_head(kind, cam, frame)) or "bin"
+    if where is not None and where.offset is not None:  # straight from the file, no HDF5 read
+        head = os.pread(r.raw_fd(), min(16, where.nbytes), where.offset)
+    else:
+        head = r.read_blob_head(kind, cam, frame)
+    return image_extension(head) or "bin"

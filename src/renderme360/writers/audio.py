@@ -16,7 +16,6 @@ import numpy as np
 
 from ..errors import SMCFormatError
 from ..fsutil import Written
-from .npz import NpzWriter
 
 if TYPE_CHECKING:
     from ..plan import Task
@@ -164,6 +163,8 @@ def write_mp3_task(ctx: WriteContext, task: Task) -> Written:
 
 def write_npz_task(ctx: WriteContext, task: Task) -> Written:
     """``audio/audio_data.npz``: ``audio`` (the stored array, unchanged) and ``sample_rate``."""
+    from .npz import NpzWriter  # zipfile: only when audio is written (the planner imports us)
+
     audio, rate = _audio(ctx)
     with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
         z.add("audio", audio)
