@@ -358,6 +358,12 @@ def test_ring_and_front_camera_rules(tmp_path, capsys):
     )
     front = json.loads(capsys.readouterr().out)["performances"][0]["cameras"]
     assert "25" in front and all(18 <= int(c) <= 32 for c in front)
+    # for people: the chosen ids and why, one informational line on stderr
+    args = ["-o", out, "--cameras", "front:3", "--modalities", "images", "--dry-run"]
+    assert run(tmp_path / "d", *args) == 0
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "front:3" in ln]
+    assert line.startswith("0026_e0: front:3") and "WARNING" not in line
+    assert all(c in line for c in front)
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["contiguous-fast-path", "chunked-fallback"])
@@ -530,3 +536,23 @@ def test_large_blobs_hashed_alongside_writes_have_exact_checksums(tmp_path, chun
     assert files == expected
     for rel, digest in expected.items():
         assert hashlib.sha256((perf / rel).read_bytes()).hexdigest() == digest
+
+
+def test_quiet_copy_imports_nothing_it_does_not_use(pair, tmp_path):
+    """A batch copy (-q, images and masks, no previews) needs neither OpenCV, matplotlib,
+    rich, nor a process pool: each import costs start-up time in every one of thousands of runs."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    code = (
+        "import sys; from renderme360.cli import main; "
+        f"rc = main(['extract', {str(tmp_path / 'data')!r}, '-o', {str(out)!r}, '-q', "
+        "'--modalities', 'images,masks', '--no-preview', '--workers', '1']); "
+        "heavy = ('cv2', 'matplotlib', 'rich', 'concurrent.futures.process', 'dask'); "
+        "print(sorted(m for m in heavy if m in sys.modules)); sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+    assert (out / "0026_e0" / ".extraction_complete").exists()

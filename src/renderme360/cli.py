@@ -345,10 +345,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
     all_outcomes = []
     for req, perfs, m in jobs:
         surveys = survey_all(perfs, req)
-        for s in surveys:
-            for note in s.plan.notes if s.plan else []:
+        for s in surveys:  # which cameras were chosen and why (information, not a warning)
+            for note in s.plan.notes if s.plan and not quiet else []:
                 if note != "all cameras":
-                    logging.getLogger(PROG).warning("%s: %s", s.perf.key, note)
+                    print(f"{s.perf.key}: {note}", file=sys.stderr)
         if args.dry_run:
             if args.json:
                 print(json.dumps(_dry_run_doc(surveys, req), indent=1, default=str))
