@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import DiskFullError, Interrupted, Renderme360Error, UsageError
+from .. import __version__
+from ..errors import DiskFullError, Interrupted, Renderme360Error, UsageError
 
 PROG = "renderme360"
 CONFIRM_BYTES = 50 * 10**9
@@ -246,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------- explore
 def cmd_explore(args: argparse.Namespace) -> int:
-    from .discover import discover
-    from .extract import Request, survey_all
+    from ..discover import discover
+    from ..extract import Request, survey_all
     from .render import explore_table
 
     perfs = discover(args.path, args.subject, args.performance)
@@ -281,7 +281,7 @@ def _explore_doc(s: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- extract
 def _settings(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Merge config jobs with command-line flags (flags win)."""
-    from .config import load_config
+    from ..config import load_config
 
     jobs = load_config(args.config) if args.config else [{}]
     flags = {
@@ -311,13 +311,13 @@ def _settings(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .discover import discover
-    from .execute import make_executor
-    from .extract import Request, check_space, extract_batch, survey_all
-    from .manifest import human_bytes
-    from .plan import Options
+    from ..discover import discover
+    from ..execute import make_executor
+    from ..extract import Request, check_space, extract_batch, survey_all
+    from ..manifest import human_bytes
+    from ..plan import Options
+    from ..selection import Selection, parse_cameras, parse_frames, parse_modalities
     from .render import CliProgress, plan_table, summary_table
-    from .selection import Selection, parse_cameras, parse_frames, parse_modalities
 
     if not 1 <= args.jpeg_quality <= 100:
         raise UsageError("--jpeg-quality must be 1..100")
@@ -412,7 +412,7 @@ def _second_interrupt_exits() -> None:
 
 
 def _confirm(need: int) -> None:
-    from .manifest import human_bytes
+    from ..manifest import human_bytes
 
     if not sys.stdin.isatty():
         raise UsageError(
@@ -459,8 +459,8 @@ def _dry_run_doc(surveys: Sequence[Any], req: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- verify
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ..verify import verify
     from .render import verify_table
-    from .verify import verify
 
     reports = [verify(f, args.source) for f in args.folders]
     if args.json:
@@ -472,8 +472,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- synth / demo
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .discover import split_list
-    from .synth import synthesize
+    from ..discover import split_list
+    from ..synth import synthesize
 
     paths = synthesize(
         args.out,
@@ -492,11 +492,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .discover import discover
-    from .execute import make_executor
-    from .extract import Request, extract_batch, survey_all
+    from ..discover import discover
+    from ..execute import make_executor
+    from ..extract import Request, extract_batch, survey_all
+    from ..synth import synthesize
     from .render import CliProgress, summary_table
-    from .synth import synthesize
 
     out = Path(args.out)
     data = out / "smc"
