@@ -46,7 +46,7 @@ from typing import Any
 
 import h5py
 
-from renderme360.execute import SMALL_JOB_BYTES
+from renderme360.pipeline.execute import SMALL_JOB_BYTES
 
 SUBJECT = "0026"
 PERF = "e0"

@@ -245,7 +245,7 @@ def test_dry_run_writes_nothing(pair, tmp_path, capsys):
 
 
 def test_oversize_is_refused_and_writes_nothing(pair, tmp_path, monkeypatch, capsys):
-    import renderme360.extract as ex
+    import renderme360.pipeline.run as ex
 
     monkeypatch.setattr(ex, "free_bytes", lambda path: 1000)
     out = tmp_path / "out"
@@ -512,7 +512,7 @@ def test_demo_runs_and_says_where_to_look(tmp_path, capsys):
 def test_large_blobs_hashed_alongside_writes_have_exact_checksums(tmp_path, chunked):
     """Blobs above OVERLAP_HASH_BYTES are hashed on a helper thread while the next ones are
     written; the manifest must still hold each file's exact sha256."""
-    from renderme360.fsutil import OVERLAP_HASH_BYTES
+    from renderme360.output.outdir import OVERLAP_HASH_BYTES
 
     big = {fr: jpeg(480, 560, seed=fr) for fr in range(7)}  # noise: ~320 KB each
     assert all(len(b) >= OVERLAP_HASH_BYTES for b in big.values())

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from renderme360.fsutil import OutputDir
+from renderme360.output.outdir import OutputDir
 from renderme360.preview import _common_frame, _find_inputs, _image_size, make_previews
 
 W, H = 240, 200

@@ -58,7 +58,7 @@ ARGS = ["--workers", "1", "-q"]
 # real signal (SIGKILL: no cleanup code runs at all; SIGINT: Ctrl-C).
 CHILD = textwrap.dedent("""
     import os, signal, sys
-    import renderme360.fsutil as fsutil
+    import renderme360.output.outdir as fsutil
     from renderme360.cli import main
     n_at, sig = int(sys.argv[1]), getattr(signal, sys.argv[2])
     real = fsutil._HashingFile.write
@@ -180,7 +180,7 @@ def test_marker_is_not_trusted_over_lost_files(data, reference, tmp_path, capsys
 
 
 def test_disk_full_then_resume(data, reference, tmp_path, monkeypatch, capsys):
-    import renderme360.fsutil as fsutil
+    import renderme360.output.outdir as fsutil
 
     real = fsutil._HashingFile.write
     budget = {"left": 150_000}
@@ -250,8 +250,8 @@ def test_disk_full_on_a_real_small_filesystem(data, reference, tmp_path):
 
 
 def test_lock_refuses_second_process_and_wait_waits(data, tmp_path, capsys):
-    from renderme360.fsutil import OutputDir
-    from renderme360.manifest import performance_lock
+    from renderme360.output.outdir import OutputDir
+    from renderme360.pipeline.record import performance_lock
 
     out = tmp_path / "out"
     with performance_lock(OutputDir(out / "0026_e0")):
@@ -283,7 +283,7 @@ def test_lock_refuses_second_process_and_wait_waits(data, tmp_path, capsys):
 def test_sync_flushes_once_per_performance_only_when_asked(
     data, tmp_path, monkeypatch, capsys, flag, calls
 ):
-    import renderme360.manifest as manifest
+    import renderme360.pipeline.record as manifest
 
     synced = []
     monkeypatch.setattr(manifest.os, "sync", lambda: synced.append(1))

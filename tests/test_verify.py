@@ -9,7 +9,7 @@ import pytest
 from smcfactory import full_pair
 
 from renderme360.cli import main
-from renderme360.fsutil import sha256_file
+from renderme360.output.outdir import sha256_file
 
 
 @pytest.fixture

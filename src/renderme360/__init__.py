@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 if TYPE_CHECKING:
     from .errors import Renderme360Error
-    from .smc import SMCReader
+    from .smc.compat import SMCReader
 
 __all__ = ["Renderme360Error", "SMCReader", "__version__"]
 
@@ -19,7 +19,7 @@ __all__ = ["Renderme360Error", "SMCReader", "__version__"]
 def __getattr__(name: str) -> Any:
     """Load ``SMCReader`` and the error base class on first use (keeps ``--help`` fast)."""
     if name == "SMCReader":
-        from .smc import SMCReader
+        from .smc.compat import SMCReader
 
         return SMCReader
     if name == "Renderme360Error":

@@ -76,3 +76,17 @@ class Interrupted(Renderme360Error):
     """The user interrupted the run; completed files are kept and a re-run resumes."""
 
     exit_code = 130
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (a KeyError without its quotes)."""
+    raw = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    lines = str(raw).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an OS error means the disk or the quota is full."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

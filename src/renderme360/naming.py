@@ -21,6 +21,9 @@ SMC_NAME_RE = re.compile(
     r"(?:_(?P<role>anno|raw))?\.smc$"
 )
 
+#: The frontal cameras (within about 40 degrees of the face): the only ones with 2-D keypoints.
+FRONTAL_CAMERAS: tuple[str, ...] = tuple(f"{i:02d}" for i in range(18, 33))
+
 KIND_NAMES = {"e": "expression", "s": "speech", "h": "head"}
 MAX_FRAME = 999_999_999
 

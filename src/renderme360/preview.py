@@ -13,7 +13,7 @@ Four pictures, each written only when its inputs exist:
     top and front views of the camera centres and viewing directions from
     ``calibration/all_cameras.npz``, labelled by camera id.
 
-Inputs are found by their relative paths in the layout of ``OUTPUT_LAYOUT.md`` under any source
+Inputs are found by their relative paths in the output layout (README) under any source
 folder (``from_anno/``, ``from_raw/``, ``from_smc/`` or none); images and masks are paired by camera
 and frame, not by folder. OpenCV and matplotlib are imported only when a preview is drawn.
 """
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fsutil import OutputDir, Written
+from .output.outdir import OutputDir, Written
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import UsageError
-from .layout import MODALITIES
+from .naming import FRONTAL_CAMERAS
+from .output.layout import MODALITIES
 
 MODALITY_ALIASES = {
     "image": "images",
@@ -28,7 +29,6 @@ MODALITY_ALIASES = {
     "kp3d": "keypoints3d",
 }
 #: Frontal cameras of the rig: the ones the dataset annotates with 2D facial keypoints.
-FRONTAL_CAMERAS = tuple(f"{i:02d}" for i in range(18, 33))
 SAMPLE_CAMERAS = "ring:4"
 SAMPLE_FRAMES = "0:30:10"
 
@@ -161,19 +161,22 @@ def parse_frames(value: str | None) -> FrameRange | None:
 def resolve_cameras(
     spec: CameraSpec | None,
     available: Sequence[str],
-    calibration: Mapping[str, Mapping[str, np.ndarray]] | None,
+    rts: Mapping[str, np.ndarray] | None,
 ) -> tuple[list[str] | None, str]:
-    """Camera ids to extract (None = all) and a sentence saying how they were chosen."""
+    """Camera ids to extract (None = all) and a sentence saying how they were chosen.
+
+    ``rts`` maps each calibrated camera to its camera-to-world RT (for ``ring:``/``front:``).
+    """
     if spec is None:
         return None, "all cameras"
     if spec.ids is not None:
         return sorted(spec.ids), f"cameras {','.join(sorted(spec.ids))} as asked"
-    cams = [c for c in available if calibration and c in calibration]
+    cams = [c for c in available if rts and c in rts]
     if not cams:
         raise UsageError(
             f"--cameras {spec}: needs calibration of the cameras with images; none found"
         )
-    geo = _rig_geometry({c: calibration[c]["RT"] for c in cams})  # type: ignore[index]
+    geo = _rig_geometry({c: rts[c] for c in cams})  # type: ignore[index]
     if spec.rule == "front":
         order = sorted(cams, key=lambda c: (geo.angle_to_front(c), c))
         chosen = sorted(order[: spec.count])

@@ -40,7 +40,7 @@ import h5py
 import numpy as np
 
 from .errors import UnsafeNameError, UsageError
-from .naming import performance_kind, validate_actor, validate_performance
+from .naming import FRONTAL_CAMERAS, performance_kind, validate_actor, validate_performance
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,6 @@ NUM_DEVICES = 60
 HEAD_CENTER = np.array([-0.04, -0.50, 0.00])
 #: The frontal camera: it always holds images (speech parts of release 500 hold only this one).
 FRONT_CAMERA = "25"
-#: Cameras that may carry 2-D keypoints (the frontal-ish ones).
-FRONTAL_CAMERAS: tuple[str, ...] = tuple(f"{i:02d}" for i in range(18, 33))
 NUM_KEYPOINTS_2D = 106
 NUM_KEYPOINTS_3D = 73
 #: Rows of a 2-D keypoint array that are projections of the 3-D keypoints, in order:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NotFoundError, Renderme360Error
-from .fsutil import sha256_file
-from .layout import COMPLETE_MARKER
-from .manifest import path_exists_with_size, read_manifest
+from .output.layout import COMPLETE_MARKER
+from .output.outdir import sha256_file
+from .output.read import path_exists_with_size, read_manifest
 
 
 @dataclass
@@ -67,20 +67,20 @@ def verify(
 def _against_source(
     folder: Path, manifest: dict[str, Any], root: Path, report: VerifyReport
 ) -> None:
-    from .discover import discover
-    from .smc import SMCReader
+    from .pipeline.discover import discover
+    from .smc.reader import ExtractionReader
 
     actor, perf = manifest["actor"], manifest["performance"]
     found = discover(root, actor, perf)
     files = next((p.files for p in found if p.performance == perf), {})
-    readers: dict[str, SMCReader] = {}
+    readers: dict[str, ExtractionReader] = {}
     try:
         for item in manifest.get("files", []):
             role = item.get("role")
             if role not in files or item.get("variant") != "copy":
                 continue
             if role not in readers:
-                readers[role] = SMCReader(files[role])
+                readers[role] = ExtractionReader(files[role])
             blob = _blob_of(item)
             if blob is None:
                 continue

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import DiskFullError, Interrupted, Renderme360Error, UsageError
 
 PROG = "renderme360"
@@ -246,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------- explore
 def cmd_explore(args: argparse.Namespace) -> int:
-    from ..discover import discover
-    from ..extract import Request, survey_all
+    from ..pipeline.discover import discover
+    from ..pipeline.run import Request, survey_all
     from .render import explore_table
 
     perfs = discover(args.path, args.subject, args.performance)
@@ -311,12 +311,12 @@ def _settings(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from ..discover import discover
-    from ..execute import make_executor
-    from ..extract import Request, check_space, extract_batch, survey_all
-    from ..manifest import human_bytes
-    from ..plan import Options
+    from ..output.reports import human_bytes
+    from ..pipeline.discover import discover
+    from ..pipeline.execute import make_executor
+    from ..pipeline.run import Request, check_space, extract_batch, survey_all
     from ..selection import Selection, parse_cameras, parse_frames, parse_modalities
+    from ..tasks import Options
     from .render import CliProgress, plan_table, summary_table
 
     if not 1 <= args.jpeg_quality <= 100:
@@ -412,7 +412,7 @@ def _second_interrupt_exits() -> None:
 
 
 def _confirm(need: int) -> None:
-    from ..manifest import human_bytes
+    from ..output.reports import human_bytes
 
     if not sys.stdin.isatty():
         raise UsageError(
@@ -472,7 +472,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- synth / demo
 def cmd_synth(args: argparse.Namespace) -> int:
-    from ..discover import split_list
+    from ..pipeline.discover import split_list
     from ..synth import synthesize
 
     paths = synthesize(
@@ -492,9 +492,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..discover import discover
-    from ..execute import make_executor
-    from ..extract import Request, extract_batch, survey_all
+    from ..pipeline.discover import discover
+    from ..pipeline.execute import make_executor
+    from ..pipeline.run import Request, extract_batch, survey_all
     from ..synth import synthesize
     from .render import CliProgress, summary_table
 

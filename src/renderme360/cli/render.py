@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..extract import Outcome
-from ..extract import Progress as ProgressBase
-from ..manifest import human_bytes
+from ..output.reports import human_bytes
+from ..pipeline.run import Outcome
+from ..pipeline.run import Progress as ProgressBase
 
 if TYPE_CHECKING:
     from rich.console import Console

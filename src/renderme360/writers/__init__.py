@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SMCFormatError
-from ..fsutil import OutputDir, PendingDigest, Written
-from ..smc import SMCReader
+from ..output.outdir import OutputDir, PendingDigest, Written
+from ..smc.reader import ExtractionReader
 
 if TYPE_CHECKING:
-    from ..plan import Options, Task
+    from ..tasks import Options, Task
 
 
 class WriteContext:
@@ -28,14 +28,14 @@ class WriteContext:
         self.out = out
         self.source = Path(source)
         self.options = options
-        self._reader: SMCReader | None = None
+        self._reader: ExtractionReader | None = None
         self._fd: int | None = None
 
     @property
-    def reader(self) -> SMCReader:
+    def reader(self) -> ExtractionReader:
         """The source opened with the SMC reader (on first use)."""
         if self._reader is None:
-            self._reader = SMCReader(self.source)
+            self._reader = ExtractionReader(self.source)
         return self._reader
 
     @property

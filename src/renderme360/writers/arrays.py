@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import SMCFormatError
-from ..fsutil import Written
-from .npz import NpzWriter
+from ..formats.npz import NpzWriter
+from ..output.outdir import Written
 
 if TYPE_CHECKING:
-    from ..plan import Task
+    from ..tasks import Task
     from . import WriteContext
 
 CONVENTION = "RT maps camera to world; OpenCV axes; metres"

@@ -1,141 +1,21 @@
-"""Speech audio: lossless WAV (exact samples), MP3 for listening, and the exact array in npz.
+"""Audio writers: ``audio.wav`` (exact samples), ``audio.mp3`` and ``audio_data.npz``.
 
-WAV subtype follows the stored dtype so samples round-trip bit for bit: float32 -> 32-bit float,
-float64 -> 64-bit float, int16/int32 -> PCM of that width, uint8 -> 8-bit PCM. MP3 is written by
-libsndfile (through soundfile), so no ffmpeg is needed.
+The formats themselves live in :mod:`renderme360.formats.audio`.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import SMCFormatError
-from ..fsutil import Written
+from ..formats.audio import write_mp3, write_wav_stream
+from ..output.outdir import Written
 
 if TYPE_CHECKING:
-    from ..plan import Task
+    from ..tasks import Task
     from . import WriteContext
-
-WAV_SUBTYPES = {
-    "float32": "FLOAT",
-    "float64": "DOUBLE",
-    "int16": "PCM_16",
-    "int32": "PCM_32",
-    "uint8": "PCM_U8",
-}
-BLOCK = 1 << 16  # frames per write
-# Sample rates MPEG-1/2/2.5 layer III can hold; LAME refuses the others.
-MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
-
-
-def _channels_first(shape: Sequence[int]) -> bool:
-    """Whether a 2-D audio array is stored (channels, frames): few rows, many columns."""
-    return len(shape) == 2 and shape[0] <= 8 < shape[1]
-
-
-def _frames_first(audio: np.ndarray) -> np.ndarray:
-    """Samples as (frames, channels); a (channels, frames) array with few rows is transposed."""
-    if audio.ndim == 1:
-        return audio[:, None]
-    return audio.T if _channels_first(audio.shape) else audio
-
-
-def mp3_problem(shape: Sequence[int], rate: int) -> str | None:
-    """Why MP3 cannot hold audio of this (stored) shape and rate, or None when it can."""
-    channels = 1 if len(shape) == 1 else int(shape[0] if _channels_first(shape) else shape[1])
-    if rate not in MP3_RATES:
-        return f"MP3 cannot hold {rate} Hz audio"
-    if channels > 2:
-        return f"MP3 cannot hold {channels} channels"
-    return None
-
-
-def to_float(audio: np.ndarray) -> np.ndarray:
-    """Samples scaled to float32 in [-1, 1) for lossy encoders (integers by their full range)."""
-    if audio.dtype.kind == "f":
-        return audio.astype(np.float32, copy=False)
-    if audio.dtype.kind == "u":
-        info = np.iinfo(audio.dtype)
-        mid = (int(info.max) + 1) / 2
-        return ((audio.astype(np.float64) - mid) / mid).astype(np.float32)
-    return (audio.astype(np.float64) / (np.iinfo(audio.dtype).max + 1)).astype(np.float32)
-
-
-def wav_header(frames: int, channels: int, rate: int, dtype: np.dtype) -> bytes:
-    """RIFF/WAVE header for ``frames`` x ``channels`` samples of ``dtype`` (PCM or IEEE float).
-
-    Written by hand rather than by libsndfile, whose float WAVs carry a PEAK chunk with a
-    timestamp: the same samples must give the same file, byte for byte.
-    """
-    if str(dtype) not in WAV_SUBTYPES:
-        raise SMCFormatError(f"audio dtype {dtype} has no lossless WAV form")
-    width = dtype.itemsize
-    data_bytes = frames * channels * width
-    if data_bytes > 0xFFFFFFFF - 80:
-        raise SMCFormatError(f"audio of {data_bytes} bytes is too large for WAV")
-    fmt_tag = 3 if dtype.kind == "f" else 1  # WAVE_FORMAT_IEEE_FLOAT / WAVE_FORMAT_PCM
-    fmt = struct.pack(
-        "<HHIIHH", fmt_tag, channels, rate, rate * channels * width, channels * width, width * 8
-    )
-    chunks = [b"fmt ", struct.pack("<I", len(fmt)), fmt]
-    if fmt_tag == 3:  # non-PCM formats carry a fact chunk with the frame count
-        chunks += [b"fact", struct.pack("<II", 4, frames)]
-    body = b"".join(chunks)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 4 + len(body) + 8 + data_bytes)
-        + b"WAVE"
-        + body
-        + (b"data" + struct.pack("<I", data_bytes))
-    )
-
-
-def write_wav_stream(out: BinaryIO, audio: np.ndarray, rate: int) -> None:
-    """Lossless WAV whose samples read back equal to ``audio`` (streamed in blocks)."""
-    data = _frames_first(audio)
-    out.write(wav_header(len(data), data.shape[1], rate, data.dtype))
-    for start in range(0, len(data), BLOCK):
-        out.write(
-            np.ascontiguousarray(data[start : start + BLOCK])
-            .astype(data.dtype.newbyteorder("<"))
-            .tobytes()
-        )
-
-
-def write_mp3(path: Path, audio: np.ndarray, rate: int, normalized: bool = True) -> None:
-    """MP3 of the audio. Float input is taken as [-1, 1); integers are scaled from full range.
-
-    ``normalized=False`` with float input follows the published reader: values are treated as
-    16-bit integers and scaled down.
-    """
-    import soundfile as sf
-
-    data = _frames_first(audio)
-    if data.dtype.kind == "f" and not normalized:
-        data = data / 32768.0
-    problem = mp3_problem(data.shape, rate)
-    if problem:
-        raise SMCFormatError(problem)
-    data = to_float(np.asarray(data))
-    try:
-        with sf.SoundFile(
-            path,
-            "w",
-            samplerate=rate,
-            channels=data.shape[1],
-            format="MP3",
-            subtype="MPEG_LAYER_III",
-        ) as f:
-            for start in range(0, len(data), BLOCK):
-                # out-of-range samples make LAME abort the whole process: clip them (lossy anyway)
-                f.write(np.clip(data[start : start + BLOCK], -1.0, 1.0))
-    except (RuntimeError, ValueError) as exc:  # soundfile.LibsndfileError is a RuntimeError
-        raise SMCFormatError(f"cannot encode MP3: {exc}") from exc
 
 
 def _audio(ctx: WriteContext) -> tuple[np.ndarray, int]:
@@ -163,7 +43,7 @@ def write_mp3_task(ctx: WriteContext, task: Task) -> Written:
 
 def write_npz_task(ctx: WriteContext, task: Task) -> Written:
     """``audio/audio_data.npz``: ``audio`` (the stored array, unchanged) and ``sample_rate``."""
-    from .npz import NpzWriter  # zipfile: only when audio is written (the planner imports us)
+    from ..formats.npz import NpzWriter  # zipfile: only when audio is written
 
     audio, rate = _audio(ctx)
     with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]

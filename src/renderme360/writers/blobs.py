@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import SMCFormatError
-from ..fsutil import OVERLAP_HASH_BYTES, PendingDigest, Written
-from ..smc import decode_image, image_extension
+from ..formats.image import decode_image, image_extension
+from ..output.outdir import OVERLAP_HASH_BYTES, PendingDigest, Written
 
 if TYPE_CHECKING:
-    from ..plan import Task
+    from ..tasks import Task
     from . import WriteContext
 
 

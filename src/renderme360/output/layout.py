@@ -1,4 +1,4 @@
-"""One table of every output path: what ``extract`` writes and where (see OUTPUT_LAYOUT.md).
+"""One table of every output path: what ``extract`` writes and where.
 
 Every relative path the tool writes is produced here from validated ids, so the layout contract
 has a single place to change.
@@ -20,10 +20,6 @@ MODALITIES = (
     "scan",
     "scan_masks",
 )
-#: Modalities with one item per frame: ``--frames`` applies to these.
-PER_FRAME = ("images", "masks", "keypoints2d", "keypoints3d", "flame", "uv")
-#: Modalities with one item per camera: ``--cameras`` applies to these.
-PER_CAMERA = ("calibration", "images", "masks", "keypoints2d", "scan_masks")
 #: In the combined layout, which file's copy wins when both hold a modality.
 PREFERRED_SOURCE = {m: "raw" if m in ("images", "audio") else "anno" for m in MODALITIES}
 
@@ -48,6 +44,8 @@ EXTRACTION_INFO = "extraction_info.txt"
 SIZE_SUMMARY = "size_summary.txt"
 MANIFEST = "manifest.json"
 COMPLETE_MARKER = ".extraction_complete"
+JOURNAL = ".journal.jsonl"
+LOCK = ".lock"
 VISUALIZATION = "visualization"
 BATCH_MANIFEST = "MANIFEST.csv"
 

@@ -8,33 +8,27 @@ kept beside it for the planner but left out of the JSON.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import Renderme360Error
-from .naming import validate_actor, validate_performance
-from .smc import BlobLocation, SMCReader
+import numpy as np
+
+from ..errors import Renderme360Error, one_line
+from ..formats.image import image_extension
+from ..naming import validate_actor, validate_performance
+from ..smc.reader import BlobLocation, ExtractionReader
+from ..tasks import SourceId
+
+if TYPE_CHECKING:
+    from ..selection import Selection
 
 log = logging.getLogger(__name__)
 
 BlobKey = tuple[str, str, int]  # (kind, camera or "", frame or -1)
-
-
-@dataclass
-class SourceId:
-    """Identity of a source file: a changed size or mtime means a plan built on it is stale."""
-
-    path: str
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, path: str | os.PathLike[str]) -> SourceId:
-        st = os.stat(path)
-        return cls(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
 
 
 @dataclass
@@ -63,6 +57,10 @@ class FileInventory:
     scan_masks: list[str] = field(default_factory=list)
     blobs: dict[BlobKey, BlobLocation] = field(default_factory=dict, repr=False)
     extensions: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    #: Camera-to-world RT of each calibrated camera (what ``ring:``/``front:`` need), and why
+    #: the calibration could not be read if it could not (only those selections then fail).
+    camera_rt: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    calibration_error: str | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -94,7 +92,7 @@ class FileInventory:
         """JSON-ready summary (counts and bytes instead of per-frame lists)."""
         # field by field: asdict would deep-copy every blob location (one per image) first
         per_frame = ("images", "masks", "keypoints2d", "keypoints3d", "flame", "uv")
-        skip = {"blobs", "extensions", "source", *per_frame}
+        skip = {"blobs", "extensions", "camera_rt", "calibration_error", "source", *per_frame}
         d = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in skip}
         d["source"] = asdict(self.source)
         d["modalities"] = self.modalities()
@@ -118,23 +116,18 @@ def probe(path: str | os.PathLike[str], role: str) -> FileInventory:
         return inv
     inv = FileInventory(role=role, source=source)
     try:
-        with SMCReader(path) as reader:
+        with ExtractionReader(path) as reader:
             _probe_into(reader, inv)
     except Renderme360Error as exc:
         inv.error = str(exc)
         log.warning("%s", exc)
     except Exception as exc:  # a hostile file reached a failure mode nobody anticipated
-        inv.error = f"{path}: cannot read ({type(exc).__name__}: {_one_line(exc)})"
+        inv.error = f"{path}: cannot read ({type(exc).__name__}: {one_line(exc)})"
         log.warning("%s", inv.error)
         log.debug("unexpected error while probing %s", path, exc_info=True)
     if inv.error is not None:  # nothing half-probed may reach the planner
         _clear(inv)
     return inv
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _clear(inv: FileInventory) -> None:
@@ -144,7 +137,7 @@ def _clear(inv: FileInventory) -> None:
         setattr(inv, name, getattr(fresh, name))
 
 
-def _probe_into(r: SMCReader, inv: FileInventory) -> None:
+def _probe_into(r: ExtractionReader, inv: FileInventory) -> None:
     where = str(r.path)
     inv.actor_id = validate_actor(r.actor_id, where)
     inv.performance = validate_performance(r.performance_part, where)
@@ -162,6 +155,7 @@ def _probe_into(r: SMCReader, inv: FileInventory) -> None:
                 first = locations[frames[0]]
                 inv.extensions[(kind, cam)] = _stream_extension(r, kind, cam, frames[0], first)
     inv.calibration = r.list_calibration_cameras()
+    inv.camera_rt, inv.calibration_error = _camera_rts(r, inv.calibration)
     inv.audio = r.audio_info()
     for cam in r.list_keypoints2d_cameras():
         frames = r.list_keypoints2d_frames(cam)
@@ -183,18 +177,100 @@ def _probe_into(r: SMCReader, inv: FileInventory) -> None:
         inv.extensions[("scan_mask", cam)] = _stream_extension(r, "scan_mask", cam, None)
 
 
+def _camera_rts(r: ExtractionReader, cams: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
+    """RT of each calibrated camera; a calibration that cannot be read is recorded, not raised
+    (it fails only a camera selection that needs it, as it did when read at planning time)."""
+    try:
+        return {c: r.get_Calibration(c)["RT"] for c in cams}, None  # type: ignore[index]
+    except Renderme360Error as exc:
+        return {}, str(exc)
+
+
 def _stream_extension(
-    r: SMCReader,
+    r: ExtractionReader,
     kind: str,
     cam: str | None,
     frame: int | None,
     where: BlobLocation | None = None,
 ) -> str:
     """Extension of a stream from the magic bytes of its first blob ("bin" when unknown)."""
-    from .smc import image_extension
-
     if where is not None and where.offset is not None:  # straight from the file, no HDF5 read
         head = os.pread(r.raw_fd(), min(16, where.nbytes), where.offset)
     else:
         head = r.read_blob_head(kind, cam, frame)
     return image_extension(head) or "bin"
+
+
+# ---------------------------------------------------------------- metadata documents
+def info_doc(inv: FileInventory) -> dict[str, Any]:
+    """The metadata document of one source file."""
+    cam = inv.camera_info or {}
+    return {
+        "actor_id": inv.actor_id,
+        "performance": inv.performance,
+        "capture_date": inv.capture_date,
+        "actor_info": inv.actor_info,
+        "camera_info": {
+            "num_device": cam.get("num_device"),
+            "num_frame": cam.get("num_frame"),
+            "resolution": cam.get("resolution"),
+            "resolution_order": "[height, width]",
+        },
+        "source_file": {"path": inv.source.path, "role": inv.role, "bytes": inv.source.size},
+        "inventory": {
+            "modalities": inv.modalities(),
+            "cameras_with_images": sorted(inv.images),
+            "cameras_with_masks": sorted(inv.masks),
+            "frames_per_camera": {
+                "images": {c: len(f) for c, f in sorted(inv.images.items())},
+                "masks": {c: len(f) for c, f in sorted(inv.masks.items())},
+                "keypoints2d": {c: len(f) for c, f in sorted(inv.keypoints2d.items())},
+            },
+            "frames": {
+                "keypoints3d": len(inv.keypoints3d),
+                "flame": len(inv.flame),
+                "uv": len(inv.uv),
+            },
+            "calibrated_cameras": inv.calibration,
+            "audio": inv.audio,
+            "scan": inv.scan,
+            "scan_mask_cameras": inv.scan_masks,
+        },
+    }
+
+
+def info_json(inv: FileInventory, selection: Selection) -> str:
+    """``info.json`` text (the selection in force is recorded too)."""
+    doc = info_doc(inv)
+    doc["selection"] = selection.describe()
+    return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+def info_text(inv: FileInventory) -> str:
+    """``info.txt``: the same facts, for people."""
+    d = info_doc(inv)
+    a, c, i = d["actor_info"], d["camera_info"], d["inventory"]
+    res = c["resolution"]
+    lines = [
+        f"RenderMe360 {inv.actor_id}_{inv.performance} ({inv.role} file)",
+        f"source: {inv.source.path} ({inv.source.size:,} bytes)",
+        f"capture date: {inv.capture_date or 'unknown'}",
+        "actor: " + ", ".join(f"{k} {v}" for k, v in a.items()),
+        f"cameras: {c['num_device']} devices, {c['num_frame']} frames, "
+        + (f"{res[1]}x{res[0]} (width x height)" if res else "resolution unknown"),
+        f"modalities held: {', '.join(i['modalities']) or 'none'}",
+        f"cameras with images ({len(i['cameras_with_images'])}): "
+        + (", ".join(i["cameras_with_images"]) or "none"),
+        f"cameras with masks ({len(i['cameras_with_masks'])}): "
+        + (", ".join(i["cameras_with_masks"]) or "none"),
+        f"frames with 3D keypoints: {i['frames']['keypoints3d']}, FLAME: {i['frames']['flame']}, "
+        f"UV textures: {i['frames']['uv']}",
+    ]
+    if inv.audio:
+        lines.append(
+            f"audio: {inv.audio['seconds']:.2f} s at {inv.audio['sample_rate']} Hz, "
+            f"shape {inv.audio['shape']} {inv.audio['dtype']}"
+        )
+    if inv.scan:
+        lines.append(f"scan: {inv.scan['vertices']:,} vertices, {inv.scan['faces']:,} faces")
+    return "\n".join(lines) + "\n"

@@ -16,15 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .discover import Performance
-from .errors import UsageError
-from .inventory import FileInventory, SourceId
-from .layout import (
+from .._version import __version__
+from ..errors import SMCFormatError, UsageError
+from ..formats.audio import mp3_problem
+from ..output.layout import (
     FIXED_PATHS,
-    MODALITIES,
-    PER_CAMERA,
-    PER_FRAME,
     PREFERRED_SOURCE,
     calibration_camera_path,
     image_path,
@@ -34,55 +30,14 @@ from .layout import (
     source_prefix,
     uv_path,
 )
-from .selection import Selection, resolve_cameras
-from .writers.audio import mp3_problem
-from .writers.metadata import info_json, info_text
+from ..selection import Selection, resolve_cameras
+from ..tasks import Options, SourceId, Task, Unit
+from .discover import Performance
+from .inventory import FileInventory, info_json, info_text
 
 UNIT_MAX_TASKS = 64
 UNIT_MAX_BYTES = 96 << 20
 BLOB_MODALITY = {"images": "color", "masks": "mask"}
-
-
-@dataclass(frozen=True)
-class Options:
-    """How files are written (not which): image mode, JPEG quality, checksums."""
-
-    image_mode: str = "copy"  # "copy" the stored bytes, or "reencode"
-    jpeg_quality: int = 95
-    checksum: bool = True
-
-    def variant(self, modality: str) -> str:
-        """What distinguishes this run's output of a modality from another run's."""
-        if self.image_mode == "reencode" and modality in ("images", "masks", "uv"):
-            return f"reencode:q{self.jpeg_quality}"
-        return "copy" if modality in ("images", "masks", "uv", "scan_masks") else "v1"
-
-
-@dataclass(frozen=True)
-class Task:
-    """One output file: its planned relative path, writer, source role and size."""
-
-    key: str
-    modality: str
-    writer: str
-    role: str
-    nbytes: int
-    exact: bool
-    variant: str
-    args: tuple[Any, ...] = ()
-
-
-@dataclass
-class Unit:
-    """Tasks that read one source file together (one worker opens the file once)."""
-
-    role: str
-    source: SourceId
-    tasks: list[Task]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in self.tasks)
 
 
 @dataclass
@@ -207,15 +162,12 @@ def _resolve_cameras(
         {c for inv in inventories.values() for c in inv.images}
         or {c for inv in inventories.values() for c in inv.masks}
     )
-    calibration = None
     for inv in inventories.values():
-        if inv.calibration:
-            from .smc import SMCReader
-
-            with SMCReader(inv.source.path) as r:
-                calibration = r.get_Calibration_all()
-            break
-    return resolve_cameras(spec, available, calibration)
+        if inv.calibration:  # the first calibrated file decides, as the inventory recorded it
+            if inv.calibration_error is not None:
+                raise SMCFormatError(inv.calibration_error)
+            return resolve_cameras(spec, available, inv.camera_rt)
+    return resolve_cameras(spec, available, None)
 
 
 def _modality_owners(
@@ -458,20 +410,4 @@ def _add_units(plan: Plan, role: str, inv: FileInventory, tasks: list[Task]) -> 
         plan.units.append(Unit(role, inv.source, chunk))
 
 
-def check_modalities_known(modalities: Sequence[str]) -> None:
-    """Guard for callers building selections by hand."""
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown:
-        raise UsageError(f"unknown modalities: {', '.join(unknown)}")
-
-
-__all__ = [
-    "PER_CAMERA",
-    "PER_FRAME",
-    "Options",
-    "Plan",
-    "Task",
-    "Unit",
-    "plan_performance",
-    "request_fingerprint",
-]
+__all__ = ["Plan", "plan_performance", "request_fingerprint"]

@@ -17,30 +17,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import DiskFullError, InsufficientSpaceError, Renderme360Error, UsageError
+from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY
+from ..output.outdir import OutputDir, Written, free_bytes
+from ..output.read import Record, files_in_place, path_exists_with_size, read_marker
+from ..output.reports import append_batch_row, extraction_info, human_bytes, size_summary
+from ..selection import Selection
+from ..tasks import Options, SourceId, Unit
 from .discover import Performance
-from .errors import DiskFullError, InsufficientSpaceError, Renderme360Error, UsageError
 from .execute import Executor, SerialExecutor
-from .fsutil import OutputDir, Written, free_bytes
-from .inventory import SourceId, probe
-from .layout import EXTRACTION_INFO, SIZE_SUMMARY
-from .manifest import (
-    JOURNAL,
+from .inventory import probe
+from .plan import Plan, plan_performance, request_fingerprint
+from .record import (
     Journal,
-    Record,
-    append_batch_row,
-    extraction_info,
-    files_in_place,
     load_records,
-    path_exists_with_size,
     performance_lock,
-    read_marker,
     remove_marker,
-    size_summary,
     write_manifest,
     write_marker,
 )
-from .plan import Options, Plan, Unit, plan_performance, request_fingerprint
-from .selection import Selection
 
 log = logging.getLogger(__name__)
 SPACE_MARGIN = 64 << 20  # reports, previews and filesystem overhead
@@ -192,8 +187,6 @@ def check_space(surveys: Sequence[Survey], out_root: Path, force: bool = False) 
     need = sum(s.remaining_bytes for s in surveys)
     free = free_bytes(out_root)
     if need + SPACE_MARGIN > free and not force:
-        from .manifest import human_bytes
-
         raise InsufficientSpaceError(
             f"the extraction needs {human_bytes(need)} but {out_root} has "
             f"{human_bytes(free)} free; "
@@ -301,7 +294,7 @@ def _finish(
     doc = plan_document(plan)
     if req.preview:
         try:
-            from .preview import make_previews
+            from ..preview import make_previews
 
             extra.extend(make_previews(out, sorted(r.path for r in records.values())))
         except (Renderme360Error, OSError, ValueError) as exc:

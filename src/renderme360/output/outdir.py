@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from .errors import DiskFullError, UnsafeNameError
+from ..errors import DiskFullError, UnsafeNameError
 
 TMP_DIR = ".tmp"
 # Blocks at least this large are hashed on a helper thread while they are written: hashlib and

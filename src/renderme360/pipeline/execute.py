@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import DiskFullError, Renderme360Error, SMCFormatError, UsageError
-from .fsutil import OutputDir, PendingDigest, Written
-from .plan import Options, Unit
-from .writers import WriteContext, get_writer
+from ..errors import DiskFullError, Renderme360Error, SMCFormatError, UsageError
+from ..output.outdir import OutputDir, PendingDigest, Written
+from ..tasks import Options, Unit
+from ..writers import WriteContext, get_writer
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import NotFoundError, UsageError
-from .naming import parse_smc_name
+from ..errors import NotFoundError, UsageError
+from ..naming import parse_smc_name
 
 SKIP_DIRS = {".git", "__pycache__"}
 

@@ -1,0 +1,1 @@
+"""The output folder: path layout and its parsers, safe writes, reports, reading it back."""

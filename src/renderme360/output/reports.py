@@ -1,0 +1,118 @@
+"""Human-readable reports of an extraction: size_summary.txt, extraction_info.txt, MANIFEST.csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import SMCFormatError
+from .layout import BATCH_MANIFEST, FOLDERS, SOURCE_FOLDERS
+from .read import Record
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``1.5 KB`` (powers of 1000, as disks are sold)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def size_summary(records: Iterable[Record], layout: str) -> str:
+    """size_summary.txt: bytes per source folder and per modality, and the total."""
+    by_source: dict[str, int] = {}
+    by_mod: dict[tuple[str, str], list[int]] = {}
+    total = 0
+    for r in records:
+        folder = SOURCE_FOLDERS.get(r.role, r.role) if layout == "separate" else "(combined)"
+        by_source[folder] = by_source.get(folder, 0) + r.bytes
+        entry = by_mod.setdefault((folder, FOLDERS.get(r.modality, r.modality)), [0, 0])
+        entry[0] += 1
+        entry[1] += r.bytes
+        total += r.bytes
+    out = io.StringIO()
+    out.write(
+        "Size summary (bytes written by the extraction; previews and reports not counted)\n\n"
+    )
+    for folder in sorted(by_source):
+        out.write(
+            f"{folder + '/':<14} {by_source[folder]:>16,} bytes  "
+            f"{human_bytes(by_source[folder]):>9}\n"
+        )
+        for (f, mod), (n, b) in sorted(by_mod.items()):
+            if f == folder:
+                out.write(f"  {mod + '/':<14} {n:>8,} files {b:>16,} bytes  {human_bytes(b):>9}\n")
+    out.write(f"\nTOTAL          {total:>16,} bytes  {human_bytes(total):>9}\n")
+    return out.getvalue()
+
+
+def extraction_info(plan_doc: Mapping[str, Any], records: Iterable[Record], layout: str) -> str:
+    """extraction_info.txt: what is where, from which source file, with which options."""
+    out = io.StringIO()
+    out.write(f"RenderMe360 extraction of {plan_doc['actor']}_{plan_doc['performance']}\n")
+    out.write(f"written by renderme360 {__version__} on {time.strftime('%Y-%m-%d %H:%M')}\n\n")
+    out.write("Source files:\n")
+    for role, src in plan_doc["sources"].items():
+        where = SOURCE_FOLDERS[role] + "/" if layout == "separate" else "(merged into this folder)"
+        out.write(f"  {role:<5} {src['path']}  ({src['size']:,} bytes)  ->  {where}\n")
+    out.write("\nOptions:\n")
+    for k, v in {**plan_doc["selection"], "layout": layout, **plan_doc["options"]}.items():
+        out.write(f"  {k}: {v}\n")
+    for note in plan_doc.get("notes", []):
+        out.write(f"  note: {note}\n")
+    folders: dict[str, int] = {}
+    for r in records:
+        top = "/".join(r.path.split("/")[: 2 if layout == "separate" else 1])
+        folders[top] = folders.get(top, 0) + 1
+    out.write("\nWhat is where (files per folder):\n")
+    for folder, n in sorted(folders.items()):
+        out.write(f"  {folder + '/':<28} {n:>8,}\n")
+    out.write(
+        "\nConventions: images/masks/UV/scan masks are the stored bytes, byte-identical; "
+        "frames are frame_NNNNNN (6 digits), cameras cam_XX; calibration RT maps camera to "
+        "world (OpenCV axes, metres); keypoint and FLAME npz files hold every frame with data "
+        "and its id in frame_ids.\n"
+    )
+    if plan_doc.get("warnings"):
+        out.write("\nWarnings:\n")
+        out.writelines(f"  - {w}\n" for w in plan_doc["warnings"])
+    out.write(
+        "\nmanifest.json lists every file with its size and sha256; "
+        "`renderme360 verify` re-checks them.\n"
+    )
+    return out.getvalue()
+
+
+BATCH_FIELDS = [
+    "subject",
+    "performance",
+    "status",
+    "cameras",
+    "frames",
+    "bytes",
+    "seconds",
+    "error",
+    "finished_at",
+]
+
+
+def append_batch_row(out_root: Path, row: Mapping[str, Any]) -> None:
+    """Append one line to ``OUT/MANIFEST.csv`` (header written when the file is new)."""
+    path = out_root / BATCH_MANIFEST
+    if path.is_symlink():
+        raise SMCFormatError(f"refusing to append to {path}: it is a symlink")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=BATCH_FIELDS, extrasaction="ignore")
+    new = not path.exists()
+    if new:
+        writer.writeheader()
+    writer.writerow({**row, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    out_root.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        f.write(buf.getvalue())

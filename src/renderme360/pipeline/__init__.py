@@ -1,0 +1,1 @@
+"""The extraction pipeline: discover -> inventory -> plan -> resume/execute -> record, run."""

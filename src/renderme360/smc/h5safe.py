@@ -1,0 +1,235 @@
+"""Checks and low-level probes of HDF5 objects from untrusted files: one place for them all.
+
+Every size, dtype, name and storage check that stands between a downloaded file and memory or
+the filesystem lives here, so hardening has one obvious home. Checks read headers only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from h5py import h5d, h5s, h5t
+
+from ..errors import SMCFormatError, UnsafeNameError, one_line
+from . import schema
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    """Where a blob's bytes lie: ``offset`` in the file when stored contiguous and unfiltered."""
+
+    nbytes: int
+    offset: int | None  # None: chunked, filtered or external storage; read through HDF5
+
+
+def open_failure(exc: BaseException) -> str:
+    """Why HDF5 could not open a file, in words a user can act on."""
+    text = one_line(exc)
+    m = _TRUNCATED_RE.search(text)
+    if m:
+        have, want = int(m["eof"]), int(m["stored"])
+        return (
+            f"file is truncated: {have:,} of {want:,} bytes present; "
+            "the download is probably incomplete"
+        )
+    if "file signature not found" in text:
+        return "no HDF5 signature: not an HDF5 file, or its first bytes are damaged"
+    return text
+
+
+_TRUNCATED_RE = re.compile(r"truncated file: eof = (?P<eof>\d+).*stored_eof = (?P<stored>\d+)")
+
+
+def to_str(value: Any) -> str:
+    """Decode an attribute that may come back as str, bytes or a 0-d numpy value."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    # h5py hands undecodable bytes back as lone surrogates, which no UTF-8 writer accepts
+    text = str(value)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def to_py(value: Any) -> Any:
+    """Attribute -> plain, JSON-safe Python (str for text, int/float for scalars, lists).
+
+    Whatever a hostile file stores (references, compound values, NaN) comes back as something
+    ``json.dumps`` accepts without a ``default``: unknown objects and non-finite floats as text.
+    """
+    if isinstance(value, np.ndarray):
+        if value.shape == ():
+            return to_py(value[()])
+        return [to_py(v) for v in value.tolist()]
+    if isinstance(value, np.generic) and not isinstance(value, (np.bytes_, np.str_)):
+        value = value.item()
+    if isinstance(value, (bytes, np.bytes_, str)):
+        return to_str(value)
+    if isinstance(value, (list, tuple)):
+        return [to_py(v) for v in value]
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    return str(value)
+
+
+def checked_keys(path: Path, group: Any, pattern: Any, what: str) -> Iterator[str]:
+    """Member names of a group, each checked against the documented grammar."""
+    if not isinstance(group, h5py.Group):
+        raise SMCFormatError(f"{path}: {group.name} should be a group")
+    for key in group:
+        if not pattern.fullmatch(key):
+            raise UnsafeNameError(
+                f"{path}: refusing {what} key {key!r} in {group.name}: not of the documented form"
+            )
+        yield key
+
+
+def safe_member_names(path: Path, group: h5py.Group) -> list[str]:
+    names = []
+    for key in group:
+        if not key.isidentifier():
+            raise UnsafeNameError(f"{path}: refusing dataset name {key!r} in {group.name}")
+        names.append(key)
+    return names
+
+
+def read_array(path: Path, group: Any, name: str) -> np.ndarray:
+    dset = group.get(name) if isinstance(group, h5py.Group) else None
+    if not isinstance(dset, h5py.Dataset):
+        raise SMCFormatError(f"{path}: {getattr(group, 'name', '?')}/{name} is missing")
+    return np.asarray(checked_dataset(path, dset)[()])
+
+
+def checked_stack(path: Path, dset: h5py.Dataset) -> None:
+    """A per-frame array stacked on axis 0: sane size, and a sane frame count even when
+    a row holds zero bytes (the frame list is built from the count)."""
+    checked_dataset(path, dset)
+    if dset.ndim >= 1 and dset.shape[0] > schema.MAX_FRAMES:
+        raise SMCFormatError(f"{path}: {dset.name} declares {dset.shape[0]:,} frames")
+
+
+def checked_dataset(
+    path: Path, dset: Any, kinds: str = "biuf", limit: int = schema.MAX_ARRAY_BYTES
+) -> h5py.Dataset:
+    """``dset`` if its dtype kind is one of ``kinds`` and its declared size is sane.
+
+    Checked from the header alone, before anything is read: a hostile or corrupt file can
+    declare any shape, and reading it would allocate that much memory.
+    """
+    if not isinstance(dset, h5py.Dataset):
+        raise SMCFormatError(f"{path}: {dset.name} should be a dataset")
+    what = f"{path}: {dset.name}"
+    if dset.dtype.kind not in kinds:
+        kind = "non-numeric" if kinds == "biuf" else "unexpected"
+        raise SMCFormatError(f"{what} has {kind} dtype {dset.dtype}")
+    nbytes = declared_bytes(dset)
+    if nbytes > limit:
+        raise SMCFormatError(
+            f"{what} declares shape {dset.shape} {dset.dtype} ({nbytes:,} bytes), too large "
+            f"(limit {limit:,}); refusing to read it"
+        )
+    if nbytes > schema.SPARSE_OK_BYTES and not is_filtered(dset):
+        stored = int(dset.id.get_storage_size())
+        if stored < nbytes:
+            raise SMCFormatError(
+                f"{what} declares {nbytes:,} bytes but only {stored:,} are stored "
+                "(never written or truncated)"
+            )
+    return dset
+
+
+def plain_blob_location(group_id: Any, name: str) -> BlobLocation | None:
+    """Location of a contiguous, unfiltered, fully stored 1-D uint8 dataset; None for anything
+    else (the caller then takes the checked path, which explains what is wrong)."""
+    dsid = open_dataset(group_id, name)
+    if dsid is None:
+        return None
+    dtype = dsid.get_type()
+    if not (
+        isinstance(dtype, h5t.TypeIntegerID)
+        and dtype.get_size() == 1
+        and dtype.get_sign() == h5t.SGN_NONE
+    ):
+        return None
+    space = dsid.get_space()
+    if space.get_simple_extent_type() != h5s.SIMPLE or space.get_simple_extent_ndims() != 1:
+        return None
+    (n,) = space.get_simple_extent_dims()
+    plist = dsid.get_create_plist()
+    if (
+        not 0 < n <= schema.MAX_BLOB_BYTES
+        or plist.get_layout() != h5d.CONTIGUOUS  # filters need chunks: none here
+        or plist.get_external_count()
+    ):
+        return None
+    offset = dsid.get_offset()
+    if offset is None or dsid.get_storage_size() != n:
+        return None
+    return BlobLocation(int(n), int(offset))
+
+
+def open_dataset(group_id: Any, name: str) -> Any:
+    """The low-level id of dataset ``name`` in a group, or None when it is not one."""
+    try:
+        return h5d.open(group_id, name.encode())
+    except (KeyError, ValueError, TypeError, OSError, RuntimeError):
+        return None
+
+
+def plain_nbytes(group_id: Any, name: str) -> int | None:
+    """Declared bytes of a simple numeric dataset, read from its header alone; None for
+    anything else (the caller then takes the checked high-level path)."""
+    dsid = open_dataset(group_id, name)
+    if dsid is None:
+        return None
+    space = dsid.get_space()
+    if space.get_simple_extent_type() != h5s.SIMPLE:
+        return None
+    n = dsid.get_type().get_size()
+    for s in space.get_simple_extent_dims():
+        n *= int(s)
+    return n
+
+
+def declared_bytes(dset: h5py.Dataset) -> int:
+    """Bytes a dataset declares (exact Python integers: no overflow on absurd shapes)."""
+    shape = dset.shape
+    if shape is None:  # null dataspace
+        return 0
+    n = dset.dtype.itemsize
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def is_filtered(dset: h5py.Dataset) -> bool:
+    """Whether a dataset's storage goes through filters (compression): stored < declared is fine."""
+    return dset.chunks is not None and dset.id.get_create_plist().get_nfilters() > 0
+
+
+def contiguous_offset(dset: h5py.Dataset) -> int | None:
+    """Byte offset of a contiguous, unfiltered, fully stored dataset; None otherwise."""
+    if dset.chunks is not None or dset.size == 0:
+        return None
+    plist = dset.id.get_create_plist()
+    if plist.get_nfilters() or plist.get_external_count():
+        return None
+    offset = dset.id.get_offset()
+    if offset is None or dset.id.get_storage_size() != dset.size:
+        return None
+    return int(offset)

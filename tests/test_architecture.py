@@ -1,0 +1,221 @@
+"""The package's shape, checked from its source: imports run one way, no cycles, small functions.
+
+Imports are read with ``ast`` (imports inside functions count; ``if TYPE_CHECKING:`` ones do not),
+so a violation fails here before it becomes a tangle. The layers, bottom to top:
+errors -> naming -> tasks / formats / output -> selection / config -> smc -> writers / preview
+-> pipeline -> verify -> cli.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "renderme360"
+
+#: Rank of each top-level part of the package: a module may import only lower ranks (or its own
+#: part). Equal ranks of different parts may not import each other.
+RANKS = {
+    "_version": 0,
+    "errors": 0,
+    "naming": 1,
+    "tasks": 2,
+    "formats": 2,
+    "output": 2,
+    "selection": 3,
+    "config": 3,
+    "smc": 4,
+    "synth": 4,
+    "writers": 5,
+    "preview": 5,
+    "pipeline": 6,
+    "verify": 7,
+    "cli": 8,
+    "": 9,  # the package root (lazy re-exports)
+    "__main__": 9,
+}
+#: Third-party modules a part must never import.
+FORBIDDEN_THIRD_PARTY = {
+    "formats": {"h5py"},
+    "output": {"h5py", "cv2"},
+    "tasks": {"h5py", "numpy", "cv2"},
+    "naming": {"h5py", "numpy"},
+    "errors": {"h5py", "numpy"},
+}
+MAX_FUNCTION_LINES = 100
+MAX_CLI_LINES = 700
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST) -> list[tuple[ast.stmt, int]]:
+    """Every import statement with its line, skipping ``if TYPE_CHECKING:`` bodies."""
+    found: list[tuple[ast.stmt, int]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append((node, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> tuple[set[str], set[str]]:
+    """(internal modules, third-party top-level names) that ``name`` imports at run time."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_pkg = path.name == "__init__.py"
+    internal: set[str] = set()
+    external: set[str] = set()
+    for node, _line in _imports(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target = alias.name
+                if target.split(".")[0] == "renderme360":
+                    internal.add(target)
+                else:
+                    external.add(target.split(".")[0])
+            continue
+        assert isinstance(node, ast.ImportFrom)
+        if node.level:
+            base_parts = name.split(".")
+            drop = node.level - 1 if is_pkg else node.level
+            base_parts = base_parts[: len(base_parts) - drop] if drop else base_parts
+            base = ".".join(base_parts + ([node.module] if node.module else []))
+        else:
+            base = node.module or ""
+            if base.split(".")[0] != "renderme360":
+                external.add(base.split(".")[0])
+                continue
+        for alias in node.names:
+            sub = f"{base}.{alias.name}"
+            internal.add(sub if sub in known else base)
+    internal.discard(name)
+    return internal, external
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    return {name: imports_of(name, path, known)[0] & known for name, path in mods.items()}
+
+
+def part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(g.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state:
+                found = dfs(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(g):
+        if node not in state:
+            found = dfs(node)
+            if found:
+                return found
+    return None
+
+
+def test_every_part_has_a_rank():
+    assert {part(m) for m in modules()} <= set(RANKS)
+
+
+def test_no_import_cycle():
+    assert find_cycle(graph()) is None, " -> ".join(find_cycle(graph()) or [])
+
+
+def test_cycle_detector_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_imports_run_one_way():
+    bad = []
+    for mod, targets in graph().items():
+        for target in targets:
+            src, dst = part(mod), part(target)
+            if src != dst and RANKS[dst] >= RANKS[src]:
+                bad.append(f"{mod} imports {target} (upstream)")
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_low_layers_import_no_heavy_libraries():
+    mods = modules()
+    bad = []
+    for name, path in mods.items():
+        banned = FORBIDDEN_THIRD_PARTY.get(part(name), set())
+        _internal, external = imports_of(name, path, set(mods))
+        bad += [f"{name} imports {lib}" for lib in sorted(external & banned)]
+    assert not bad, "\n".join(bad)
+
+
+def test_import_parser_sees_function_level_and_skips_type_checking(tmp_path):
+    pkg = tmp_path / "renderme360"
+    (pkg / "writers").mkdir(parents=True)
+    src = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from ..pipeline import plan\n"
+        "def f():\n    from ..pipeline.run import x\n    import h5py\n"
+    )
+    (pkg / "writers" / "x.py").write_text(src)
+    known = {"renderme360.pipeline.run", "renderme360.pipeline.plan", "renderme360.pipeline"}
+    internal, external = imports_of("renderme360.writers.x", pkg / "writers" / "x.py", known)
+    assert internal == {"renderme360.pipeline.run"}
+    assert external == {"typing", "h5py"}
+
+
+@pytest.mark.parametrize(
+    ("importer", "target", "ok"),
+    [
+        ("renderme360.writers.blobs", "renderme360.pipeline.plan", False),
+        ("renderme360.smc.reader", "renderme360.writers.audio", False),
+        ("renderme360.smc.compat", "renderme360.pipeline.run", False),
+        ("renderme360.formats.audio", "renderme360.smc.reader", False),
+        ("renderme360.output.read", "renderme360.pipeline.record", False),
+        ("renderme360.pipeline.plan", "renderme360.tasks", True),
+        ("renderme360.cli", "renderme360.pipeline.run", True),
+        ("renderme360.writers.blobs", "renderme360.smc.reader", True),
+    ],
+)
+def test_rank_rule_examples(importer, target, ok):
+    assert (RANKS[part(target)] < RANKS[part(importer)]) is ok
