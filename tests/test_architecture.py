@@ -9,6 +9,7 @@ errors -> naming -> tasks / formats / output -> selection / config -> smc -> wri
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,58 @@ def test_import_parser_sees_function_level_and_skips_type_checking(tmp_path):
 )
 def test_rank_rule_examples(importer, target, ok):
     assert (RANKS[part(target)] < RANKS[part(importer)]) is ok
+
+
+#: Modules that read output paths back: they must parse them through output/layout.
+PATH_READERS = (
+    "renderme360.verify",
+    "renderme360.preview",
+    "renderme360.pipeline",
+    "renderme360.writers",
+)
+_PATH_LITERAL = re.compile(r"cam_(\d|\{)|frame_(\d|\{)|from_(anno|raw|smc)/")
+
+
+def _code_strings(tree: ast.AST) -> list[tuple[int, str]]:
+    """String constants that are not docstrings."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if id(node) not in docstrings
+    ]
+
+
+def test_output_paths_are_spelled_and_parsed_only_by_the_layout():
+    bad = []
+    for name, path in modules().items():
+        if not name.startswith(PATH_READERS):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for line, text in _code_strings(tree):
+            if _PATH_LITERAL.search(text):
+                bad.append(f"{name}:{line}: {text!r}")
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("split", "rsplit", "partition", "rpartition")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value == "/"
+            ):
+                bad.append(f"{name}:{node.lineno}: splits a path by hand")
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and name in (
+                "renderme360.verify",
+                "renderme360.preview",
+            ):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if "re" in names:
+                    bad.append(f"{name}:{node.lineno}: parses with regular expressions")
+    assert not bad, "\n".join(bad)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import re
 import struct
 import zipfile
 from collections.abc import Sequence
@@ -32,18 +31,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .output.layout import VISUALIZATION_FILES, OutputPath
 from .output.outdir import OutputDir, Written
+from .output.read import choose_sources, frames_by_camera
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-VIS_DIR = "visualization"
-CONTACT_SHEET = VIS_DIR + "/cameras_frame_{frame:06d}.jpg"
-MASKS_OVERLAY = VIS_DIR + "/masks_overlay.jpg"
-KEYPOINTS_OVERLAY = VIS_DIR + "/keypoints_overlay.jpg"
-CAMERA_RIG = VIS_DIR + "/camera_rig.png"
+CONTACT_SHEET = VISUALIZATION_FILES["contact_sheet"]
+MASKS_OVERLAY = VISUALIZATION_FILES["masks_overlay"]
+KEYPOINTS_OVERLAY = VISUALIZATION_FILES["keypoints_overlay"]
+CAMERA_RIG = VISUALIZATION_FILES["camera_rig"]
 
 TILE_WIDTH = 320  # widest tile of the contact sheet, pixels
 OVERLAY_TILE_WIDTH = 480  # widest tile of the mask and keypoint overlays
@@ -60,19 +60,11 @@ _MASK_TINT = (0, 255, 0)  # BGR green
 _CONTOUR = (0, 255, 255)  # BGR yellow
 _KEYPOINT = (0, 0, 255)  # BGR red
 
-_SRC = r"(?:(?P<src>from_anno|from_raw|from_smc)/)?"
-_FRAME_FILE_RE = re.compile(
-    _SRC + r"(?P<kind>images|masks)/cam_(?P<cam>[0-9]{2})/frame_(?P<frame>[0-9]{1,9})"
-    r"\.(?:jpe?g|png|bmp|tiff?|webp|jp2)$",
-    re.IGNORECASE,
-)
-_KEYPOINTS_RE = re.compile(_SRC + r"keypoints2d/cam_(?P<cam>[0-9]{2})\.npz$")
-_CALIBRATION_RE = re.compile(_SRC + r"calibration/all_cameras\.npz$")
-
 # Where one camera/frame appears under several source folders, the earlier folder wins:
-# images come from raw, annotations (masks, keypoints, calibration) from anno.
-_IMAGE_SOURCES = ("", "from_raw", "from_smc", "from_anno")
-_ANNO_SOURCES = ("", "from_anno", "from_smc", "from_raw")
+# images come from raw, annotations (masks, keypoints, calibration) from anno (None: combined).
+_IMAGE_SOURCES = (None, "raw", "smc", "anno")
+_ANNO_SOURCES = (None, "anno", "smc", "raw")
+_IMAGE_EXTS = frozenset({"jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jp2"})
 
 # What reading a damaged or unexpected file may raise (cv2.error is added at run time).
 _READ_ERRORS: tuple[type[BaseException], ...] = (
@@ -145,30 +137,26 @@ def make_previews(out: OutputDir, files: Sequence[str], max_cameras: int = 60) -
 
 def _find_inputs(files: Sequence[str]) -> _Inputs:
     """Sort the extracted files into preview inputs, choosing one source folder per item."""
-    found = _Inputs()
-    rank: dict[tuple[str, str, int], int] = {}
-    for rel in files:
-        if m := _FRAME_FILE_RE.match(rel):
-            kind, cam, frame = m["kind"], m["cam"], int(m["frame"])
-            order = _IMAGE_SOURCES if kind == "images" else _ANNO_SOURCES
-            r = order.index(m["src"] or "")
-            key = (kind, cam, frame)
-            if key not in rank or r < rank[key]:
-                rank[key] = r
-                table = found.images if kind == "images" else found.masks
-                table.setdefault(cam, {})[frame] = rel
-        elif m := _KEYPOINTS_RE.match(rel):
-            r = _ANNO_SOURCES.index(m["src"] or "")
-            key = ("keypoints2d", m["cam"], 0)
-            if key not in rank or r < rank[key]:
-                rank[key] = r
-                found.keypoints[m["cam"]] = rel
-        elif m := _CALIBRATION_RE.match(rel):
-            r = _ANNO_SOURCES.index(m["src"] or "")
-            key = ("calibration", "", 0)
-            if key not in rank or r < rank[key]:
-                rank[key] = r
-                found.calibration = rel
+
+    def preference(p: OutputPath) -> tuple[str | None, ...]:
+        return _IMAGE_SOURCES if p.modality == "images" else _ANNO_SOURCES
+
+    def accept(p: OutputPath) -> bool:
+        if p.modality in ("images", "masks"):
+            return p.ext.lower() in _IMAGE_EXTS
+        if p.modality == "keypoints2d":
+            return True
+        return p.modality == "calibration" and p.camera is None and p.ext == "npz"
+
+    chosen = choose_sources(files, preference, accept)
+    found = _Inputs(
+        images=frames_by_camera(chosen, "images"), masks=frames_by_camera(chosen, "masks")
+    )
+    for (modality, cam, _frame), (rel, _p) in chosen.items():
+        if modality == "keypoints2d" and cam is not None:
+            found.keypoints[cam] = rel
+        elif modality == "calibration":
+            found.calibration = rel
     return found
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .output.outdir import PendingDigest, Written
@@ -46,7 +46,12 @@ class Options:
 
 @dataclass(frozen=True)
 class Task:
-    """One output file: its planned relative path, writer, source role and size."""
+    """One output file: its planned relative path, writer, source role, size and what to read.
+
+    Only the fields a writer needs are set: ``camera``/``frame`` for one item, ``cameras``/
+    ``frames`` for a stacked array, ``blob_kind``/``offset`` for stored encoded bytes (``offset``
+    None: read through HDF5), ``text`` for a document rendered at planning time.
+    """
 
     key: str
     modality: str
@@ -55,7 +60,13 @@ class Task:
     nbytes: int
     exact: bool
     variant: str
-    args: tuple[Any, ...] = ()
+    camera: str | None = None
+    frame: int | None = None
+    cameras: tuple[str, ...] = ()
+    frames: tuple[int, ...] = ()
+    blob_kind: str | None = None
+    offset: int | None = None
+    text: str | None = None
 
 
 @dataclass

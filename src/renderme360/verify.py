@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NotFoundError, Renderme360Error
-from .output.layout import COMPLETE_MARKER
+from .output.layout import COMPLETE_MARKER, parse_path
 from .output.outdir import sha256_file
 from .output.read import path_exists_with_size, read_manifest
 
@@ -100,15 +100,13 @@ def _against_source(
             r.close()
 
 
+_BLOB_KINDS = {"images": "color", "masks": "mask", "uv": "uv", "scan_masks": "scan_mask"}
+
+
 def _blob_of(item: dict[str, Any]) -> tuple[str, str | None, int | None] | None:
     """(kind, camera, frame) of a copied image file, from its path."""
-    parts = item["path"].split("/")
-    name = parts[-1].split(".")[0]
+    parsed = parse_path(item["path"])
     mod = item.get("modality")
-    if mod in ("images", "masks"):
-        return ("color" if mod == "images" else "mask", parts[-2][4:], int(name[6:]))
-    if mod == "uv":
-        return ("uv", None, int(name[6:]))
-    if mod == "scan_masks":
-        return ("scan_mask", name[4:], None)
-    return None
+    if parsed is None or parsed.modality != mod or mod not in _BLOB_KINDS:
+        return None
+    return (_BLOB_KINDS[mod], parsed.camera, parsed.frame)

@@ -1,10 +1,14 @@
-"""One table of every output path: what ``extract`` writes and where.
+"""One table of every output path: what ``extract`` writes and where, and the parsers back.
 
-Every relative path the tool writes is produced here from validated ids, so the layout contract
-has a single place to change.
+Every relative path the tool writes is produced here from validated ids, and every path read back
+(verify, preview, resume counts, the loader) is parsed here, so the layout contract has a single
+place to change.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 #: Modalities a user can select, in the order they are planned and reported.
 MODALITIES = (
@@ -102,3 +106,77 @@ FIXED_PATHS = {
     "flame": "flame/all_frames.npz",
     "scan": "scan/mesh.ply",
 }
+
+#: Root folder of the previews.
+VISUALIZATION_FILES = {
+    "contact_sheet": VISUALIZATION + "/cameras_frame_{frame:06d}.jpg",
+    "masks_overlay": VISUALIZATION + "/masks_overlay.jpg",
+    "keypoints_overlay": VISUALIZATION + "/keypoints_overlay.jpg",
+    "camera_rig": VISUALIZATION + "/camera_rig.png",
+}
+
+
+# ---------------------------------------------------------------------------- parsers
+@dataclass(frozen=True)
+class OutputPath:
+    """What a relative output path names (the inverse of the path functions above).
+
+    ``source`` is the role of the source folder (``anno``, ``raw``, ``smc``) or None in the
+    combined layout; ``camera`` and ``frame`` are set when the path names them.
+    """
+
+    source: str | None
+    modality: str
+    camera: str | None = None
+    frame: int | None = None
+    ext: str = ""
+
+
+_ROLE_OF_FOLDER = {folder: role for role, folder in SOURCE_FOLDERS.items()}
+_MODALITY_OF_FOLDER = {folder: m for m, folder in FOLDERS.items()}
+_FIXED_MODALITY = {path: path.split("/")[0] for path in FIXED_PATHS.values()}
+_CAM = r"cam_(?P<cam>[0-9]{2})"
+_FRAME = r"frame_(?P<frame>[0-9]{1,9})"
+_EXT = r"\.(?P<ext>[A-Za-z0-9]{1,8})"
+_PATTERNS = [
+    ("images", re.compile(rf"images/{_CAM}/{_FRAME}{_EXT}")),
+    ("masks", re.compile(rf"masks/{_CAM}/{_FRAME}{_EXT}")),
+    ("uv", re.compile(rf"{FOLDERS['uv']}/{_FRAME}{_EXT}")),
+    ("scan_masks", re.compile(rf"{FOLDERS['scan_masks']}/{_CAM}{_EXT}")),
+    ("keypoints2d", re.compile(rf"{FOLDERS['keypoints2d']}/{_CAM}\.(?P<ext>npz)")),
+    ("calibration", re.compile(rf"{FOLDERS['calibration']}/{_CAM}\.(?P<ext>npz)")),
+]
+
+
+def split_source(rel: str) -> tuple[str | None, str]:
+    """``from_anno/images/...`` -> (``"anno"``, ``"images/..."``); (None, rel) without a prefix."""
+    head, sep, rest = rel.partition("/")
+    if sep and head in _ROLE_OF_FOLDER:
+        return _ROLE_OF_FOLDER[head], rest
+    return None, rel
+
+
+def parse_path(rel: str) -> OutputPath | None:
+    """Parse a relative path ``extract`` writes; None for anything else (reports, previews)."""
+    source, inner = split_source(rel)
+    if inner in _FIXED_MODALITY:
+        folder = _FIXED_MODALITY[inner]
+        return OutputPath(source, _MODALITY_OF_FOLDER[folder], ext=inner.rpartition(".")[2])
+    for modality, pattern in _PATTERNS:
+        m = pattern.fullmatch(inner)
+        if m:
+            groups = m.groupdict()
+            frame = groups.get("frame")
+            return OutputPath(
+                source,
+                modality,
+                camera=groups.get("cam"),
+                frame=None if frame is None else int(frame),
+                ext=m["ext"],
+            )
+    return None
+
+
+def top_folder(rel: str, layout: str) -> str:
+    """The modality folder a file lies in: ``from_anno/images`` (separate) or ``images``."""
+    return "/".join(rel.split("/")[: 2 if layout == "separate" else 1])

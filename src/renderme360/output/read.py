@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .layout import COMPLETE_MARKER, MANIFEST
+from .layout import COMPLETE_MARKER, FIXED_PATHS, MANIFEST, SOURCE_FOLDERS, OutputPath, parse_path
+
+#: (modality, camera, frame) of one extracted item; camera/frame None when the item has none.
+ItemKey = tuple[str, "str | None", "int | None"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,66 @@ def path_exists_with_size(root: Path, rel: str, size: int) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(st.st_mode) and st.st_size == size
+
+
+def manifest_paths(out_dir: Path) -> list[str]:
+    """Relative paths of every file the manifest lists ([] without a readable manifest)."""
+    doc = read_manifest(out_dir)
+    files = doc.get("files") if doc else None
+    if not isinstance(files, list):
+        return []
+    return [f["path"] for f in files if isinstance(f, dict) and isinstance(f.get("path"), str)]
+
+
+def choose_sources(
+    rels: Iterable[str],
+    preference: Callable[[OutputPath], Sequence[str | None]],
+    accept: Callable[[OutputPath], bool] = lambda p: True,
+) -> dict[ItemKey, tuple[str, OutputPath]]:
+    """One path per item: where several source folders hold the same item, the folder earliest
+    in ``preference(parsed)`` wins (roles ``anno``/``raw``/``smc``; None is the combined layout).
+
+    Paths the layout does not know, sources missing from the preference and paths ``accept``
+    refuses are left out.
+    """
+    chosen: dict[ItemKey, tuple[str, OutputPath]] = {}
+    rank: dict[ItemKey, int] = {}
+    for rel in rels:
+        p = parse_path(rel)
+        if p is None or not accept(p):
+            continue
+        order = preference(p)
+        if p.source not in order:
+            continue
+        key = (p.modality, p.camera, p.frame)
+        r = order.index(p.source)
+        if key not in rank or r < rank[key]:
+            rank[key] = r
+            chosen[key] = (rel, p)
+    return chosen
+
+
+def frames_by_camera(
+    chosen: dict[ItemKey, tuple[str, OutputPath]], modality: str
+) -> dict[str, dict[int, str]]:
+    """Camera -> frame -> relative path of one per-camera, per-frame modality (images, masks)."""
+    out: dict[str, dict[int, str]] = {}
+    for (m, cam, frame), (rel, _p) in chosen.items():
+        if m == modality and cam is not None and frame is not None:
+            out.setdefault(cam, {})[frame] = rel
+    return out
+
+
+def calibration_path(source: str | None) -> str:
+    """Relative path of ``all_cameras.npz`` of one source folder (None: combined layout)."""
+    prefix = "" if source is None else SOURCE_FOLDERS[source] + "/"
+    return prefix + FIXED_PATHS["calibration_all"]
+
+
+def read_calibration(out_dir: Path, source: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{camera: {"K", "D", "RT"}}`` from an extracted ``all_cameras.npz`` (RT camera-to-world)."""
+    import numpy as np
+
+    with np.load(Path(out_dir) / calibration_path(source), allow_pickle=False) as z:
+        ids = [str(c) for c in z["camera_ids"]]
+        return {c: {k: z[k][i] for k in ("K", "D", "RT")} for i, c in enumerate(ids)}

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import SMCFormatError
-from .layout import BATCH_MANIFEST, FOLDERS, SOURCE_FOLDERS
+from .layout import BATCH_MANIFEST, FOLDERS, SOURCE_FOLDERS, top_folder
 from .read import Record
 
 
@@ -68,7 +68,7 @@ def extraction_info(plan_doc: Mapping[str, Any], records: Iterable[Record], layo
         out.write(f"  note: {note}\n")
     folders: dict[str, int] = {}
     for r in records:
-        top = "/".join(r.path.split("/")[: 2 if layout == "separate" else 1])
+        top = top_folder(r.path, layout)
         folders[top] = folders.get(top, 0) + 1
     out.write("\nWhat is where (files per folder):\n")
     for folder, n in sorted(folders.items()):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,54 @@ def _compare_copies(
             )
 
 
+@dataclass
+class _FilePlan:
+    """Planning state of one source file: its inventory, prefix, camera/frame filters."""
+
+    plan: Plan
+    role: str
+    inv: FileInventory
+    cameras: list[str] | None
+    prefix: str
+    single: list[Task] = field(default_factory=list)  # one unit each, after the streams
+
+    def cams(self, items: Sequence[str]) -> list[str]:
+        return [c for c in items if self.cameras is None or c in self.cameras]
+
+    def pick(self, items: Sequence[int]) -> list[int]:
+        frames = self.plan.selection.frames
+        return list(items) if frames is None else frames.filter(items)
+
+    def add(self, key: str, modality: str, writer: str, nbytes: int, exact: bool, **fields: Any):
+        """Plan one file written by ``writer`` (its own unit)."""
+        variant = self.plan.options.variant(modality)
+        task = Task(
+            self.prefix + key, modality, writer, self.role, nbytes, exact, variant, **fields
+        )
+        self.single.append(task)
+
+    def stream(self, tasks: list[Task]) -> None:
+        """Plan a stream of blobs (chunked into units that share one open source file)."""
+        _add_units(self.plan, self.role, self.inv, tasks)
+
+    def blob(self, key: str, modality: str, kind: str, cam: str | None, frame: int | None) -> Task:
+        loc = self.inv.blobs[(kind, cam or "", -1 if frame is None else frame)]
+        opts = self.plan.options
+        return Task(
+            self.prefix + key,
+            modality,
+            "blob",
+            self.role,
+            loc.nbytes,
+            opts.image_mode == "copy",
+            opts.variant(modality),
+            camera=cam,
+            frame=frame,
+            blob_kind=kind,
+            offset=loc.offset,
+        )
+
+
 def _plan_file(
     plan: Plan,
     role: str,
@@ -222,153 +270,137 @@ def _plan_file(
     modalities: Sequence[str],
     cameras: list[str] | None,
 ) -> None:
-    prefix = source_prefix(role, plan.layout)
-    frames = plan.selection.frames
-    opts = plan.options
+    f = _FilePlan(plan, role, inv, cameras, source_prefix(role, plan.layout))
+    for m in modalities:
+        PLANNERS[m](f)
+    for t in f.single:
+        plan.units.append(Unit(role, inv.source, [t]))
 
-    def cams(items: Sequence[str]) -> list[str]:
-        return [c for c in items if cameras is None or c in cameras]
 
-    def pick(items: Sequence[int]) -> list[int]:
-        return list(items) if frames is None else frames.filter(items)
-
-    single: list[Task] = []
-
-    def add(key: str, modality: str, writer: str, nbytes: int, exact: bool, *args: Any) -> None:
-        single.append(
-            Task(prefix + key, modality, writer, role, nbytes, exact, opts.variant(modality), args)
+def _plan_metadata(f: _FilePlan) -> None:
+    for writer_key, text in (
+        ("metadata_json", info_json(f.inv, f.plan.selection)),
+        ("metadata_txt", info_text(f.inv)),
+    ):
+        f.add(
+            FIXED_PATHS[writer_key], "metadata", "text", len(text.encode("utf-8")), True, text=text
         )
 
-    for m in modalities:
-        if m == "metadata":
-            for fmt, rel in (
-                ("json", FIXED_PATHS["metadata_json"]),
-                ("txt", FIXED_PATHS["metadata_txt"]),
-            ):
-                text = info_json(inv, plan.selection) if fmt == "json" else info_text(inv)
-                data = text.encode("utf-8")
-                add(rel, m, "text", len(data), True, text)
-        elif m == "calibration":
-            chosen = cams(inv.calibration)
-            if not chosen:
-                continue
-            add(
-                FIXED_PATHS["calibration_all"],
-                m,
-                "calibration_all",
-                600 + 250 * len(chosen),
+
+def _plan_calibration(f: _FilePlan) -> None:
+    chosen = tuple(f.cams(f.inv.calibration))
+    if not chosen:
+        return
+    m = "calibration"
+    n = len(chosen)
+    f.add(
+        FIXED_PATHS["calibration_all"], m, "calibration_all", 600 + 250 * n, False, cameras=chosen
+    )
+    f.add(
+        FIXED_PATHS["calibration_json"], m, "calibration_json", 150 + 900 * n, False, cameras=chosen
+    )
+    for c in chosen:
+        f.add(calibration_camera_path(c), m, "calibration_cam", 800, False, camera=c)
+
+
+def _plan_images(f: _FilePlan, m: str = "images") -> None:
+    kind = BLOB_MODALITY[m]
+    streams = f.inv.images if m == "images" else f.inv.masks
+    for c in f.cams(sorted(streams)):
+        ext = _ext(f.inv, kind, c, f.plan.options, m)
+        f.stream([f.blob(image_path(m, c, fr, ext), m, kind, c, fr) for fr in f.pick(streams[c])])
+
+
+def _plan_masks(f: _FilePlan) -> None:
+    _plan_images(f, "masks")
+
+
+def _plan_uv(f: _FilePlan) -> None:
+    ext = _ext(f.inv, "uv", "", f.plan.options, "uv")
+    f.stream([f.blob(uv_path(fr, ext), "uv", "uv", None, fr) for fr in f.pick(f.inv.uv)])
+
+
+def _plan_scan_masks(f: _FilePlan) -> None:
+    tasks = []
+    for c in f.cams(f.inv.scan_masks):
+        ext = f.inv.extensions.get(("scan_mask", c), "bin")
+        tasks.append(f.blob(scan_mask_path(c, ext), "scan_masks", "scan_mask", c, None))
+    f.stream(tasks)
+
+
+def _plan_audio(f: _FilePlan) -> None:
+    audio = f.inv.audio
+    if audio is None:
+        return
+    shape = audio["shape"]
+    samples = shape[0] * (shape[1] if len(shape) > 1 else 1)
+    width = max(int(np.dtype(audio["dtype"]).itemsize), 2)
+    f.add(FIXED_PATHS["audio_wav"], "audio", "audio_wav", 80 + samples * width, False)
+    problem = mp3_problem(shape, audio["sample_rate"])
+    if problem:  # the WAV and npz still hold every sample
+        f.plan.warnings.append(f"{f.inv.source.path}: audio.mp3 not written: {problem}")
+    else:
+        mp3_bytes = 2000 + int(audio["seconds"] * 24_000)
+        f.add(FIXED_PATHS["audio_mp3"], "audio", "audio_mp3", mp3_bytes, False)
+    f.add(FIXED_PATHS["audio_npz"], "audio", "audio_npz", 400 + audio["nbytes"], False)
+
+
+def _plan_keypoints2d(f: _FilePlan) -> None:
+    for c in f.cams(sorted(f.inv.keypoints2d)):
+        fr = tuple(f.pick(f.inv.keypoints2d[c]))
+        if fr:
+            nbytes = 600 + len(fr) * (106 * 2 * 8 + 8)
+            f.add(
+                keypoints2d_path(c),
+                "keypoints2d",
+                "keypoints2d",
+                nbytes,
                 False,
-                tuple(chosen),
+                camera=c,
+                frames=fr,
             )
-            add(
-                FIXED_PATHS["calibration_json"],
-                m,
-                "calibration_json",
-                150 + 900 * len(chosen),
-                False,
-                tuple(chosen),
-            )
-            for c in chosen:
-                add(calibration_camera_path(c), m, "calibration_cam", 800, False, c)
-        elif m in ("images", "masks"):
-            kind = BLOB_MODALITY[m]
-            streams = inv.images if m == "images" else inv.masks
-            for c in cams(sorted(streams)):
-                ext = _ext(inv, kind, c, opts, m)
-                tasks = [
-                    _blob_task(plan, prefix + image_path(m, c, f, ext), m, role, inv, (kind, c, f))
-                    for f in pick(streams[c])
-                ]
-                _add_units(plan, role, inv, tasks)
-        elif m == "uv":
-            ext = _ext(inv, "uv", "", opts, m)
-            tasks = [
-                _blob_task(plan, prefix + uv_path(f, ext), m, role, inv, ("uv", "", f))
-                for f in pick(inv.uv)
-            ]
-            _add_units(plan, role, inv, tasks)
-        elif m == "scan_masks":
-            tasks = [
-                _blob_task(
-                    plan,
-                    prefix + scan_mask_path(c, inv.extensions.get(("scan_mask", c), "bin")),
-                    m,
-                    role,
-                    inv,
-                    ("scan_mask", c, -1),
-                )
-                for c in cams(inv.scan_masks)
-            ]
-            _add_units(plan, role, inv, tasks)
-        elif m == "audio" and inv.audio is not None:
-            n = inv.audio["nbytes"]
-            shape = inv.audio["shape"]
-            samples = shape[0] * (shape[1] if len(shape) > 1 else 1)
-            width = max(int(np.dtype(inv.audio["dtype"]).itemsize), 2)
-            add(FIXED_PATHS["audio_wav"], m, "audio_wav", 80 + samples * width, False)
-            problem = mp3_problem(shape, inv.audio["sample_rate"])
-            if problem:  # the WAV and npz still hold every sample
-                plan.warnings.append(f"{inv.source.path}: audio.mp3 not written: {problem}")
-            else:
-                add(
-                    FIXED_PATHS["audio_mp3"],
-                    m,
-                    "audio_mp3",
-                    2000 + int(inv.audio["seconds"] * 24_000),
-                    False,
-                )
-            add(FIXED_PATHS["audio_npz"], m, "audio_npz", 400 + n, False)
-        elif m == "keypoints2d":
-            for c in cams(sorted(inv.keypoints2d)):
-                fr = pick(inv.keypoints2d[c])
-                if fr:
-                    add(
-                        keypoints2d_path(c),
-                        m,
-                        "keypoints2d",
-                        600 + len(fr) * (106 * 2 * 8 + 8),
-                        False,
-                        c,
-                        tuple(fr),
-                    )
-        elif m == "keypoints3d":
-            fr = pick(inv.keypoints3d)
-            if fr:
-                add(
-                    FIXED_PATHS["keypoints3d"],
-                    m,
-                    "keypoints3d",
-                    600 + len(fr) * (73 * 3 * 8 + 8),
-                    False,
-                    tuple(fr),
-                )
-        elif m == "flame":
-            fr = pick(inv.flame)
-            if fr:
-                per_frame = sum(
-                    int(np.prod(shape)) * np.dtype(dtype).itemsize
-                    for shape, dtype in inv.flame_fields.values()
-                )
-                add(
-                    FIXED_PATHS["flame"],
-                    m,
-                    "flame",
-                    2000 + len(fr) * (per_frame + 8),
-                    False,
-                    tuple(fr),
-                )
-        elif m == "scan" and inv.scan is not None:
-            s = inv.scan
-            vbytes = np.dtype(s["vertex_dtype"]).itemsize * 3
-            add(
-                FIXED_PATHS["scan"],
-                m,
-                "scan_ply",
-                300 + s["vertices"] * vbytes + s["faces"] * 13,
-                True,
-            )
-    for t in single:
-        plan.units.append(Unit(role, inv.source, [t]))
+
+
+def _plan_keypoints3d(f: _FilePlan) -> None:
+    fr = tuple(f.pick(f.inv.keypoints3d))
+    if fr:
+        nbytes = 600 + len(fr) * (73 * 3 * 8 + 8)
+        f.add(FIXED_PATHS["keypoints3d"], "keypoints3d", "keypoints3d", nbytes, False, frames=fr)
+
+
+def _plan_flame(f: _FilePlan) -> None:
+    fr = tuple(f.pick(f.inv.flame))
+    if fr:
+        per_frame = sum(
+            int(np.prod(shape)) * np.dtype(dtype).itemsize
+            for shape, dtype in f.inv.flame_fields.values()
+        )
+        nbytes = 2000 + len(fr) * (per_frame + 8)
+        f.add(FIXED_PATHS["flame"], "flame", "flame", nbytes, False, frames=fr)
+
+
+def _plan_scan(f: _FilePlan) -> None:
+    s = f.inv.scan
+    if s is not None:
+        vbytes = np.dtype(s["vertex_dtype"]).itemsize * 3
+        nbytes = 300 + s["vertices"] * vbytes + s["faces"] * 13
+        f.add(FIXED_PATHS["scan"], "scan", "scan_ply", nbytes, True)
+
+
+#: One planning function per modality: adding a modality starts here.
+PLANNERS: dict[str, Callable[[_FilePlan], None]] = {
+    "metadata": _plan_metadata,
+    "calibration": _plan_calibration,
+    "images": _plan_images,
+    "masks": _plan_masks,
+    "audio": _plan_audio,
+    "keypoints2d": _plan_keypoints2d,
+    "keypoints3d": _plan_keypoints3d,
+    "flame": _plan_flame,
+    "uv": _plan_uv,
+    "scan": _plan_scan,
+    "scan_masks": _plan_scan_masks,
+}
 
 
 def _ext(inv: FileInventory, kind: str, cam: str, opts: Options, modality: str) -> str:
@@ -377,23 +409,6 @@ def _ext(inv: FileInventory, kind: str, cam: str, opts: Options, modality: str) 
     if opts.image_mode == "reencode" and modality == "masks":
         return "png"
     return inv.extensions.get((kind, cam), "bin")
-
-
-def _blob_task(
-    plan: Plan, key: str, modality: str, role: str, inv: FileInventory, blob: tuple[str, str, int]
-) -> Task:
-    loc = inv.blobs[blob]
-    exact = plan.options.image_mode == "copy"
-    return Task(
-        key,
-        modality,
-        "blob",
-        role,
-        loc.nbytes,
-        exact,
-        plan.options.variant(modality),
-        (blob[0], blob[1], blob[2], loc.offset, loc.nbytes),
-    )
 
 
 def _add_units(plan: Plan, role: str, inv: FileInventory, tasks: list[Task]) -> None:

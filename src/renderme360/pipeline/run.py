@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiskFullError, InsufficientSpaceError, Renderme360Error, UsageError
-from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY
+from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY, parse_path
 from ..output.outdir import OutputDir, Written, free_bytes
 from ..output.read import Record, files_in_place, path_exists_with_size, read_marker
 from ..output.reports import append_batch_row, extraction_info, human_bytes, size_summary
@@ -369,9 +369,10 @@ def _fill_counts(outcome: Outcome, out_dir: Path, records: dict[str, Record] | N
     frames = set()
     for r in records.values():
         if r.modality in ("images", "masks"):
-            parts = r.path.split("/")
-            cams.add(parts[-2])
-            frames.add(parts[-1].split(".")[0])
+            parsed = parse_path(r.path)
+            if parsed is not None:
+                cams.add(parsed.camera)
+                frames.add(parsed.frame)
     outcome.cameras, outcome.frames = len(cams), len(frames)
 
 

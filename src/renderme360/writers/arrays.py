@@ -35,7 +35,7 @@ def _write_npz(ctx: WriteContext, key: str, arrays: dict[str, np.ndarray]) -> Wr
 
 def write_calibration_all(ctx: WriteContext, task: Task) -> Written:
     """``all_cameras.npz``: camera_ids (str), K (N,3,3), D (N,5), RT (N,4,4) camera-to-world."""
-    (cams,) = task.args
+    cams = task.cameras
     cal = _calibration(ctx, cams)
     return _write_npz(
         ctx,
@@ -52,14 +52,14 @@ def write_calibration_all(ctx: WriteContext, task: Task) -> Written:
 
 def write_calibration_cam(ctx: WriteContext, task: Task) -> Written:
     """``cam_XX.npz``: K, D, RT of one camera."""
-    (cam,) = task.args
-    cal = _calibration(ctx, [cam])[cam]
+    cam = task.camera
+    cal = _calibration(ctx, [cam])[cam]  # type: ignore[list-item,index]
     return _write_npz(ctx, task.key, {**cal, "convention": np.array(CONVENTION)})
 
 
 def write_calibration_json(ctx: WriteContext, task: Task) -> Written:
     """``cameras.json`` with the convention spelled out."""
-    (cams,) = task.args
+    cams = task.cameras
     cal = _calibration(ctx, cams)
     doc = {
         "convention": CONVENTION,
@@ -91,7 +91,7 @@ def _stack_frames(ctx: WriteContext, key: str, frames: Sequence[int], read, name
 
 def write_keypoints2d(ctx: WriteContext, task: Task) -> Written:
     """``keypoints2d/cam_XX.npz``: frame_ids (M,), keypoints (M, 106, 2)."""
-    cam, frames = task.args
+    cam, frames = task.camera, task.frames
     return _stack_frames(
         ctx, task.key, frames, lambda fr: ctx.reader.get_Keypoints2d(cam, fr), f"Keypoints2d/{cam}"
     )
@@ -99,13 +99,13 @@ def write_keypoints2d(ctx: WriteContext, task: Task) -> Written:
 
 def write_keypoints3d(ctx: WriteContext, task: Task) -> Written:
     """``keypoints3d/all_frames.npz``: frame_ids (M,), keypoints (M, 73, 3)."""
-    (frames,) = task.args
+    frames = task.frames
     return _stack_frames(ctx, task.key, frames, ctx.reader.get_Keypoints3d, "Keypoints3d")
 
 
 def write_flame(ctx: WriteContext, task: Task) -> Written:
     """``flame/all_frames.npz``: frame_ids and one stacked array per FLAME dataset found."""
-    (frames,) = task.args
+    frames = task.frames
     r = ctx.reader
     fields = r.flame_fields(frames[0])
     with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]

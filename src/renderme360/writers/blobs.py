@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from . import WriteContext
 
 
-def _describe(kind: str, cam: str, frame: int) -> str:
+def _describe(task: Task) -> str:
+    kind, cam, frame = task.blob_kind, task.camera, task.frame
     if kind == "uv":
         return f"UV texture frame {frame}"
     if kind == "scan_mask":
@@ -34,20 +35,19 @@ def _with_ext(key: str, ext: str) -> str:
 
 def read_stored(ctx: WriteContext, task: Task) -> bytes:
     """The stored bytes of the blob a task names (fast path when an offset is known)."""
-    kind, cam, frame, offset, nbytes = task.args
-    if offset is not None:
-        return ctx.pread(offset, nbytes, _describe(kind, cam, frame))
-    return ctx.reader.read_blob(kind, cam or None, None if frame < 0 else frame)
+    if task.offset is not None:
+        return ctx.pread(task.offset, task.nbytes, _describe(task))
+    return ctx.reader.read_blob(task.blob_kind, task.camera, task.frame)  # type: ignore[arg-type]
 
 
 def write_blob(ctx: WriteContext, task: Task) -> Written | PendingDigest:
     """Write one encoded image under the extension its magic bytes say."""
-    kind, cam, frame, offset, nbytes = task.args
-    what = f"{ctx.source}: {_describe(kind, cam, frame)}"
+    offset, nbytes = task.offset, task.nbytes
+    what = f"{ctx.source}: {_describe(task)}"
     if ctx.options.image_mode == "reencode" and task.modality in ("images", "masks", "uv"):
         return _reencode(ctx, task, read_stored(ctx, task), what)
     if offset is not None and not ctx.options.checksum:
-        head = ctx.pread(offset, min(16, nbytes), _describe(kind, cam, frame))
+        head = ctx.pread(offset, min(16, nbytes), _describe(task))
         ext = _checked_ext(head, what)
         with ctx.out.open_atomic(_with_ext(task.key, ext), hash_output=False) as f:
             f.copy_range(ctx.fd, offset, nbytes)

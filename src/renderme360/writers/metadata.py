@@ -12,5 +12,5 @@ if TYPE_CHECKING:
 
 
 def write_text_task(ctx: WriteContext, task: Task) -> Written:
-    """Write text rendered at planning time (``task.args[0]``)."""
-    return ctx.out.write_text(task.key, task.args[0])
+    """Write text rendered at planning time (``task.text``)."""
+    return ctx.out.write_text(task.key, task.text or "")
