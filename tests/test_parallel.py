@@ -59,10 +59,9 @@ def test_unreachable_scheduler_is_a_clear_error(data, tmp_path, capsys):
 
 def test_large_batches_replan_just_in_time(data, serial, tmp_path, monkeypatch):
     """Above a task budget plans are dropped after the survey: same output, bounded memory."""
-    import renderme360.cli as cli
     import renderme360.pipeline.run as ex
 
-    monkeypatch.setattr(cli, "KEEP_PLANNED_TASKS", 10)
+    monkeypatch.setattr(ex, "KEEP_PLANNED_TASKS", 10)
     planned = []
     real = ex.plan_performance
     monkeypatch.setattr(ex, "plan_performance", lambda *a, **k: planned.append(1) or real(*a, **k))

@@ -75,3 +75,42 @@ def _check(doc: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
             for s in doc["subjects"].split(",")
         )
     return doc
+
+
+#: Command-line option name -> settings key (the names of job files).
+FLAG_KEYS = {
+    "root": "data_root",
+    "output": "output",
+    "subject": "subjects",
+    "performance": "performances",
+    "cameras": "cameras",
+    "frames": "frames",
+    "modalities": "modalities",
+    "layout": "layout",
+    "workers": "workers",
+    "image_mode": "image_mode",
+    "preview": "preview",
+}
+
+
+def merge_settings(
+    config: str | os.PathLike[str] | None, flags: dict[str, Any], sample: bool = False
+) -> list[dict[str, Any]]:
+    """One settings dict per job: the jobs of ``config`` (or one empty job) with ``flags`` over
+    them (flags given, i.e. not None, win); ``sample`` fills cameras/frames left unset.
+
+    ``flags`` uses the command-line names (see :data:`FLAG_KEYS`).
+    """
+    jobs = load_config(config) if config else [{}]
+    flags = {FLAG_KEYS[k]: v for k, v in flags.items() if k in FLAG_KEYS}
+    merged = []
+    for job in jobs:
+        m = {**job, **{k: v for k, v in flags.items() if v is not None}}
+        if sample:
+            m.setdefault("cameras", "ring:4")
+            m.setdefault("frames", "0:30:10")
+        if not m.get("data_root"):
+            raise UsageError("no dataset root: give ROOT or data_root in --config")
+        m.setdefault("output", "renderme360_out")
+        merged.append(m)
+    return merged

@@ -40,24 +40,14 @@ def _table(title: str) -> Any:
     return Table(title=title)
 
 
+EXPLORE_COLUMNS = ("performance", "file", "size", "img cams", "mask cams", "frames", "audio")
+EXPLORE_COLUMNS += ("kp2d cams", "kp3d", "FLAME", "UV", "scan", "extract")
+
+
 def explore_table(docs: Sequence[dict[str, Any]]) -> None:
     """One row per SMC file: what it holds; then the bytes a full extraction would write."""
     t = _table("RenderMe360 SMC inventory")
-    for col in (
-        "performance",
-        "file",
-        "size",
-        "img cams",
-        "mask cams",
-        "frames",
-        "audio",
-        "kp2d cams",
-        "kp3d",
-        "FLAME",
-        "UV",
-        "scan",
-        "extract",
-    ):
+    for col in EXPLORE_COLUMNS:
         t.add_column(col, justify="left" if col in ("performance", "file") else "right")
     total = 0
     notes = []

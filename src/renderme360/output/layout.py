@@ -180,3 +180,8 @@ def parse_path(rel: str) -> OutputPath | None:
 def top_folder(rel: str, layout: str) -> str:
     """The modality folder a file lies in: ``from_anno/images`` (separate) or ``images``."""
     return "/".join(rel.split("/")[: 2 if layout == "separate" else 1])
+
+
+def parent_folder(rel: str) -> str:
+    """The folder holding a file: ``from_anno/images/cam_25`` for one of its frames."""
+    return rel.rsplit("/", 1)[0]

@@ -8,7 +8,6 @@ a time and an existing symlink on the way is refused, so nothing is written outs
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import shutil
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from ..errors import DiskFullError, UnsafeNameError
+from ..errors import DiskFullError, UnsafeNameError, is_disk_full
 
 TMP_DIR = ".tmp"
 # Blocks at least this large are hashed on a helper thread while they are written: hashlib and
@@ -246,7 +245,7 @@ class PendingDigest:
 
 
 def _disk_error(exc: OSError, path: Path) -> OSError | DiskFullError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(exc):
         return DiskFullError(f"disk full while writing {path}; free space and re-run to resume")
     return exc
 

@@ -12,17 +12,23 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiskFullError, InsufficientSpaceError, Renderme360Error, UsageError
+from ..errors import (
+    DiskFullError,
+    InsufficientSpaceError,
+    Renderme360Error,
+    UsageError,
+    is_disk_full,
+)
 from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY, parse_path
 from ..output.outdir import OutputDir, Written, free_bytes
 from ..output.read import Record, files_in_place, path_exists_with_size, read_marker
 from ..output.reports import append_batch_row, extraction_info, human_bytes, size_summary
-from ..selection import Selection
+from ..selection import Selection, parse_cameras, parse_frames, parse_modalities
 from ..tasks import Options, SourceId, Unit
 from .discover import Performance
 from .execute import Executor, SerialExecutor
@@ -52,6 +58,20 @@ class Request:
     preview: bool = True
     wait: bool = False
     sync: bool = False  # os.sync() before each completion marker
+
+    @classmethod
+    def from_settings(
+        cls, m: Mapping[str, Any], options: Options, wait: bool = False, sync: bool = False
+    ) -> Request:
+        """The request of one merged job (see :func:`renderme360.config.merge_settings`)."""
+        selection = Selection(
+            parse_modalities(m.get("modalities")),
+            parse_cameras(m.get("cameras")),
+            parse_frames(m.get("frames")),
+        )
+        preview = m.get("preview", True) is not False
+        layout = m.get("layout") or "separate"
+        return cls(Path(m["output"]), selection, layout, options, preview, wait, sync)
 
 
 @dataclass
@@ -298,7 +318,7 @@ def _finish(
 
             extra.extend(make_previews(out, sorted(r.path for r in records.values())))
         except (Renderme360Error, OSError, ValueError) as exc:
-            if isinstance(exc, OSError) and isinstance(_as_disk_full(exc), DiskFullError):
+            if is_disk_full(exc):
                 raise
             plan.warnings.append(f"previews not written: {exc}")
             doc = plan_document(plan)
@@ -318,12 +338,6 @@ def _finish(
     with contextlib.suppress(FileNotFoundError):
         (out.root / JOURNAL).unlink()
     out.clean_tmp()
-
-
-def _as_disk_full(exc: OSError) -> Exception:
-    import errno
-
-    return DiskFullError(str(exc)) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -376,6 +390,18 @@ def _fill_counts(outcome: Outcome, out_dir: Path, records: dict[str, Record] | N
     outcome.cameras, outcome.frames = len(cams), len(frames)
 
 
+#: Above this many planned tasks in a batch, plans are dropped after the survey and redone
+#: just before each performance runs (memory stays bounded whatever the batch size).
+KEEP_PLANNED_TASKS = 200_000
+
+
+def bound_memory(surveys: Sequence[Survey]) -> None:
+    """Drop the plans of a large batch (keeping their totals); ``extract_batch`` re-plans."""
+    if sum(len(s.plan.tasks) for s in surveys if s.plan) > KEEP_PLANNED_TASKS:
+        for s in surveys:
+            s.compact()
+
+
 def extract_batch(
     performances: Sequence[Performance],
     req: Request,
@@ -392,6 +418,7 @@ def extract_batch(
     progress = progress or Progress()
     outcomes = []
     todo = list(surveys) if surveys is not None else [survey(p, req) for p in performances]
+    bound_memory(todo)
     for s in todo:
         try:
             if s.compacted:
