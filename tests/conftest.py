@@ -1,4 +1,48 @@
+"""Shared test helpers: run the CLI, snapshot an output tree, check folders."""
+
+from __future__ import annotations
+
+import hashlib
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from renderme360.cli import main
+
+#: Output files that hold timestamps or process ids: left out of tree comparisons.
+VOLATILE = {"manifest.json", ".extraction_complete", "extraction_info.txt", ".lock", "MANIFEST.csv"}
+
+
+def run(*args: object) -> int:
+    """``renderme360 extract ARGS...`` in-process; its exit code."""
+    return main(["extract", *[str(a) for a in args]])
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file, without the files that hold timestamps."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name not in VOLATILE:
+            out[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def stats(root: Path) -> dict[str, tuple[int, int]]:
+    """Relative path -> (inode, mtime) of every file: unchanged means not rewritten."""
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def files_under(root: Path) -> set[str]:
+    """Relative paths of every file under ``root``."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def assert_no_empty_dirs(root: Path) -> None:
+    """No folder under ``root`` is empty."""
+    empty = [d for d in root.rglob("*") if d.is_dir() and not any(d.iterdir())]
+    assert not empty, empty

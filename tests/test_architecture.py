@@ -275,3 +275,19 @@ def test_output_paths_are_spelled_and_parsed_only_by_the_layout():
                 if "re" in names:
                     bad.append(f"{name}:{node.lineno}: parses with regular expressions")
     assert not bad, "\n".join(bad)
+
+
+def test_no_function_over_the_limit():
+    long = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {n} lines")
+    assert not long, "\n".join(long)
+
+
+def test_cli_stays_thin():
+    lines = sum(len(p.read_text().splitlines()) for p in (PACKAGE / "cli").glob("*.py"))
+    assert lines < MAX_CLI_LINES

@@ -5,30 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import assert_no_empty_dirs, files_under, run
 from plyfile import PlyData
 from smcfactory import build_smc, full_pair, jpeg
 
 from renderme360 import SMCReader
 from renderme360.cli import main
 from renderme360.synth import synthesize
-
-
-def run(*args: str) -> int:
-    return main(["extract", *[str(a) for a in args]])
-
-
-def files_under(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-
-
-def assert_no_empty_dirs(root: Path) -> None:
-    empty = [d for d in root.rglob("*") if d.is_dir() and not any(d.iterdir())]
-    assert not empty, empty
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_resume import tree
+from conftest import tree
 
 from renderme360.cli import main
 from renderme360.synth import synthesize

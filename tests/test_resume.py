@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from conftest import stats, tree
 
 from renderme360.cli import main
 from renderme360.synth import synthesize
-
-VOLATILE = {"manifest.json", ".extraction_complete", "extraction_info.txt", ".lock", "MANIFEST.csv"}
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file, without the files that hold timestamps."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name not in VOLATILE:
-            out[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
-def stats(root: Path) -> dict[str, tuple[int, int]]:
-    return {
-        p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
-        for p in root.rglob("*")
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,7 +78,6 @@ class Selection:
     modalities: tuple[str, ...] = MODALITIES
     cameras: CameraSpec | None = None
     frames: FrameRange | None = None
-    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def describe(self) -> dict[str, str]:
         """Plain description for manifests and reports."""

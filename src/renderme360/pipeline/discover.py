@@ -6,6 +6,7 @@ Pure functions over paths: nothing here opens an SMC file.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from ..errors import NotFoundError, UsageError
 from ..naming import parse_smc_name
+
+log = logging.getLogger(__name__)
 
 SKIP_DIRS = {".git", "__pycache__"}
 
@@ -24,7 +27,6 @@ class Performance:
     actor: str
     performance: str
     files: dict[str, Path] = field(default_factory=dict)
-    duplicates: list[Path] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -52,8 +54,8 @@ def find_smc_files(root: str | os.PathLike[str]) -> list[Path]:
 def group_performances(paths: Iterable[Path]) -> tuple[list[Performance], list[Path]]:
     """Group SMC paths by (actor, performance); return the groups and names not understood.
 
-    When a role appears twice (two copies of the same anno file), the shortest path wins and
-    the others are kept in ``duplicates`` so callers can report them.
+    When a role appears twice (two copies of the same anno file), the shortest path wins; the
+    others are logged (INFO, shown with ``-v``) and left out.
     """
     groups: dict[tuple[str, str], Performance] = {}
     unknown = []
@@ -66,7 +68,7 @@ def group_performances(paths: Iterable[Path]) -> tuple[list[Performance], list[P
             (name.actor, name.performance), Performance(name.actor, name.performance)
         )
         if name.role in perf.files:
-            perf.duplicates.append(path)
+            log.info("%s: ignored, %s is used for %s", path, perf.files[name.role], perf.key)
         else:
             perf.files[name.role] = path
     ordered = sorted(groups.values(), key=lambda p: (p.actor, _perf_sort_key(p.performance)))

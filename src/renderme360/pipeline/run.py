@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY, parse_path
 from ..output.outdir import OutputDir, Written, free_bytes
-from ..output.read import Record, files_in_place, path_exists_with_size, read_marker
+from ..output.read import Record, files_in_place, read_marker
 from ..output.reports import append_batch_row, extraction_info, human_bytes, size_summary
 from ..selection import Selection, parse_cameras, parse_frames, parse_modalities
 from ..tasks import Options, SourceId, Unit
@@ -42,6 +42,7 @@ from .record import (
     write_manifest,
     write_marker,
 )
+from .resume import left_to_do, valid_records
 
 log = logging.getLogger(__name__)
 SPACE_MARGIN = 64 << 20  # reports, previews and filesystem overhead
@@ -174,32 +175,9 @@ def survey(perf: Performance, req: Request) -> Survey:
     s.plan = plan_performance(
         perf, inventories, req.out_root, req.selection, req.layout, req.options
     )
-    records = _valid_records(out_dir, load_records(out_dir)) if out_dir.is_dir() else {}
-    s.remaining = _left_to_do(s.plan, records)
+    records = valid_records(out_dir, load_records(out_dir)) if out_dir.is_dir() else {}
+    s.remaining = left_to_do(s.plan, records)
     return s
-
-
-def _valid_records(out_dir: Path, records: dict[str, Record]) -> dict[str, Record]:
-    """Records whose file is still in place with its recorded size."""
-    return {k: r for k, r in records.items() if path_exists_with_size(out_dir, r.path, r.bytes)}
-
-
-def _left_to_do(plan: Plan, records: dict[str, Record]) -> list[Unit]:
-    units = []
-    for unit in plan.units:
-        src = unit.source
-        todo = [
-            t
-            for t in unit.tasks
-            if not (
-                (r := records.get(t.key)) is not None
-                and r.variant == t.variant
-                and (r.source_size, r.source_mtime_ns) == (src.size, src.mtime_ns)
-            )
-        ]
-        if todo:
-            units.append(Unit(unit.role, unit.source, todo))
-    return units
 
 
 def check_space(surveys: Sequence[Survey], out_root: Path, force: bool = False) -> tuple[int, int]:
@@ -236,8 +214,8 @@ def run_performance(
     out = OutputDir(out_dir)
     with performance_lock(out, wait=req.wait):
         # Another process may have finished part of the work while we waited for the lock.
-        records = _valid_records(out_dir, load_records(out_dir))
-        remaining = _left_to_do(plan, records)
+        records = valid_records(out_dir, load_records(out_dir))
+        remaining = left_to_do(plan, records)
         remove_marker(out_dir)
         out.clean_tmp()
         progress.performance_started(
@@ -376,7 +354,7 @@ def _remove_empty_dirs(root: Path) -> None:
 
 def _fill_counts(outcome: Outcome, out_dir: Path, records: dict[str, Record] | None = None) -> None:
     if records is None:
-        records = _valid_records(out_dir, load_records(out_dir))
+        records = valid_records(out_dir, load_records(out_dir))
     outcome.files = len(records)
     outcome.bytes = sum(r.bytes for r in records.values())
     cams = set()
