@@ -270,3 +270,17 @@ def test_duplicate_copies_are_reported_and_the_shortest_path_wins(caplog):
         (perf,), unknown = group_performances([far, near, Path("d/readme.smc")])
     assert perf.files == {"anno": near} and unknown == [Path("d/readme.smc")]
     assert f"{far}: ignored, {near} is used for 0026_e0" in caplog.text
+
+
+def test_camera_poses_are_probed_only_when_asked(tmp_path):
+    from renderme360.pipeline.inventory import probe
+    from renderme360.synth import synthesize
+
+    (path,) = [p for p in synthesize(tmp_path, performances=["e0"]) if "anno" in p.name]
+    assert probe(path, "anno").camera_rt is None
+    rts = probe(path, "anno", camera_poses=True).camera_rt
+    assert rts is not None and len(rts) == 60 and all(rt.shape == (4, 4) for rt in rts.values())
+    inv = inventory()
+    inv.camera_rt = None  # probed without poses: a camera rule cannot be resolved
+    with pytest.raises(UsageError, match="camera_poses=True"):
+        plan(inv, selection=Selection(("images",), cameras=parse_cameras("ring:2")))

@@ -79,6 +79,11 @@ class Selection:
     cameras: CameraSpec | None = None
     frames: FrameRange | None = None
 
+    @property
+    def needs_camera_poses(self) -> bool:
+        """Whether cameras are chosen by a rule (``ring:``/``front:``) from the calibration."""
+        return self.cameras is not None and self.cameras.ids is None
+
     def describe(self) -> dict[str, str]:
         """Plain description for manifests and reports."""
         return {

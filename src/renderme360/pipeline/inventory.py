@@ -57,9 +57,10 @@ class FileInventory:
     scan_masks: list[str] = field(default_factory=list)
     blobs: dict[BlobKey, BlobLocation] = field(default_factory=dict, repr=False)
     extensions: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
-    #: Camera-to-world RT of each calibrated camera (what ``ring:``/``front:`` need), and why
-    #: the calibration could not be read if it could not (only those selections then fail).
-    camera_rt: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: Camera-to-world RT of each calibrated camera (what ``ring:``/``front:`` need; None when
+    #: not probed, see ``probe(camera_poses=True)``), and why the calibration could not be read
+    #: if it could not (only those selections then fail).
+    camera_rt: dict[str, np.ndarray] | None = field(default=None, repr=False)
     calibration_error: str | None = field(default=None, repr=False)
 
     @property
@@ -104,8 +105,12 @@ class FileInventory:
         return d
 
 
-def probe(path: str | os.PathLike[str], role: str) -> FileInventory:
-    """Open one SMC file and record everything it holds; a read error is recorded, not raised."""
+def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -> FileInventory:
+    """Open one SMC file and record everything it holds; a read error is recorded, not raised.
+
+    ``camera_poses`` also reads every camera's RT (for ``ring:``/``front:`` camera rules; it costs
+    a few reads per calibrated camera, so only when a selection needs it).
+    """
     try:
         source = SourceId.of(path)
     except OSError as exc:  # vanished, dangling symlink, no permission
@@ -117,7 +122,7 @@ def probe(path: str | os.PathLike[str], role: str) -> FileInventory:
     inv = FileInventory(role=role, source=source)
     try:
         with ExtractionReader(path) as reader:
-            _probe_into(reader, inv)
+            _probe_into(reader, inv, camera_poses)
     except Renderme360Error as exc:
         inv.error = str(exc)
         log.warning("%s", exc)
@@ -137,7 +142,7 @@ def _clear(inv: FileInventory) -> None:
         setattr(inv, name, getattr(fresh, name))
 
 
-def _probe_into(r: ExtractionReader, inv: FileInventory) -> None:
+def _probe_into(r: ExtractionReader, inv: FileInventory, camera_poses: bool = False) -> None:
     where = str(r.path)
     inv.actor_id = validate_actor(r.actor_id, where)
     inv.performance = validate_performance(r.performance_part, where)
@@ -155,7 +160,8 @@ def _probe_into(r: ExtractionReader, inv: FileInventory) -> None:
                 first = locations[frames[0]]
                 inv.extensions[(kind, cam)] = _stream_extension(r, kind, cam, frames[0], first)
     inv.calibration = r.list_calibration_cameras()
-    inv.camera_rt, inv.calibration_error = _camera_rts(r, inv.calibration)
+    if camera_poses:
+        inv.camera_rt, inv.calibration_error = _camera_rts(r, inv.calibration)
     inv.audio = r.audio_info()
     for cam in r.list_keypoints2d_cameras():
         frames = r.list_keypoints2d_frames(cam)

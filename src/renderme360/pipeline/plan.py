@@ -166,6 +166,11 @@ def _resolve_cameras(
         if inv.calibration:  # the first calibrated file decides, as the inventory recorded it
             if inv.calibration_error is not None:
                 raise SMCFormatError(inv.calibration_error)
+            if inv.camera_rt is None:
+                raise UsageError(
+                    f"--cameras {spec}: the inventory of {inv.source.path} holds no camera poses "
+                    "(probe it with camera_poses=True)"
+                )
             return resolve_cameras(spec, available, inv.camera_rt)
     return resolve_cameras(spec, available, None)
 

@@ -165,7 +165,8 @@ def survey(perf: Performance, req: Request) -> Survey:
     if marker is not None and marker.get("fingerprint") == fp and files_in_place(out_dir):
         s.complete = True
         return s
-    inventories = {role: probe(p, role) for role, p in perf.files.items()}
+    poses = req.selection.needs_camera_poses
+    inventories = {role: probe(p, role, camera_poses=poses) for role, p in perf.files.items()}
     readable = [inv for inv in inventories.values() if inv.ok]
     if not readable:
         s.error = "; ".join(inv.error or "" for inv in inventories.values())

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InvalidIdError, SMCFormatError
 from ..formats.image import decode_image
 from ..naming import camera_key
+from . import schema
 from .reader import ExtractionReader, _frame_arg, _guard
 
 
@@ -45,7 +46,7 @@ class SMCReader(ExtractionReader):
     @_guard
     def get_Calibration_all(self) -> dict[str, dict[str, np.ndarray]] | None:
         """``{cam: {'K', 'D', 'RT'}}`` for every calibrated camera; RT is camera-to-world."""
-        if "Calibration" not in self.smc:
+        if schema.CALIBRATION not in self.smc:
             return None
         if self.__calibration_dict__ is None:
             self.__calibration_dict__ = {
@@ -100,7 +101,7 @@ class SMCReader(ExtractionReader):
     def get_FLAME(self, Frame_id: int | str) -> dict[str, np.ndarray] | None:
         """Every dataset stored for one frame (global_pose, exp, verts, albedos, ...) or None."""
         frame = _frame_arg(Frame_id)
-        group = self.smc.get("FLAME")
+        group = self.smc.get(schema.FLAME)
         if group is None or frame not in group:
             return None
         node = group[frame]
@@ -116,7 +117,7 @@ class SMCReader(ExtractionReader):
     ) -> np.ndarray | None:
         """Decoded BGR UV texture(s): one frame, a list, or all (None); None when absent."""
         del disable_tqdm
-        if "UV_texture" not in self.smc:
+        if schema.UV_TEXTURE not in self.smc:
             return None
         if Frame_id is None or isinstance(Frame_id, list):
             frames = self.list_uv_frames() if Frame_id is None else Frame_id
@@ -131,7 +132,7 @@ class SMCReader(ExtractionReader):
     @_guard
     def get_scanmask(self, Camera_id: int | str | None = None) -> np.ndarray | None:
         """Decoded scan mask of one camera (H, W) or all cameras stacked (None); None if absent."""
-        if "ScanMask" not in self.smc:
+        if schema.SCAN_MASK not in self.smc:
             return None
         if Camera_id is None:
             return np.stack([self.get_scanmask(c) for c in self.list_scanmask_cameras()], axis=0)

@@ -170,16 +170,16 @@ class ExtractionReader:
     @_guard
     def get_Camera_info(self) -> dict[str, Any] | None:
         """``num_device, num_frame, resolution`` (height, width) of the Camera group, or None."""
-        if "Camera" not in self.smc:
+        if schema.CAMERA not in self.smc:
             return None
-        a = self.smc["Camera"].attrs
+        a = self.smc[schema.CAMERA].attrs
         info = {k: to_py(a[k]) if k in a else None for k in ("num_device", "num_frame")}
         info["resolution"] = to_py(a["resolution"]) if "resolution" in a else None
         self._check_camera_info(info)
         return info
 
     def _check_camera_info(self, info: Mapping[str, Any]) -> None:
-        for key, top in (("num_device", 1000), ("num_frame", MAX_FRAMES)):
+        for key, top in (("num_device", schema.MAX_DEVICES), ("num_frame", MAX_FRAMES)):
             v = info.get(key)
             if v is not None and (not isinstance(v, int) or not 0 <= v <= top):
                 raise SMCFormatError(f"{self.path}: Camera attribute {key}={v!r} is out of range")
@@ -195,13 +195,13 @@ class ExtractionReader:
     @_guard
     def get_Calibration(self, Camera_id: int | str) -> dict[str, np.ndarray] | None:
         """``{'K' (3,3), 'D' (5,), 'RT' (4,4)}`` of one camera; RT maps camera to world."""
-        if "Calibration" not in self.smc:
+        if schema.CALIBRATION not in self.smc:
             return None
         cam = camera_key(Camera_id)
-        group = self.smc["Calibration"]
+        group = self.smc[schema.CALIBRATION]
         if cam not in group:
             raise InvalidIdError(f"{self.path}: no calibration for camera {cam}")
-        shapes = {"K": (3, 3), "D": (5,), "RT": (4, 4)}
+        shapes = schema.CALIBRATION_SHAPES
         out = {}
         for name, shape in shapes.items():
             arr = self._read_array(group[cam], name)
@@ -217,19 +217,19 @@ class ExtractionReader:
     @_guard
     def list_calibration_cameras(self) -> list[str]:
         """Camera ids with calibration, sorted."""
-        if "Calibration" not in self.smc:
+        if schema.CALIBRATION not in self.smc:
             return []
-        return sorted(self._checked_keys(self.smc["Calibration"], CAMERA_RE, "camera"))
+        return sorted(self._checked_keys(self.smc[schema.CALIBRATION], CAMERA_RE, "camera"))
 
     # ------------------------------------------------------------------ images
     @_guard
     def list_cameras(self, Image_type: str = "color") -> list[str]:
         """Cameras holding at least one frame of ``Image_type`` ('color' or 'mask'), sorted."""
-        if "Camera" not in self.smc:
+        if schema.CAMERA not in self.smc:
             return []
         cams = []
-        for cam in sorted(self._checked_keys(self.smc["Camera"], CAMERA_RE, "camera")):
-            group = self.smc["Camera"][cam]
+        for cam in sorted(self._checked_keys(self.smc[schema.CAMERA], CAMERA_RE, "camera")):
+            group = self.smc[schema.CAMERA][cam]
             if isinstance(group, h5py.Group) and Image_type in group:
                 sub = group[Image_type]
                 if isinstance(sub, h5py.Group) and len(sub) > 0:
@@ -240,9 +240,9 @@ class ExtractionReader:
     def list_frames(self, Camera_id: int | str, Image_type: str = "color") -> list[int]:
         """Frame indices stored for one camera and image type, ascending ([] when none)."""
         cam = camera_key(Camera_id)
-        if "Camera" not in self.smc or cam not in self.smc["Camera"]:
+        if schema.CAMERA not in self.smc or cam not in self.smc[schema.CAMERA]:
             return []
-        group = self.smc["Camera"][cam]
+        group = self.smc[schema.CAMERA][cam]
         if not isinstance(group, h5py.Group) or Image_type not in group:
             return []
         return sorted(int(k) for k in self._checked_keys(group[Image_type], FRAME_RE, "frame"))
@@ -304,7 +304,7 @@ class ExtractionReader:
         calls; anything else goes through the checked path and its errors.
         """
         cam = camera_key(Camera_id)
-        group = self.smc.get(f"Camera/{cam}/{Image_type}")
+        group = self.smc.get(f"{schema.CAMERA}/{cam}/{Image_type}")
         if group is None:
             return {}
         keys = self._checked_keys(group, FRAME_RE, "frame")
@@ -339,7 +339,7 @@ class ExtractionReader:
         return {"audio": audio, "sample_rate": self.audio_sample_rate()}
 
     def _audio_group(self) -> h5py.Group | None:
-        group = self.smc.get("Camera/00/audio")
+        group = self.smc.get(schema.AUDIO_GROUP)
         if group is None:
             return None
         if not isinstance(group, h5py.Group) or "audio" not in group:
@@ -387,16 +387,16 @@ class ExtractionReader:
         """(106, 2) pixel landmarks of one camera and frame; None when absent or empty."""
         cam = camera_key(Camera_id)
         frame = _frame_arg(Frame_id)
-        if cam not in KEYPOINT2D_CAMERAS or "Keypoints2d" not in self.smc:
+        if cam not in KEYPOINT2D_CAMERAS or schema.KEYPOINTS2D not in self.smc:
             return None
-        node = self.smc["Keypoints2d"].get(cam)
+        node = self.smc[schema.KEYPOINTS2D].get(cam)
         return self._frame_array(node, frame, f"Keypoints2d/{cam}", last_dim=2)
 
     @_guard
     def get_Keypoints3d(self, Frame_id: int | str) -> np.ndarray | None:
         """(73, 3) world landmarks of one frame; None when absent or empty."""
         frame = _frame_arg(Frame_id)
-        return self._frame_array(self.smc.get("Keypoints3d"), frame, "Keypoints3d", last_dim=3)
+        return self._frame_array(self.smc.get(schema.KEYPOINTS3D), frame, "Keypoints3d", last_dim=3)
 
     def _frame_array(self, node: Any, frame: str, where: str, last_dim: int) -> np.ndarray | None:
         """Per-frame array from a group of frames, or a row of a stacked (frames, n, d) dataset."""
@@ -425,24 +425,24 @@ class ExtractionReader:
 
     @_guard
     def list_keypoints2d_cameras(self) -> list[str]:
-        """Cameras (within 18..32) with a Keypoints2d entry, sorted."""
-        if "Keypoints2d" not in self.smc:
+        """Frontal cameras (18..32, the only ones with 2-D keypoints) with an entry, sorted."""
+        if schema.KEYPOINTS2D not in self.smc:
             return []
-        keys = self._checked_keys(self.smc["Keypoints2d"], CAMERA_RE, "camera")
+        keys = self._checked_keys(self.smc[schema.KEYPOINTS2D], CAMERA_RE, "camera")
         return sorted(k for k in keys if k in KEYPOINT2D_CAMERAS)
 
     @_guard
     def list_keypoints2d_frames(self, Camera_id: int | str) -> list[int]:
         """Frames of one camera whose 2D keypoints are present and non-empty."""
         cam = camera_key(Camera_id)
-        if "Keypoints2d" not in self.smc or cam not in KEYPOINT2D_CAMERAS:
+        if schema.KEYPOINTS2D not in self.smc or cam not in KEYPOINT2D_CAMERAS:
             return []
-        return self._nonempty_frames(self.smc["Keypoints2d"].get(cam), f"Keypoints2d/{cam}")
+        return self._nonempty_frames(self.smc[schema.KEYPOINTS2D].get(cam), f"Keypoints2d/{cam}")
 
     @_guard
     def list_keypoints3d_frames(self) -> list[int]:
         """Frames whose 3D keypoints are present and non-empty."""
-        return self._nonempty_frames(self.smc.get("Keypoints3d"), "Keypoints3d")
+        return self._nonempty_frames(self.smc.get(schema.KEYPOINTS3D), "Keypoints3d")
 
     def _nonempty_frames(self, node: Any, where: str) -> list[int]:
         if node is None:
@@ -467,7 +467,7 @@ class ExtractionReader:
     def read_flame_field(self, Frame_id: int | str, name: str) -> np.ndarray:
         """One FLAME dataset of one frame (e.g. ``verts`` (5023, 3))."""
         frame = _frame_arg(Frame_id)
-        node = self.smc.get(f"FLAME/{frame}")
+        node = self.smc.get(f"{schema.FLAME}/{frame}")
         if not isinstance(node, h5py.Group):
             raise InvalidIdError(f"{self.path}: no FLAME parameters for frame {frame}")
         if name not in node:
@@ -477,7 +477,7 @@ class ExtractionReader:
     @_guard
     def list_flame_frames(self) -> list[int]:
         """Frames with FLAME parameters, ascending."""
-        group = self.smc.get("FLAME")
+        group = self.smc.get(schema.FLAME)
         if group is None:
             return []
         return sorted(int(k) for k in self._checked_keys(group, FRAME_RE, "frame"))
@@ -486,7 +486,7 @@ class ExtractionReader:
     def flame_fields(self, Frame_id: int | str) -> dict[str, tuple[tuple[int, ...], str]]:
         """Name -> (shape, dtype) of the FLAME datasets of one frame, without reading them."""
         frame = _frame_arg(Frame_id)
-        node = self.smc.get(f"FLAME/{frame}")
+        node = self.smc.get(f"{schema.FLAME}/{frame}")
         if not isinstance(node, h5py.Group):
             return {}
         out = {}
@@ -500,7 +500,7 @@ class ExtractionReader:
     @_guard
     def list_uv_frames(self) -> list[int]:
         """Frames with a UV texture, ascending."""
-        group = self.smc.get("UV_texture")
+        group = self.smc.get(schema.UV_TEXTURE)
         if group is None:
             return []
         return sorted(int(k) for k in self._checked_keys(group, FRAME_RE, "frame"))
@@ -508,7 +508,7 @@ class ExtractionReader:
     @_guard
     def get_scanmesh(self) -> dict[str, np.ndarray] | None:
         """``{'vertex': (n, 3), 'vertex_indices': (m, 3)}`` of the static scan, or None."""
-        group = self.smc.get("Scan")
+        group = self.smc.get(schema.SCAN)
         if group is None:
             return None
         vertex = self._read_array(group, "vertex")
@@ -528,7 +528,7 @@ class ExtractionReader:
     @_guard
     def scan_info(self) -> dict[str, Any] | None:
         """Vertex and face counts of the scan without reading it, or None."""
-        group = self.smc.get("Scan")
+        group = self.smc.get(schema.SCAN)
         if group is None:
             return None
         if not isinstance(group, h5py.Group):
@@ -551,7 +551,7 @@ class ExtractionReader:
     @_guard
     def list_scanmask_cameras(self) -> list[str]:
         """Cameras with a scan mask, sorted."""
-        group = self.smc.get("ScanMask")
+        group = self.smc.get(schema.SCAN_MASK)
         if group is None:
             return []
         return sorted(self._checked_keys(group, CAMERA_RE, "camera"))
