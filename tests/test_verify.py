@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from smcfactory import full_pair
@@ -68,3 +69,81 @@ def test_incomplete_and_not_an_extraction(extracted, tmp_path, capsys):
     assert "did not finish" in capsys.readouterr().out
     assert main(["verify", str(tmp_path)]) == 2
     assert "no readable manifest.json" in capsys.readouterr().err
+
+
+def _replace_listed(perf, rel, data: bytes) -> None:
+    """Put other bytes under ``rel`` and update its manifest entry (size and sha256 agree)."""
+    path = perf / rel
+    path.write_bytes(data)
+    manifest = json.loads((perf / "manifest.json").read_text())
+    for f in manifest["files"]:
+        if f["path"] == rel:
+            f["bytes"], f["sha256"] = path.stat().st_size, sha256_file(path)
+    (perf / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_source_check_catches_stale_aggregates(tmp_path, capsys):
+    """Aggregates of a narrower selection in a folder that records everything (what a sample
+    followed by a full run left behind before the union rule) pass the manifest check but
+    not the source check."""
+    from renderme360.synth import synthesize
+
+    data = tmp_path / "data"
+    synthesize(data, performances=["e0"], cameras=6, frames=6)
+    args = ["--workers", "1", "-q", "--no-preview"]
+    assert main(["extract", str(data), "-o", str(tmp_path / "full"), *args]) == 0
+    assert main(["extract", str(data), "-o", str(tmp_path / "sample"), *args, "--sample"]) == 0
+    perf, sample = tmp_path / "full/0026_e0", tmp_path / "sample/0026_e0"
+    capsys.readouterr()
+    assert main(["verify", str(perf), "--source", str(data)]) == 0
+    assert "OK" in capsys.readouterr().out
+    stale = [
+        "from_anno/flame/all_frames.npz",
+        "from_anno/keypoints3d/all_frames.npz",
+        "from_anno/calibration/all_cameras.npz",
+        "from_anno/calibration/cameras.json",
+    ]
+    for rel in stale:
+        _replace_listed(perf, rel, (sample / rel).read_bytes())
+    assert main(["verify", str(perf)]) == 0  # consistent with its manifest ...
+    capsys.readouterr()
+    assert main(["verify", str(perf), "--source", str(data)]) == 5  # ... but not with the source
+    out = capsys.readouterr().out
+    for rel in stale:
+        assert f"{rel}: differs from what" in out and "recorded selection" in out
+    assert f"{len(stale)} problem(s)" in out
+
+
+def test_verify_an_output_root_and_several_paths(tmp_path, capsys):
+    from renderme360.synth import synthesize
+
+    data = tmp_path / "data"
+    synthesize(data, performances=["e0", "s1_all"], cameras=4, frames=2)
+    out = tmp_path / "out"
+    assert main(["extract", str(data), "-o", str(out), "--workers", "1", "-q"]) == 0
+    assert (out / "MANIFEST.csv").is_file()
+    capsys.readouterr()
+    assert main(["verify", str(out), "--source", str(data)]) == 0
+    text = capsys.readouterr().out
+    assert "0026_e0: OK" in text and "0026_s1_all: OK" in text
+    assert "2 performances: 2 OK, 0 with problems" in text
+    # the shell form OUT/*: MANIFEST.csv is skipped, not an error
+    entries = sorted(str(p) for p in out.iterdir())
+    assert main(["verify", *entries]) == 0
+    captured = capsys.readouterr()
+    assert "MANIFEST.csv: not a performance folder, skipped" in captured.err
+    assert "2 performances: 2 OK" in captured.out
+    # a bad file in one performance: non-zero, named, the other still checked
+    img = next((out / "0026_s1_all/from_raw/images").rglob("*.jpg"))
+    img.write_bytes(b"x" + img.read_bytes()[1:])
+    (out / "0026_e0/from_anno/keypoints3d/all_frames.npz").unlink()
+    assert main(["verify", str(out), "--json"]) == 5
+    reports = {Path(r["folder"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert set(reports) == {"0026_e0", "0026_s1_all"}
+    assert reports["0026_e0"]["problems"] == ["from_anno/keypoints3d/all_frames.npz: missing"]
+    rel = img.relative_to(out / "0026_s1_all").as_posix()
+    assert reports["0026_s1_all"]["problems"] == [f"{rel}: content differs from manifest (sha256)"]
+    assert main(["verify", str(out)]) == 5
+    text = capsys.readouterr().out
+    assert "2 performances: 0 OK, 2 with problems (2 in all)" in text
+    assert "keypoints3d/all_frames.npz: missing" in text and rel in text

@@ -58,6 +58,10 @@ def _check(doc: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
             raise UsageError(f"config {path}: unknown key {key!r}; known: {', '.join(KEYS)}")
         if not isinstance(value, KEYS[key]) or isinstance(value, bool) != (KEYS[key] is bool):
             raise UsageError(f"config {path}: {key} has the wrong type ({type(value).__name__})")
+    if "workers" in doc and doc["workers"] < 1:
+        raise UsageError(
+            f"config {path}: workers must be a whole number >= 1, got {doc['workers']}"
+        )
     base = Path(path).parent
     for key in ("data_root", "output"):
         if key in doc and not os.path.isabs(doc[key]):
@@ -75,6 +79,19 @@ def _check(doc: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
             for s in doc["subjects"].split(",")
         )
     return doc
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts (``--workers``): a whole number >= 1, refused at parse time."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 #: Command-line option name -> settings key (the names of job files).

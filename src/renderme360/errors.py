@@ -42,6 +42,12 @@ class UsageError(Renderme360Error):
     exit_code = 2
 
 
+class EmptySelectionError(Renderme360Error):
+    """A performance holds nothing the selection asks for (frames or cameras it does not have)."""
+
+    exit_code = 6
+
+
 class InsufficientSpaceError(Renderme360Error):
     """The planned extraction does not fit in the free space of the output filesystem."""
 

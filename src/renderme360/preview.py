@@ -25,7 +25,7 @@ import logging
 import math
 import struct
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -96,9 +96,17 @@ class _Tile:
     sy: float
 
 
-def make_previews(out: OutputDir, files: Sequence[str], max_cameras: int = 60) -> list[Written]:
+def make_previews(
+    out: OutputDir,
+    files: Sequence[str],
+    max_cameras: int = 60,
+    rig: Mapping[str, np.ndarray] | None = None,
+) -> list[Written]:
     """Write visualization/* previews from already-extracted files (relative paths in `files`);
     return what was written. Each preview only when its inputs exist.
+
+    ``rig`` (camera id -> RT of every camera of the rig, read from the source) lets the rig plot
+    show the whole rig greyed, with the extracted cameras highlighted.
 
     Unreadable images, masks or arrays are skipped with a warning; errors while writing (disk
     full, unsafe paths) propagate. At most ``max_cameras`` images are read for the contact sheet
@@ -123,7 +131,7 @@ def make_previews(out: OutputDir, files: Sequence[str], max_cameras: int = 60) -
             written.append(_write_jpeg(out, KEYPOINTS_OVERLAY, overlay))
 
     if inputs.calibration is not None:
-        png = _camera_rig(out, inputs.calibration, set(inputs.images))
+        png = _camera_rig(out, inputs.calibration, set(inputs.images), rig)
         if png is not None:
             written.append(out.write_bytes(CAMERA_RIG, png))
 
@@ -290,11 +298,47 @@ class _TileCache:
 # --------------------------------------------------------------------------- drawing
 
 
-def _label(img: np.ndarray, text: str, origin: tuple[int, int] = (6, 20)) -> None:
+_LABEL_SCALE = 0.55
+_MIN_LABEL_SCALE = 0.35
+
+
+def _text_width(text: str, scale: float) -> int:
+    import cv2
+
+    (w, _h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    return int(w) + 2  # the outline
+
+
+def _label_scale(text: str, room: int) -> float:
+    """The largest scale (down to a readable minimum) at which ``text`` fits ``room`` pixels."""
+    need = _text_width(text, _LABEL_SCALE)
+    return max(_MIN_LABEL_SCALE, min(_LABEL_SCALE, _LABEL_SCALE * room / max(need, 1)))
+
+
+def _labelled(img: np.ndarray, text: str) -> np.ndarray:
+    """``img`` with ``text`` in its top-left corner, never clipped: the text shrinks to fit a
+    small image, and the image is padded (right, bottom) when even that is not enough."""
+    margin = 6
+    scale = _label_scale(text, img.shape[1] - 2 * margin)
+    need_w = _text_width(text, scale) + 2 * margin
+    need_h = 26
+    h, w = img.shape[:2]
+    if need_w > w or need_h > h:
+        padded = np.empty((max(h, need_h), max(w, need_w), 3), np.uint8)
+        padded[:] = _BACKGROUND
+        padded[:h, :w] = img
+        img = padded
+    _label(img, text, (margin, 20), scale)
+    return img
+
+
+def _label(
+    img: np.ndarray, text: str, origin: tuple[int, int] = (6, 20), scale: float = _LABEL_SCALE
+) -> None:
     """White text with a dark outline, readable on any background (draws in place)."""
     import cv2
 
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.55
+    font = cv2.FONT_HERSHEY_SIMPLEX
     x, y = origin
     # A thicker stroke would also widen the glyph advance; shifted copies keep the outline exact.
     for dx, dy in _OUTLINE_OFFSETS:
@@ -309,7 +353,7 @@ def _sheet(tiles: Sequence[np.ndarray], title: str) -> np.ndarray:
     n = len(tiles)
     cols = min(n, max(1, math.ceil(math.sqrt(n * cell_h / cell_w * 4 / 3))))
     rows = math.ceil(n / cols)
-    width = max(cols * (cell_w + _GAP) + _GAP, 200)
+    width = max(cols * (cell_w + _GAP) + _GAP, 200, _text_width(title, _LABEL_SCALE) + 2 * _GAP + 8)
     height = _TITLE_H + rows * (cell_h + _GAP) + _GAP
     canvas = np.empty((height, width, 3), np.uint8)
     canvas[:] = _BACKGROUND
@@ -347,9 +391,7 @@ def _contact_sheet(
     for cam in cams:
         tile = cache.get(inputs.images[cam][frame], TILE_WIDTH)
         if tile is not None:
-            img = tile.image.copy()
-            _label(img, f"cam {cam}")
-            tiles.append(img)
+            tiles.append(_labelled(tile.image.copy(), f"cam {cam}"))
     if not tiles:
         return None
     total = len(inputs.images)
@@ -391,8 +433,7 @@ def _masks_overlay(
             mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
         )
         cv2.drawContours(img, contours, -1, _CONTOUR, 2, cv2.LINE_8)
-        _label(img, f"cam {cam}")
-        tiles.append(img)
+        tiles.append(_labelled(img, f"cam {cam}"))
     if not tiles:
         return None
     return _sheet(tiles, f"masks (green, contour yellow) at frame {frame:06d}")
@@ -445,20 +486,31 @@ def _keypoints_overlay(
             cv2.circle(img, center, 3, (0, 0, 0), -1, cv2.LINE_8)
             cv2.circle(img, center, 2, _KEYPOINT, -1, cv2.LINE_8)
         count = max(count, kps.shape[1])
-        _label(img, f"cam {cam} frame {f:06d}")
-        tiles.append(img)
+        tiles.append(_labelled(img, f"cam {cam} frame {f:06d}"))
     if not tiles:
         return None
     return _sheet(tiles, f"2D keypoints ({count} per face)")
 
 
-def _camera_rig(out: OutputDir, rel: str, with_images: set[str]) -> bytes | None:
-    """PNG of camera centres and viewing directions (top and front view), or None."""
+def _camera_rig(
+    out: OutputDir,
+    rel: str,
+    with_images: set[str],
+    rig: Mapping[str, np.ndarray] | None = None,
+) -> bytes | None:
+    """PNG of camera centres and viewing directions (top and front view), or None.
+
+    With ``rig`` (every camera's RT), the cameras not in ``rel`` are drawn greyed around the
+    extracted ones."""
     arrays = _read_npz(out.root / rel, ["camera_ids", "RT"])
     if arrays is None:
         return None
     ids = [_camera_label(v) for v in arrays["camera_ids"].reshape(-1)]
+    extracted = set(ids)
     rt = arrays["RT"]
+    if rig and extracted <= set(rig) and len(rig) > len(extracted):
+        ids = sorted(rig)
+        rt = np.stack([np.asarray(rig[c], np.float64) for c in ids])
     if rt.ndim != 3 or rt.shape[1:] != (4, 4) or rt.shape[0] != len(ids) or not ids:
         log.warning("preview: skipping %s: RT of shape %s for %d ids", rel, rt.shape, len(ids))
         return None
@@ -476,8 +528,10 @@ def _camera_rig(out: OutputDir, rel: str, with_images: set[str]) -> bytes | None
     spread = float(np.median(np.linalg.norm(centers - mid, axis=1)))
     if not spread > 0:
         spread = 1.0
-    has_img = np.array([c in with_images for c in ids])
-    return _render_rig(ids, centers, dirs, mid, spread, has_img, rel)
+    state = np.array(
+        [2 if c in with_images else 1 if c in extracted else 0 for c in ids], dtype=np.int8
+    )
+    return _render_rig(ids, centers, dirs, mid, spread, state, rel)
 
 
 def _camera_label(value: Any) -> str:
@@ -493,9 +547,11 @@ def _render_rig(
     dirs: np.ndarray,
     mid: np.ndarray,
     spread: float,
-    has_img: np.ndarray,
+    state: np.ndarray,
     source: str,
 ) -> bytes:
+    """Draw the rig; ``state`` per camera: 0 not extracted (grey), 1 calibration only,
+    2 with extracted images."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -513,8 +569,9 @@ def _render_rig(
         px, py = sa * centers[:, ia], sb * centers[:, ib]
         dx, dy = sa * dirs[:, ia] * arrow, sb * dirs[:, ib] * arrow
         for sel, colour, text, z in (
-            (~has_img, "tab:blue", "calibration only", 2),
-            (has_img, "tab:orange", "with extracted images", 4),
+            (state == 0, "0.75", "not extracted", 0),
+            (state == 1, "tab:blue", "calibration only", 2),
+            (state == 2, "tab:orange", "with extracted images", 4),
         ):
             if not sel.any():
                 continue
@@ -535,10 +592,11 @@ def _render_rig(
         r = np.hypot(ox, oy)
         r[r == 0] = 1.0
         off = 0.08 * spread
-        for cam, x, y, ux, uy in zip(ids, px, py, ox / r, oy / r, strict=True):
+        for cam, x, y, ux, uy, st in zip(ids, px, py, ox / r, oy / r, state, strict=True):
             ax.annotate(
                 cam,
                 (x + ux * off, y + uy * off),
+                color="0.6" if st == 0 else "black",
                 fontsize=7,
                 ha="center",
                 va="center",
@@ -553,8 +611,14 @@ def _render_rig(
         ax.grid(True, lw=0.4, alpha=0.5)
         if k == 0:
             ax.legend(loc="upper right", fontsize=8)
+    chosen = int((state > 0).sum())
     fig.suptitle(
-        f"Camera rig: {len(ids)} cameras, centres and viewing directions "
+        (
+            f"Camera rig: {chosen} of {len(ids)} cameras extracted"
+            if chosen < len(ids)
+            else f"Camera rig: {len(ids)} cameras"
+        )
+        + ", centres and viewing directions "
         "(RT camera-to-world, OpenCV axes, world up = -y)"
     )
     fig.text(0.01, 0.01, f"source: {source}; + marks the mean of the centres", fontsize=8)

@@ -52,6 +52,21 @@ class FrameRange:
         """The frames of ``frames`` inside the range, in their order."""
         return [f for f in frames if f in self]
 
+    def covers(self, other: FrameRange) -> bool:
+        """Whether every frame of ``other`` is in this range (for any number of frames)."""
+        if other.stop is None:
+            return (
+                self.stop is None
+                and other.start >= self.start
+                and other.step % self.step == 0
+                and (other.start - self.start) % self.step == 0
+            )
+        return all(f in self for f in range(other.start, other.stop, other.step))
+
+    def nominal(self) -> int | None:
+        """How many frames the range names (None when open-ended)."""
+        return None if self.stop is None else len(range(self.start, self.stop, self.step))
+
     def __str__(self) -> str:
         stop = "" if self.stop is None else str(self.stop)
         return f"{self.start}:{stop}" + (f":{self.step}" if self.step != 1 else "")
@@ -181,15 +196,32 @@ def resolve_cameras(
             f"--cameras {spec}: needs calibration of the cameras with images; none found"
         )
     geo = _rig_geometry({c: rts[c] for c in cams})  # type: ignore[index]
+
+    def angles(c: str) -> str:
+        az, el = math.degrees(geo.azimuth[c]), math.degrees(geo.elevation[c])
+        return f"{c} (az {az:+.0f}°, el {el:+.0f}°)"
+
+    legend = "az: azimuth from the frontal view, el: elevation from eye level"
     if spec.rule == "front":
         order = sorted(cams, key=lambda c: (geo.angle_to_front(c), c))
         chosen = sorted(order[: spec.count])
-        why = f"front:{spec.count}: the {len(chosen)} cameras nearest the frontal view"
+        why = (
+            f"front:{spec.count}: the {len(chosen)} cameras nearest the frontal view "
+            "(smallest angle to it, azimuth and elevation together)"
+        )
     else:
-        chosen = geo.ring(cams, spec.count)
-        why = f"ring:{spec.count}: {len(chosen)} cameras spread evenly in azimuth around the head"
-    detail = ", ".join(f"{c} ({math.degrees(geo.azimuth[c]):+.0f}°)" for c in chosen)
-    return chosen, f"{why}: {detail} (azimuth from the frontal view)"
+        tier, tier_note = geo.eye_level_tier(cams, spec.count)
+        chosen = geo.ring(tier, spec.count)
+        why = (
+            f"ring:{spec.count}: {len(chosen)} cameras spread evenly in azimuth around the "
+            f"head, {tier_note}"
+        )
+    detail = ", ".join(angles(c) for c in chosen)
+    return chosen, f"{why}: {detail} ({legend})"
+
+
+#: Cameras whose elevations differ by less than this belong to one height tier of the rig.
+TIER_GAP_DEGREES = 8.0
 
 
 @dataclass
@@ -203,6 +235,43 @@ class _Rig:
 
     def angle_to_front(self, cam: str) -> float:
         return float(np.arccos(np.clip(self.direction[cam] @ self.front, -1.0, 1.0)))
+
+    def tiers(self, cams: Sequence[str]) -> list[list[str]]:
+        """Cameras grouped by height (elevation), lowest first."""
+        order = sorted(cams, key=lambda c: (self.elevation[c], c))
+        groups: list[list[str]] = []
+        for c in order:
+            if (
+                groups
+                and math.degrees(self.elevation[c] - self.elevation[groups[-1][-1]])
+                < TIER_GAP_DEGREES
+            ):
+                groups[-1].append(c)
+            else:
+                groups.append([c])
+        return groups
+
+    def eye_level_tier(self, cams: Sequence[str], count: int) -> tuple[list[str], str]:
+        """The height tier nearest eye level when it has ``count`` cameras (a ring at one
+        height), else every camera; with a phrase saying which."""
+        groups = self.tiers(cams)
+        if len(groups) == 1:
+            return list(cams), "all at one height"
+
+        def mean_el(g: list[str]) -> float:
+            return float(np.mean([self.elevation[c] for c in g]))
+
+        best = min(groups, key=lambda g: abs(mean_el(g)))
+        if len(best) >= count:
+            level = math.degrees(mean_el(best))
+            return sorted(best), (
+                f"from the height tier nearest eye level (elevation {level:+.0f}°, "
+                f"{len(best)} cameras; {len(groups)} tiers, {len(cams)} cameras in all)"
+            )
+        return list(cams), (
+            f"mixing heights: the tier nearest eye level has {len(best)} cameras, fewer than "
+            f"{count}"
+        )
 
     def ring(self, cams: Sequence[str], count: int) -> list[str]:
         """Greedy: for each of ``count`` evenly spaced azimuths, the nearest unused camera

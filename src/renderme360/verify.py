@@ -1,8 +1,10 @@
 """Re-check an extracted performance against its manifest and, optionally, its SMC source.
 
 Every listed file must exist as a regular file with its recorded size and sha256; with a source,
-copied images/masks/UV/scan masks must equal the stored bytes and arrays must equal the stored
-values.
+copied images/masks/UV/scan masks must equal the stored bytes, and files derived from the source
+(calibration, keypoints, FLAME, audio, scan mesh) must equal what the source gives for the
+selections the folder records: a stale aggregate (say FLAME of a sampled frame only, in a folder
+that records every frame) is caught.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NotFoundError, Renderme360Error
-from .output.layout import COMPLETE_MARKER, parse_path
+from .output.layout import COMPLETE_MARKER, JOURNAL, MANIFEST, parse_path
 from .output.outdir import sha256_file
 from .output.read import path_exists_with_size, read_manifest
+
+#: Derived files not compared by content with the source: metadata records the source's path
+#: (which may differ between machines); everything else derived is.
+NOT_REGENERATED = frozenset({"text"})
 
 
 @dataclass
@@ -26,9 +32,15 @@ class VerifyReport:
 
     folder: str
     checked: int = 0
-    checked_against_source: int = 0
+    checked_against_source: int = 0  # copied files compared with the stored bytes
+    derived_against_source: int = 0  # arrays, calibration, audio, mesh re-derived and compared
     problems: list[str] = field(default_factory=list)
     complete: bool = False
+
+    @property
+    def against_source(self) -> int:
+        """Files compared with the source, copied and derived."""
+        return self.checked_against_source + self.derived_against_source
 
     @property
     def ok(self) -> bool:
@@ -61,18 +73,139 @@ def verify(
             on_file(1)
     if source_root is not None:
         _against_source(folder, manifest, Path(source_root), report)
+        _derived_against_source(folder, manifest, Path(source_root), report)
     return report
+
+
+def is_performance_folder(path: Path) -> bool:
+    """Whether ``path`` is (or was being made into) an extracted performance folder."""
+    return path.is_dir() and any(
+        (path / name).exists() for name in (MANIFEST, JOURNAL, COMPLETE_MARKER)
+    )
+
+
+def performance_folders(paths: list[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
+    """Expand verify's arguments: performance folders as given, an output root into every
+    performance folder in it; other entries (``MANIFEST.csv``) are skipped and named.
+
+    Raises NotFoundError for a path that does not exist or holds no performance folder.
+    """
+    folders: list[Path] = []
+    skipped: list[str] = []
+    for p in map(Path, paths):
+        if is_performance_folder(p):
+            folders.append(p)
+        elif p.is_dir():
+            inside = sorted(d for d in p.iterdir() if is_performance_folder(d))
+            if not inside:
+                raise NotFoundError(
+                    f"{p}: no readable manifest.json (not an extraction folder?) and no "
+                    "performance folders in it"
+                )
+            folders.extend(inside)
+        elif p.exists():
+            skipped.append(f"{p}: not a performance folder, skipped")
+        else:
+            raise NotFoundError(f"{p}: does not exist")
+    if not folders:
+        raise NotFoundError("nothing to verify: " + "; ".join(skipped))
+    return folders, skipped
+
+
+def verify_total(reports: list[VerifyReport]) -> str:
+    """One line about several performances: how many are OK, problems in all, files checked."""
+    bad = [r for r in reports if not r.ok]
+    return (
+        f"{len(reports)} performances: {len(reports) - len(bad)} OK, {len(bad)} with problems "
+        f"({sum(len(r.problems) for r in bad)} in all); "
+        f"{sum(r.checked for r in reports):,} files checked"
+    )
+
+
+def verify_many(
+    paths: list[str | os.PathLike[str]],
+    source_root: str | os.PathLike[str] | None = None,
+) -> tuple[list[VerifyReport], list[str]]:
+    """Verify every performance folder the paths name (see :func:`performance_folders`);
+    a folder without a manifest is reported as unfinished, not raised."""
+    folders, skipped = performance_folders(paths)
+    reports = []
+    for folder in folders:
+        try:
+            reports.append(verify(folder, source_root))
+        except NotFoundError as exc:
+            reports.append(VerifyReport(str(folder), problems=[str(exc)]))
+    return reports, skipped
+
+
+def _source_files(root: Path, manifest: dict[str, Any]) -> tuple[Any, dict[str, Path]]:
+    """The performance (and its files by role) that a manifest names, under ``root``."""
+    from .pipeline.discover import discover
+
+    actor, perf = manifest["actor"], manifest["performance"]
+    found = [p for p in discover(root, actor, perf) if p.performance == perf]
+    return (found[0], found[0].files) if found else (None, {})
+
+
+def _derived_against_source(
+    folder: Path, manifest: dict[str, Any], root: Path, report: VerifyReport
+) -> None:
+    """Re-derive every file computed from the source (npz, json, PLY, audio) for the selections
+    the folder records, and compare: catches aggregates that cover less than the record says."""
+    import tempfile
+
+    from .pipeline.execute import run_unit
+    from .pipeline.inventory import probe
+    from .pipeline.plan import plan_performance
+    from .pipeline.run import previous_scopes
+    from .tasks import Options, Unit
+
+    perf, files = _source_files(root, manifest)
+    scopes = previous_scopes(folder)
+    if perf is None or not scopes:
+        why = "no source files found" if perf is None else f"{MANIFEST} records no selection"
+        report.problems.append(f"{why}: derived files not compared with the source")
+        return
+    opts = manifest.get("options") or {}
+    options = Options(opts.get("image_mode", "copy"), int(opts.get("jpeg_quality", 95)), True)
+    inventories = {role: probe(p, role) for role, p in files.items()}
+    layout = manifest.get("layout", "separate")
+    plan = plan_performance(perf, inventories, folder.parent, None, layout, options, scopes=scopes)
+    listed = {item["path"] for item in manifest.get("files", [])}
+    with tempfile.TemporaryDirectory(prefix="renderme360-verify-") as tmp:
+        for unit in plan.units:
+            for t in unit.tasks:
+                if t.key not in listed:
+                    report.problems.append(
+                        f"{t.key}: missing from the manifest although its recorded selection "
+                        "includes it"
+                    )
+            tasks = [
+                t
+                for t in unit.tasks
+                if t.key in listed and t.writer != "blob" and t.writer not in NOT_REGENERATED
+            ]
+            if not tasks:
+                continue
+            result = run_unit(Unit(unit.role, unit.source, tasks), tmp, options)
+            for key, written in result.done:
+                report.derived_against_source += 1
+                path = folder / key
+                if not path.is_file() or sha256_file(path) != written.sha256:
+                    report.problems.append(
+                        f"{key}: differs from what {files[unit.role]} holds for the recorded "
+                        "selection (stale or altered)"
+                    )
+            for key, msg in result.failed:
+                report.problems.append(f"{key}: cannot re-derive from the source ({msg})")
 
 
 def _against_source(
     folder: Path, manifest: dict[str, Any], root: Path, report: VerifyReport
 ) -> None:
-    from .pipeline.discover import discover
     from .smc.reader import ExtractionReader
 
-    actor, perf = manifest["actor"], manifest["performance"]
-    found = discover(root, actor, perf)
-    files = next((p.files for p in found if p.performance == perf), {})
+    _, files = _source_files(root, manifest)
     readers: dict[str, ExtractionReader] = {}
     try:
         for item in manifest.get("files", []):

@@ -101,13 +101,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
         jobs.append((req, perfs, m))
 
     quiet = args.quiet or args.json
-    all_outcomes = []
+    all_outcomes, failed_plans = [], False
     for req, perfs, m in jobs:
         surveys = survey_all(perfs, req)
         for s in surveys:  # which cameras were chosen and why (information, not a warning)
             for note in s.plan.notes if s.plan and not quiet else []:
                 if note != "all cameras":
                     print(f"{s.perf.key}: {note}", file=sys.stderr)
+        failed_plans = failed_plans or any(s.error for s in surveys)
         if args.dry_run:
             if args.json:
                 print(json.dumps(dry_run_document(surveys, req), indent=1, default=str))
@@ -122,12 +123,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
         executor = make_executor(m.get("workers"), args.scheduler, total_bytes=need)
         outcomes = _run_batch(perfs, req, surveys, executor, quiet, need)
         all_outcomes.extend(outcomes)
-    if args.dry_run:
-        return 0
+    if args.dry_run:  # a performance that would fail (no match, unreadable) fails the dry run
+        return errors.ExtractionFailed.exit_code if failed_plans else 0
+    doc = {"performances": [o.__dict__ for o in all_outcomes]}
     if args.json:
-        print(
-            json.dumps({"performances": [o.__dict__ for o in all_outcomes]}, indent=1, default=str)
-        )
+        print(json.dumps(doc, indent=1, default=str))
     else:
         summary_table(all_outcomes, quiet=args.quiet)
     failed = [o for o in all_outcomes if o.status == "failed"]
@@ -192,14 +192,14 @@ def _confirm(need: int) -> None:
 
 # ---------------------------------------------------------------------------- verify
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ..verify import verify
+    from ..verify import verify_many
     from .render import verify_table
 
-    reports = [verify(f, args.source) for f in args.folders]
+    reports, skipped = verify_many(args.folders, args.source)
     if args.json:
         print(json.dumps([r.__dict__ for r in reports], indent=1))
     else:
-        verify_table(reports, quiet=args.quiet)
+        verify_table(reports, skipped, quiet=args.quiet)
     return 0 if all(r.ok for r in reports) else errors.VerifyError.exit_code
 
 

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from .._version import __version__
+from ..config import positive_int
 
 PROG = "renderme360"
 EPILOG_EXTRACT = """\
@@ -137,7 +138,7 @@ def _add_extract_output_options(x: argparse.ArgumentParser) -> None:
     )
     x.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         help="worker processes (default: CPU cores; 1 when under 256 MB is left to write)",
     )
     x.add_argument("--scheduler", help="dask.distributed scheduler address (needs [cluster] extra)")
@@ -169,10 +170,10 @@ def _add_verify(sub: Any) -> None:
     v = sub.add_parser(
         "verify",
         help="re-check extracted files against manifest (and source)",
-        description="Check every file listed in manifest.json (size, sha256) and, "
-        "with --source, against the stored bytes of the SMC files.",
+        description="Check every file of manifest.json (size, sha256) and, with --source, that "
+        "copies and derived arrays equal what the SMC files hold for the recorded selections.",
     )
-    v.add_argument("folders", nargs="+", help="OUT/{actor}_{perf} folder(s)")
+    v.add_argument("folders", nargs="+", help="OUT/{actor}_{perf} folder(s) or an output root")
     v.add_argument("--source", help="dataset root holding the SMC files")
     v.add_argument("--json", action="store_true", help="print JSON")
     common(v)
@@ -183,16 +184,16 @@ def _add_synth(sub: Any) -> None:
     s = sub.add_parser(
         "synth",
         help="write synthetic SMC files (for tests and demos)",
-        description="Generate faithful synthetic RenderMe360 SMC files.",
+        description="Generate faithful synthetic RenderMe360 SMC files (see README).",
     )
-    s.add_argument("out", help="output folder")
-    s.add_argument("--subject", default="0026")
-    s.add_argument("--performances", default="e0,s1_all,h0,h1_2bk")
-    s.add_argument("--release", type=int, choices=(21, 500), default=21)
-    s.add_argument("--cameras", type=int, default=4, help="cameras holding images (1..60)")
-    s.add_argument("--frames", type=int, default=3)
-    s.add_argument("--resolution", choices=("small", "full"), default="small")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("out", help="output folder (a dataset root to extract from)")
+    s.add_argument("--subject", default="0026", help="subject id (default: 0026)")
+    s.add_argument("--performances", default="e0,s1_all,h0,h1_2bk", help="comma list (e*, s*, h*)")
+    s.add_argument("--release", type=int, choices=(21, 500), default=21, help="file layout")
+    s.add_argument("--cameras", type=positive_int, default=4, help="cameras with images (1..60)")
+    s.add_argument("--frames", type=positive_int, default=3, help="frames per camera (default: 3)")
+    s.add_argument("--resolution", choices=("small", "full"), default="small", help="image size")
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     common(s)
     s.set_defaults(command="synth")
 
@@ -200,12 +201,12 @@ def _add_synth(sub: Any) -> None:
 def _add_demo(sub: Any) -> None:
     d = sub.add_parser(
         "demo",
-        help="synthesise a small subject and extract it",
-        description="Make synthetic SMC files for one subject and extract them.",
+        help="synthesise two small subjects and extract them",
+        description="Make synthetic SMC files for two subjects (0026, 0041) and extract them.",
     )
     d.add_argument(
         "out", nargs="?", default="renderme360-demo", help="folder (default: ./renderme360-demo)"
     )
-    d.add_argument("--workers", type=int, default=None)
+    d.add_argument("--workers", type=positive_int, help="worker processes (default: 1)")
     common(d)
     d.set_defaults(command="demo")

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..output.reports import human_bytes
-from ..pipeline.run import Outcome
+from ..pipeline.run import Estimate, Outcome
 from ..pipeline.run import Progress as ProgressBase
+from ..verify import verify_total
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -104,7 +105,7 @@ def plan_table(
         if s.complete:
             t.add_row(s.perf.key, "[green]complete[/green]", "", "", "0 B", "")
         elif s.plan is None:
-            t.add_row(s.perf.key, "[red]unreadable[/red]", "", "", "", s.error or "")
+            t.add_row(s.perf.key, "[red]failed[/red]", "", "", "", s.error or "")
         else:
             p = s.plan
             status = "resume" if s.remaining_files < p.total_files else "new"
@@ -153,51 +154,36 @@ def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
     _out().print(line)
 
 
-def verify_table(reports: Sequence[Any], quiet: bool = False) -> None:
-    """One line per folder, then each bad file."""
+def verify_table(reports: Sequence[Any], skipped: Sequence[str] = (), quiet: bool = False) -> None:
+    """Paths skipped (not performance folders), one line per folder, each bad file, a total."""
+    _err().print("\n".join(skipped), highlight=False, end="\n" if skipped else "")
     for r in reports:
         state = "[green]OK[/green]" if r.ok else f"[red]{len(r.problems)} problem(s)[/red]"
-        src = f", {r.checked_against_source} against source" if r.checked_against_source else ""
-        _out().print(f"{r.folder}: {state} ({r.checked} files checked{src})")
+        src = f", {r.against_source} against source" if r.against_source else ""
+        _out().print(f"{r.folder}: {state} ({r.checked} files checked{src})", highlight=False)
         for p in r.problems:
-            _out().print(f"  [red]bad[/red] {p}")
+            _out().print(f"  [red]bad[/red] {p}", highlight=False)
+    if len(reports) > 1:
+        _out().print(verify_total(reports))
 
 
 class CliProgress(ProgressBase):
-    """Progress bars on a terminal (files, bytes, rate, ETA); a line per performance otherwise."""
+    """Bars on a terminal (sizes are :class:`Estimate` s); a line per performance otherwise."""
 
-    def __init__(self, enabled: bool, total_bytes: int, total_files: int) -> None:
-        self.enabled = enabled
-        self.files = 0
-        self.bytes = 0
-        self.tty = enabled and sys.stderr.isatty()
-        self._last = 0.0
+    def __init__(self, enabled: bool, total_bytes: int, total_files: int, console: Any = None):
+        self.enabled, self.files, self.bytes, self._total_files = enabled, 0, 0, total_files
         self._bar: Any = None
-        if self.tty:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                MofNCompleteColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
+        self._est = {"all": Estimate(total_bytes)}
+        if enabled and (console is not None or sys.stderr.isatty()):
+            import rich.progress as rp
 
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                MofNCompleteColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=_err(),
-                transient=False,
-            )
-            self._all = self._bar.add_task("all", total=total_bytes or 1)
-            self._cur = None
+            bar, eta = rp.BarColumn(), rp.TimeRemainingColumn()
+            desc, size = rp.TextColumn("{task.description}"), rp.TextColumn("{task.fields[size]}")
+            cols = (desc, bar, rp.TaskProgressColumn(), size, eta)
+            self._bar = rp.Progress(*cols, console=console or _err())
+            add = self._bar.add_task
+            self._ids = {"all": add("all", size=""), "cur": add("", size="", visible=False)}
+            self._show("all")
 
     def __enter__(self) -> CliProgress:
         if self._bar:
@@ -208,22 +194,38 @@ class CliProgress(ProgressBase):
         if self._bar:
             self._bar.stop()
 
+    def _show(self, name: str, **fields: Any) -> None:
+        est, task_id = self._est[name], self._ids[name]
+        files = f"{self.files:,}/{self._total_files:,} files  " if name == "all" else ""
+        size = files + est.text(next(t.speed for t in self._bar.tasks if t.id == task_id))
+        self._bar.update(task_id, total=max(est.total, 1), completed=est.done, size=size, **fields)
+
     def performance_started(self, key: str, files: int, nbytes: int) -> None:
+        self._est["cur"] = Estimate(nbytes)
         if self._bar:
-            if self._cur is not None:
-                self._bar.remove_task(self._cur)
-            self._cur = self._bar.add_task(key, total=nbytes or 1)
+            self._bar.reset(self._ids["cur"], description=key, visible=True)
+            self._show("cur")
         elif self.enabled:
             print(f"{key}: writing {files:,} files ({human_bytes(nbytes)})", file=sys.stderr)
 
     def advance(self, files: int, nbytes: int) -> None:
         self.files += files
         self.bytes += nbytes
+        for name, est in self._est.items():
+            est.add(nbytes)
+            if self._bar:
+                self._show(name)
+
+    def finishing(self, key: str) -> None:
+        self._est["all"].settle(self._est["cur"].settle())
         if self._bar:
-            self._bar.advance(self._all, nbytes)
-            if self._cur is not None:
-                self._bar.advance(self._cur, nbytes)
+            self._show("cur", description=f"{key}: finishing: previews, manifest")
+            self._show("all")
+        elif self.enabled:
+            print(f"{key}: finishing: previews, manifest", file=sys.stderr)
 
     def performance_finished(self, outcome: Outcome) -> None:
-        if self.enabled and not self._bar:
+        if self._bar:
+            self._bar.update(self._ids["cur"], description=f"{outcome.key}: {outcome.status}")
+        elif self.enabled:
             print(f"{outcome.key}: {outcome.status} {outcome.error}".rstrip(), file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,22 @@ def size_summary(records: Iterable[Record], layout: str) -> str:
     return out.getvalue()
 
 
+def _write_selections(out: io.StringIO, selections: Sequence[Mapping[str, Any]]) -> None:
+    """The selections a folder holds (its union), one line each, camera rules with their ids."""
+    out.write(
+        "\nSelections extracted into this folder (it holds their union):\n"
+        if len(selections) > 1
+        else "\nSelection extracted into this folder:\n"
+    )
+    for i, sel in enumerate(selections, 1):
+        shown = {k: v for k, v in sel.items() if k != "camera_ids"}
+        ids = sel.get("camera_ids")
+        if isinstance(ids, list) and sel.get("cameras") != ",".join(map(str, ids)):
+            shown["cameras"] = f"{shown.get('cameras')} -> {','.join(map(str, ids))}"
+        lead = f"  {i}. " if len(selections) > 1 else "  "
+        out.write(lead + "; ".join(f"{k}: {v}" for k, v in shown.items()) + "\n")
+
+
 def extraction_info(plan_doc: Mapping[str, Any], records: Iterable[Record], layout: str) -> str:
     """extraction_info.txt: what is where, from which source file, with which options."""
     out = io.StringIO()
@@ -61,8 +77,9 @@ def extraction_info(plan_doc: Mapping[str, Any], records: Iterable[Record], layo
     for role, src in plan_doc["sources"].items():
         where = SOURCE_FOLDERS[role] + "/" if layout == "separate" else "(merged into this folder)"
         out.write(f"  {role:<5} {src['path']}  ({src['size']:,} bytes)  ->  {where}\n")
+    _write_selections(out, plan_doc.get("selections") or [plan_doc["selection"]])
     out.write("\nOptions:\n")
-    for k, v in {**plan_doc["selection"], "layout": layout, **plan_doc["options"]}.items():
+    for k, v in {"layout": layout, **plan_doc["options"]}.items():
         out.write(f"  {k}: {v}\n")
     for note in plan_doc.get("notes", []):
         out.write(f"  note: {note}\n")

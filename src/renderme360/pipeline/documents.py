@@ -36,9 +36,7 @@ def dry_run_document(surveys: Sequence[Survey], req: Request) -> dict[str, Any]:
         perfs.append(
             {
                 "performance": s.perf.key,
-                "status": "complete"
-                if s.complete
-                else ("unreadable" if plan is None else "planned"),
+                "status": "complete" if s.complete else ("failed" if plan is None else "planned"),
                 "error": s.error,
                 "files": plan.total_files if plan else 0,
                 "bytes": plan.total_bytes if plan else 0,

@@ -11,9 +11,10 @@ import copy
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,6 @@ from ..formats.image import image_extension
 from ..naming import validate_actor, validate_performance
 from ..smc.reader import BlobLocation, ExtractionReader
 from ..tasks import SourceId
-
-if TYPE_CHECKING:
-    from ..selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +181,20 @@ def _probe_into(r: ExtractionReader, inv: FileInventory, camera_poses: bool = Fa
         inv.extensions[("scan_mask", cam)] = _stream_extension(r, "scan_mask", cam, None)
 
 
+def read_camera_poses(inv: FileInventory) -> dict[str, np.ndarray] | None:
+    """Every calibrated camera's RT: from the inventory when probed with poses, else read from
+    its file; None when unreadable (callers then do without)."""
+    if inv.camera_rt is not None:
+        return inv.camera_rt
+    try:
+        with ExtractionReader(inv.source.path) as r:
+            rts, _error = _camera_rts(r, inv.calibration)
+    except (Renderme360Error, OSError) as exc:
+        log.info("camera poses of %s not read: %s", inv.source.path, exc)
+        return None
+    return rts or None
+
+
 def _camera_rts(r: ExtractionReader, cams: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
     """RT of each calibrated camera; a calibration that cannot be read is recorded, not raised
     (it fails only a camera selection that needs it, as it did when read at planning time)."""
@@ -245,10 +257,10 @@ def info_doc(inv: FileInventory) -> dict[str, Any]:
     }
 
 
-def info_json(inv: FileInventory, selection: Selection) -> str:
-    """``info.json`` text (the selection in force is recorded too)."""
+def info_json(inv: FileInventory, selection: Mapping[str, str]) -> str:
+    """``info.json`` text (what the folder's selections cover is recorded too)."""
     doc = info_doc(inv)
-    doc["selection"] = selection.describe()
+    doc["selection"] = dict(selection)
     return json.dumps(doc, indent=2, default=str) + "\n"
 
 

@@ -7,9 +7,10 @@ file identity, blob offsets), so executing them needs no further planning.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import SMCFormatError, UsageError
+from ..errors import EmptySelectionError, SMCFormatError, UsageError
 from ..formats.audio import mp3_problem
 from ..output.layout import (
     FIXED_PATHS,
+    MODALITIES,
     PREFERRED_SOURCE,
     calibration_camera_path,
     image_path,
@@ -30,7 +32,7 @@ from ..output.layout import (
     source_prefix,
     uv_path,
 )
-from ..selection import Selection, resolve_cameras
+from ..selection import FrameRange, Selection, parse_frames, resolve_cameras
 from ..tasks import Options, SourceId, Task, Unit
 from .discover import Performance
 from .inventory import FileInventory, info_json, info_text
@@ -38,6 +40,102 @@ from .inventory import FileInventory, info_json, info_text
 UNIT_MAX_TASKS = 64
 UNIT_MAX_BYTES = 96 << 20
 BLOB_MODALITY = {"images": "color", "masks": "mask"}
+#: Modalities with one item per frame (``--frames`` applies) and per camera (``--cameras``).
+PER_FRAME = ("images", "masks", "keypoints2d", "keypoints3d", "flame", "uv")
+PER_CAMERA = ("calibration", "images", "masks", "keypoints2d", "scan_masks")
+#: Writers whose output depends on the selection (which cameras or frames go into one file). Their
+#: records carry a digest of that content, so a wider selection rewrites them.
+SELECTION_DEPENDENT_WRITERS = frozenset(
+    {"text", "calibration_all", "calibration_json", "keypoints2d", "keypoints3d", "flame"}
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One selection as it applied to a performance: modalities, camera ids (resolved from
+    ``ring:N``/``front:N``; None = all) and frames (None = all). A performance folder holds the
+    union of the scopes extracted into it."""
+
+    modalities: tuple[str, ...]
+    cameras: frozenset[str] | None = None
+    frames: FrameRange | None = None
+    camera_rule: str = "all"
+
+    def includes(self, modality: str, cam: str | None = None, frame: int | None = None) -> bool:
+        """Whether this scope selects ``modality`` (of camera ``cam``, at frame ``frame``)."""
+        return (
+            modality in self.modalities
+            and (cam is None or self.cameras is None or cam in self.cameras)
+            and (frame is None or self.frames is None or frame in self.frames)
+        )
+
+    def covers(self, other: Scope) -> bool:
+        """Whether everything ``other`` selects is selected by this scope too."""
+        return (
+            set(other.modalities) <= set(self.modalities)
+            and (
+                self.cameras is None
+                or (other.cameras is not None and other.cameras <= self.cameras)
+            )
+            and (
+                self.frames is None
+                or (other.frames is not None and self.frames.covers(other.frames))
+            )
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The scope as stored in manifest.json, the journal and the completion marker."""
+        return {
+            "modalities": ",".join(self.modalities),
+            "cameras": self.camera_rule,
+            "frames": str(self.frames) if self.frames else "all",
+            "camera_ids": None if self.cameras is None else sorted(self.cameras),
+        }
+
+    @classmethod
+    def from_record(cls, doc: Mapping[str, Any]) -> Scope | None:
+        """A recorded scope, or None when the record is malformed (it is then ignored)."""
+        try:
+            mods = tuple(m for m in MODALITIES if m in str(doc["modalities"]).split(","))
+            ids = doc.get("camera_ids")
+            cams = None if ids is None else frozenset(f"{int(c):02d}" for c in ids)
+            frames = parse_frames(None if doc.get("frames") == "all" else doc.get("frames"))
+            return cls(mods, cams, frames, str(doc.get("cameras", "all")))
+        except (KeyError, TypeError, ValueError, UsageError):
+            return None
+
+
+def scope_of(selection: Selection, cameras: Sequence[str] | None) -> Scope:
+    """The scope of a selection whose camera rule resolved to ``cameras``."""
+    return Scope(
+        tuple(selection.modalities),
+        None if cameras is None else frozenset(cameras),
+        selection.frames,
+        str(selection.cameras) if selection.cameras else "all",
+    )
+
+
+def union_scopes(previous: Sequence[Scope], new: Scope) -> list[Scope]:
+    """Scopes a folder holds after extracting ``new`` into it: previous ones plus the new one,
+    minus any covered by another (so a sample followed by everything is just everything)."""
+    scopes: list[Scope] = []
+    for s in [*previous, new]:
+        if any(kept.covers(s) for kept in scopes):
+            continue
+        scopes = [kept for kept in scopes if not s.covers(kept)] + [s]
+    return scopes
+
+
+def describe_union(scopes: Sequence[Scope]) -> dict[str, str]:
+    """One description of what the scopes select, field by field (``a | b`` for several)."""
+    records = [s.record() for s in scopes]
+    return {k: " | ".join(r[k] for r in records) for k in ("modalities", "cameras", "frames")}
+
+
+def content_tag(task: Task) -> str:
+    """Short digest of what a selection-dependent file holds (its cameras, frames or text)."""
+    what = (task.camera, task.cameras, task.frames, task.text)
+    return hashlib.sha256(repr(what).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -56,6 +154,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cameras: list[str] | None = None
+    scopes: list[Scope] = field(default_factory=list)  # what the folder holds once done
 
     @property
     def tasks(self) -> list[Task]:
@@ -110,13 +209,21 @@ def plan_performance(
     selection: Selection | None = None,
     layout: str = "separate",
     options: Options | None = None,
+    previous: Sequence[Scope] = (),
+    scopes: Sequence[Scope] | None = None,
 ) -> Plan:
     """Build the write plan of one performance from the inventories of its files.
+
+    ``previous`` are the scopes already extracted into the folder: the plan covers their union
+    with ``selection`` (widening adds files and rewrites aggregates; narrowing changes nothing).
+    ``scopes`` replaces both: the plan of exactly what a folder records (used by verify).
 
     Raises
     ------
     UsageError
         ``layout`` is unknown, or a camera rule cannot be resolved.
+    EmptySelectionError
+        The selection's frames or cameras match nothing this performance holds.
     """
     selection = selection or Selection()
     options = options or Options()
@@ -145,11 +252,109 @@ def plan_performance(
     cameras, note = _resolve_cameras(selection, readable)
     plan.cameras = cameras
     plan.notes.append(note)
-    owners = _modality_owners(readable, selection.modalities, layout, plan.warnings)
+    if scopes is not None:
+        plan.scopes = list(scopes)
+    else:
+        plan.notes.extend(check_selection_matches(perf.key, selection, cameras, readable.values()))
+        plan.scopes = union_scopes(previous, scope_of(selection, cameras))
+    wanted = [m for m in MODALITIES if any(m in s.modalities for s in plan.scopes)]
+    owners = _modality_owners(readable, wanted, layout, plan.warnings)
     for role, inv in readable.items():
-        mods = [m for m in selection.modalities if role in owners.get(m, ())]
-        _plan_file(plan, role, inv, mods, cameras)
+        mods = [m for m in wanted if role in owners.get(m, ())]
+        _plan_file(plan, role, inv, mods)
     return plan
+
+
+def _ranges(ids: Sequence[str]) -> str:
+    """``00,01,02,05`` -> ``00..02, 05`` (ids of the same width)."""
+    out: list[str] = []
+    nums = sorted(int(i) for i in ids)
+    width = len(ids[0]) if ids else 2
+    start = prev = None
+    for n in [*nums, None]:
+        if n is not None and prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            a, b = f"{start:0{width}d}", f"{prev:0{width}d}"
+            out.append(a if start == prev else f"{a}..{b}")
+        start = prev = n
+    return ", ".join(out)
+
+
+def _check_cameras_exist(
+    key: str, selection: Selection, cameras: Sequence[str], invs: Sequence[FileInventory]
+) -> list[str]:
+    """Raise when none of the asked camera ids exists; a note for those that do not."""
+    held = {m for inv in invs for m in inv.modalities()}
+    if not any(m in PER_CAMERA and m in held for m in selection.modalities):
+        return []
+    existing = {
+        c for inv in invs for c in (*inv.images, *inv.masks, *inv.calibration, *inv.scan_masks)
+    } | {c for inv in invs for c, fr in inv.keypoints2d.items() if fr}
+    with_images = sorted({c for inv in invs for c in inv.images})
+    where = (
+        f"cameras with images are {_ranges(with_images)}"
+        if with_images
+        else f"cameras are {_ranges(sorted(existing)) or 'none'}"
+    )
+    absent = sorted(set(cameras) - existing)
+    if absent and len(absent) == len(cameras):
+        what = (
+            f"camera {absent[0]} does not"
+            if len(absent) == 1
+            else f"cameras {_ranges(absent)} do not"
+        )
+        raise EmptySelectionError(f"{what} exist in {key}: {where}")
+    return [f"cameras {_ranges(absent)} do not exist in {key} ({where})"] if absent else []
+
+
+def _frames_held(invs: Sequence[FileInventory], modalities: Iterable[str]) -> set[int]:
+    """Every frame index that any of ``modalities`` has data for."""
+    have: set[int] = set()
+    for inv in invs:
+        per_camera = {"images": inv.images, "masks": inv.masks, "keypoints2d": inv.keypoints2d}
+        per_file = {"keypoints3d": inv.keypoints3d, "flame": inv.flame, "uv": inv.uv}
+        for m in modalities:
+            if m in per_camera:
+                have.update(f for fr in per_camera[m].values() for f in fr)
+            elif m in per_file:
+                have.update(per_file[m])
+    return have
+
+
+def check_selection_matches(
+    key: str,
+    selection: Selection,
+    cameras: Sequence[str] | None,
+    inventories: Iterable[FileInventory],
+) -> list[str]:
+    """Raise EmptySelectionError when the frames or cameras asked for select nothing this
+    performance holds; return notes when they select less than they name (a short take)."""
+    invs = list(inventories)
+    notes: list[str] = []
+    spec = selection.cameras
+    if cameras is not None and spec is not None and spec.ids is not None:
+        notes.extend(_check_cameras_exist(key, selection, cameras, invs))
+    frames = selection.frames
+    held = {m for inv in invs for m in inv.modalities()}
+    per_frame = [m for m in selection.modalities if m in PER_FRAME and m in held]
+    have = _frames_held(invs, per_frame) if frames is not None else set()
+    if frames is None or not have:
+        return notes
+    n_have = len(have)
+    span = f"{key} has {n_have} frame{'s' if n_have != 1 else ''} ({min(have)}..{max(have)})"
+    chosen = frames.filter(sorted(have))
+    if not chosen:
+        raise EmptySelectionError(f"frames {frames} select nothing: {span}")
+    nominal = frames.nominal()
+    if nominal is not None and len(chosen) < nominal:
+        n = len(chosen)
+        notes.append(
+            f"frames {frames} select {n} frame{'s' if n != 1 else ''} "
+            f"({', '.join(map(str, chosen))}) of {nominal} named: {span}"
+        )
+    return notes
 
 
 def _resolve_cameras(
@@ -222,28 +427,35 @@ def _compare_copies(
 
 @dataclass
 class _FilePlan:
-    """Planning state of one source file: its inventory, prefix, camera/frame filters."""
+    """Planning state of one source file: its inventory, prefix, and the union of the plan's
+    scopes as camera/frame filters for the modality being planned."""
 
     plan: Plan
     role: str
     inv: FileInventory
-    cameras: list[str] | None
     prefix: str
+    modality: str = ""  # the modality being planned
     single: list[Task] = field(default_factory=list)  # one unit each, after the streams
 
     def cams(self, items: Sequence[str]) -> list[str]:
-        return [c for c in items if self.cameras is None or c in self.cameras]
+        """The cameras of ``items`` that some scope selects for this modality."""
+        m = self.modality
+        return [c for c in items if any(s.includes(m, cam=c) for s in self.plan.scopes)]
 
-    def pick(self, items: Sequence[int]) -> list[int]:
-        frames = self.plan.selection.frames
-        return list(items) if frames is None else frames.filter(items)
+    def pick(self, items: Sequence[int], cam: str | None = None) -> list[int]:
+        """The frames of ``items`` (of camera ``cam``) that some scope selects."""
+        m = self.modality
+        return [f for f in items if any(s.includes(m, cam, f) for s in self.plan.scopes)]
 
     def add(self, key: str, modality: str, writer: str, nbytes: int, exact: bool, **fields: Any):
-        """Plan one file written by ``writer`` (its own unit)."""
+        """Plan one file written by ``writer`` (its own unit); a file whose content depends on
+        the selection carries a digest of it in its variant (see SELECTION_DEPENDENT_WRITERS)."""
         variant = self.plan.options.variant(modality)
         task = Task(
             self.prefix + key, modality, writer, self.role, nbytes, exact, variant, **fields
         )
+        if writer in SELECTION_DEPENDENT_WRITERS:
+            task = dataclasses.replace(task, variant=f"{variant}:{content_tag(task)}")
         self.single.append(task)
 
     def stream(self, tasks: list[Task]) -> None:
@@ -268,15 +480,11 @@ class _FilePlan:
         )
 
 
-def _plan_file(
-    plan: Plan,
-    role: str,
-    inv: FileInventory,
-    modalities: Sequence[str],
-    cameras: list[str] | None,
-) -> None:
-    f = _FilePlan(plan, role, inv, cameras, source_prefix(role, plan.layout))
+def _plan_file(plan: Plan, role: str, inv: FileInventory, modalities: Sequence[str]) -> None:
+    """Plan one source file's tasks for the union of ``plan.scopes``."""
+    f = _FilePlan(plan, role, inv, source_prefix(role, plan.layout))
     for m in modalities:
+        f.modality = m
         PLANNERS[m](f)
     for t in f.single:
         plan.units.append(Unit(role, inv.source, [t]))
@@ -284,7 +492,7 @@ def _plan_file(
 
 def _plan_metadata(f: _FilePlan) -> None:
     for writer_key, text in (
-        ("metadata_json", info_json(f.inv, f.plan.selection)),
+        ("metadata_json", info_json(f.inv, describe_union(f.plan.scopes))),
         ("metadata_txt", info_text(f.inv)),
     ):
         f.add(
@@ -313,7 +521,8 @@ def _plan_images(f: _FilePlan, m: str = "images") -> None:
     streams = f.inv.images if m == "images" else f.inv.masks
     for c in f.cams(sorted(streams)):
         ext = _ext(f.inv, kind, c, f.plan.options, m)
-        f.stream([f.blob(image_path(m, c, fr, ext), m, kind, c, fr) for fr in f.pick(streams[c])])
+        tasks = [f.blob(image_path(m, c, fr, ext), m, kind, c, fr) for fr in f.pick(streams[c], c)]
+        f.stream(tasks)
 
 
 def _plan_masks(f: _FilePlan) -> None:
@@ -352,7 +561,7 @@ def _plan_audio(f: _FilePlan) -> None:
 
 def _plan_keypoints2d(f: _FilePlan) -> None:
     for c in f.cams(sorted(f.inv.keypoints2d)):
-        fr = tuple(f.pick(f.inv.keypoints2d[c]))
+        fr = tuple(f.pick(f.inv.keypoints2d[c], c))
         if fr:
             nbytes = 600 + len(fr) * (106 * 2 * 8 + 8)
             f.add(
@@ -430,4 +639,12 @@ def _add_units(plan: Plan, role: str, inv: FileInventory, tasks: list[Task]) -> 
         plan.units.append(Unit(role, inv.source, chunk))
 
 
-__all__ = ["Plan", "plan_performance", "request_fingerprint"]
+__all__ = [
+    "Plan",
+    "Scope",
+    "check_selection_matches",
+    "describe_union",
+    "plan_performance",
+    "request_fingerprint",
+    "union_scopes",
+]

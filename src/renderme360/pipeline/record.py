@@ -42,6 +42,34 @@ def load_records(out_dir: Path) -> dict[str, Record]:
     return records
 
 
+def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
+    """Selections already extracted into a folder (its union so far), as recorded dicts.
+
+    From ``manifest.json`` (``selections``; older manifests: ``selection`` and
+    ``cameras_selected``) and from the journal of an unfinished run, which records its
+    selections before writing its first file.
+    """
+    found: list[dict[str, Any]] = []
+    manifest = read_manifest(out_dir)
+    if manifest:
+        listed = manifest.get("selections")
+        if isinstance(listed, list):
+            found.extend(d for d in listed if isinstance(d, dict))
+        elif isinstance(manifest.get("selection"), dict):
+            found.append({**manifest["selection"], "camera_ids": manifest.get("cameras_selected")})
+    journal = out_dir / JOURNAL
+    if journal.is_file() and not journal.is_symlink():
+        with open(journal, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith('{"selections"'):
+                    try:
+                        listed = json.loads(line)["selections"]
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    found.extend(d for d in listed if isinstance(d, dict) and d not in found)
+    return found
+
+
 class Journal:
     """Append-only record of finished files, flushed after every batch of lines."""
 
@@ -52,6 +80,11 @@ class Journal:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(self.path, flags, 0o644)
         self._f = os.fdopen(fd, "a", encoding="utf-8")  # kept open for the run
+
+    def add_scopes(self, scopes: Iterable[Mapping[str, Any]]) -> None:
+        """Record the selections this run extracts, before its first file (see recorded_scopes)."""
+        self._f.write(json.dumps({"selections": list(scopes)}) + "\n")
+        self._f.flush()
 
     def add(self, records: Iterable[Record]) -> None:
         self._f.write("".join(json.dumps(r.to_dict()) + "\n" for r in records))
@@ -137,7 +170,12 @@ def write_manifest(
 
 
 def write_marker(
-    out: OutputDir, fingerprint: str, files: int, total_bytes: int, sync: bool = False
+    out: OutputDir,
+    fingerprint: str,
+    files: int,
+    total_bytes: int,
+    sync: bool = False,
+    selections: list[dict[str, Any]] | None = None,
 ) -> None:
     """Write ``.extraction_complete`` last, after every other file is in place.
 
@@ -151,6 +189,7 @@ def write_marker(
         "fingerprint": fingerprint,
         "files": files,
         "bytes": total_bytes,
+        "selections": selections or [],
         "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "version": __version__,
     }

@@ -32,12 +32,13 @@ from ..selection import Selection, parse_cameras, parse_frames, parse_modalities
 from ..tasks import Options, SourceId, Unit
 from .discover import Performance
 from .execute import Executor, SerialExecutor
-from .inventory import probe
-from .plan import Plan, plan_performance, request_fingerprint
+from .inventory import probe, read_camera_poses
+from .plan import Plan, Scope, describe_union, plan_performance, request_fingerprint
 from .record import (
     Journal,
     load_records,
     performance_lock,
+    recorded_scopes,
     remove_marker,
     write_manifest,
     write_marker,
@@ -45,7 +46,20 @@ from .record import (
 from .resume import left_to_do, valid_records
 
 log = logging.getLogger(__name__)
-SPACE_MARGIN = 64 << 20  # reports, previews and filesystem overhead
+# Room kept free beyond the planned bytes: estimates of arrays and audio may come out a little
+# larger, and reports, previews and filesystem blocks take some space too.
+SPACE_MARGIN_FRACTION = 0.03
+SPACE_MARGIN_BYTES = 4 * 10**6
+SPACE_MARGIN_PER_PERFORMANCE = 1 * 10**6  # its reports and previews
+
+
+def space_margin(need: int, performances: int = 1) -> int:
+    """Bytes kept free beyond ``need``: a few percent plus a few MB."""
+    return (
+        int(need * SPACE_MARGIN_FRACTION)
+        + SPACE_MARGIN_BYTES
+        + SPACE_MARGIN_PER_PERFORMANCE * max(1, performances)
+    )
 
 
 @dataclass
@@ -139,6 +153,32 @@ class Outcome:
         }
 
 
+@dataclass
+class Estimate:
+    """Bytes written against a planned total that is partly estimated (arrays, audio): the total
+    grows when files come out bigger, so ``done`` never passes it (a bar never passes 100 %)."""
+
+    total: int
+    done: int = 0
+
+    def add(self, nbytes: int) -> None:
+        self.done += nbytes
+        self.total = max(self.total, self.done)
+
+    def text(self, speed: float | None = None) -> str:
+        """``1.2 MB of ~3.4 MB, 5.0 MB/s``: sizes in one unit style, the total marked estimated."""
+        rate = f", {human_bytes(speed)}/s" if speed else ""
+        return f"{human_bytes(self.done)} of ~{human_bytes(self.total)}{rate}"
+
+    def settle(self, overestimate: int | None = None) -> int:
+        """Drop an overestimate from the total (default: all of it, the total becomes what was
+        written, as when a part is finished); return how much was dropped."""
+        before = self.total
+        gap = self.total - self.done if overestimate is None else overestimate
+        self.total = max(self.done, self.total - max(gap, 0))
+        return before - self.total
+
+
 class Progress:
     """Callbacks the executor calls; the CLI renders them, the library stays silent."""
 
@@ -147,6 +187,9 @@ class Progress:
 
     def advance(self, files: int, nbytes: int) -> None:
         """Some files were written."""
+
+    def finishing(self, key: str) -> None:
+        """Every data file of a performance is written; previews and the manifest come next."""
 
     def performance_finished(self, outcome: Outcome) -> None:
         """A performance ended."""
@@ -173,23 +216,47 @@ def survey(perf: Performance, req: Request) -> Survey:
         return s
     # What the readable files hold is still extracted, but the performance cannot be complete.
     s.unreadable = [inv.error or inv.source.path for inv in inventories.values() if not inv.ok]
+    previous = previous_scopes(out_dir)
     s.plan = plan_performance(
-        perf, inventories, req.out_root, req.selection, req.layout, req.options
+        perf, inventories, req.out_root, req.selection, req.layout, req.options, previous
     )
     records = valid_records(out_dir, load_records(out_dir)) if out_dir.is_dir() else {}
     s.remaining = left_to_do(s.plan, records)
+    if covered_by_complete_folder(s, marker, out_dir):
+        s.complete = True  # a narrower selection into a complete folder: nothing to change
     return s
+
+
+def previous_scopes(out_dir: Path) -> list[Scope]:
+    """The selections a folder already holds (union rule: a new run adds to them)."""
+    if not out_dir.is_dir():
+        return []
+    scopes = [Scope.from_record(d) for d in recorded_scopes(out_dir)]
+    return [s for s in scopes if s is not None]
+
+
+def covered_by_complete_folder(s: Survey, marker: dict[str, Any] | None, out_dir: Path) -> bool:
+    """Whether a complete folder already holds everything this run would write, with the same
+    content: then nothing (not even the reports) is rewritten."""
+    return (
+        marker is not None
+        and s.plan is not None
+        and not s.remaining
+        and not s.unreadable
+        and files_in_place(out_dir)
+    )
 
 
 def check_space(surveys: Sequence[Survey], out_root: Path, force: bool = False) -> tuple[int, int]:
     """(bytes needed, bytes free); raise InsufficientSpaceError unless it fits or ``force``."""
     need = sum(s.remaining_bytes for s in surveys)
     free = free_bytes(out_root)
-    if need + SPACE_MARGIN > free and not force:
+    margin = space_margin(need, sum(1 for s in surveys if s.remaining_bytes))
+    if need and need + margin > free and not force:
         raise InsufficientSpaceError(
-            f"the extraction needs {human_bytes(need)} but {out_root} has "
-            f"{human_bytes(free)} free; "
-            "free space, narrow the selection, or pass --force"
+            f"the extraction needs {human_bytes(need + margin)} ({human_bytes(need)} of files "
+            f"+ {human_bytes(margin)} for estimates, reports and previews) but {out_root} has "
+            f"{human_bytes(free)} free; free space, narrow the selection, or pass --force"
         )
     return need, free
 
@@ -224,6 +291,7 @@ def run_performance(
         )
         failures: list[str] = []
         journal = Journal(out_dir)
+        journal.add_scopes(sc.record() for sc in plan.scopes)
         try:
             _execute(remaining, out, req.options, executor, journal, records, failures, progress)
         finally:
@@ -242,6 +310,7 @@ def run_performance(
                 f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
             )
         else:
+            progress.finishing(perf.key)
             _finish(plan, out, records, req, exec_seconds)
     outcome.seconds = time.monotonic() - start
     _fill_counts(outcome, out_dir, records)
@@ -295,7 +364,8 @@ def _finish(
         try:
             from ..preview import make_previews
 
-            extra.extend(make_previews(out, sorted(r.path for r in records.values())))
+            paths = sorted(r.path for r in records.values())
+            extra.extend(make_previews(out, paths, rig=whole_rig(plan)))
         except (Renderme360Error, OSError, ValueError) as exc:
             if is_disk_full(exc):
                 raise
@@ -313,10 +383,23 @@ def _finish(
         len(records) + len(extra),
         sum(r.bytes for r in records.values()),
         sync=req.sync,
+        selections=[sc.record() for sc in plan.scopes],
     )
     with contextlib.suppress(FileNotFoundError):
         (out.root / JOURNAL).unlink()
     out.clean_tmp()
+
+
+def whole_rig(plan: Plan) -> dict[str, Any] | None:
+    """RT of every camera of the rig, read from the source, when the union selects only some
+    cameras (the rig preview then shows the rest greyed); None otherwise or if unreadable."""
+    if all(sc.cameras is None for sc in plan.scopes):
+        return None
+    for role in ("anno", "smc", "raw"):
+        inv = plan.inventories.get(role)
+        if inv is not None and inv.ok and inv.calibration:
+            return read_camera_poses(inv)
+    return None
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -325,7 +408,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "actor": plan.actor,
         "performance": plan.performance,
         "layout": plan.layout,
-        "selection": plan.selection.describe(),
+        "selection": describe_union(plan.scopes),
+        "selections": [sc.record() for sc in plan.scopes],
         "options": {
             "image_mode": plan.options.image_mode,
             "jpeg_quality": plan.options.jpeg_quality,
@@ -406,10 +490,7 @@ def extract_batch(
         except (DiskFullError, KeyboardInterrupt):
             if record_batch:
                 with contextlib.suppress(OSError):  # the disk may be why we stopped
-                    append_batch_row(
-                        Path(req.out_root),
-                        Outcome(s.perf.key, s.perf.actor, s.perf.performance, "interrupted").row(),
-                    )
+                    append_batch_row(Path(req.out_root), interrupted_outcome(s, req).row())
             raise
         except Renderme360Error as exc:
             outcome = Outcome(
@@ -420,6 +501,17 @@ def extract_batch(
             append_batch_row(Path(req.out_root), outcome.row())
         outcomes.append(outcome)
     return outcomes
+
+
+def interrupted_outcome(s: Survey, req: Request) -> Outcome:
+    """The MANIFEST.csv row of a performance stopped part-way: what its folder holds so far."""
+    out_dir = Path(req.out_root) / s.perf.key
+    outcome = Outcome(
+        s.perf.key, s.perf.actor, s.perf.performance, "interrupted", out_dir=str(out_dir)
+    )
+    with contextlib.suppress(OSError):
+        _fill_counts(outcome, out_dir)
+    return outcome
 
 
 def survey_all(
