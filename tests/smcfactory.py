@@ -111,6 +111,7 @@ def build_smc(
                 g.create_dataset(str(fr), data=arr)
         if flame is not None:
             g = f.create_group("FLAME")
+            g.attrs["num_frame"] = 3
             for fr, fields in flame.items():
                 fg = g.create_group(str(fr))
                 for k, v in fields.items():

@@ -31,9 +31,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from smcfactory import build_smc, calib, flame_frame, full_pair, jpeg, png
 
-from renderme360 import SMCReader
 from renderme360.cli import main
 from renderme360.errors import Renderme360Error
+from renderme360.smc import ExtractionReader
 
 ACTOR = "0026"
 RNG_BYTES = bytes(np.random.default_rng(123).integers(0, 256, 4096, dtype=np.uint8))
@@ -939,7 +939,7 @@ def _mutate(path: Path, mutation: tuple[Any, ...]) -> None:
 def _stored_images(path: Path) -> dict[str, bytes]:
     """What the reader returns for every colour image and mask, by output sub-path."""
     got: dict[str, bytes] = {}
-    with SMCReader(path) as r:
+    with ExtractionReader(path) as r:
         for kind, folder in (("color", "images"), ("mask", "masks")):
             for cam in r.list_cameras(kind):
                 for fr in r.list_frames(cam, kind):

@@ -1,4 +1,5 @@
-"""SMCReader: published-reader compatibility, extras, and error rules.
+"""ExtractionReader: the project's own reading API (listings, stored bytes, offsets, checked
+arrays) and its error rules. The published API (``renderme360.SMCReader``) is in test_compat.py.
 
 Checked against files written directly with h5py (tests/smcfactory.py) and against ``synth``.
 """
@@ -15,8 +16,15 @@ import numpy as np
 import pytest
 from smcfactory import build_smc, full_pair, jpeg
 
-from renderme360 import SMCReader
-from renderme360.errors import InvalidIdError, Renderme360Error, SMCFormatError, UnsafeNameError
+from renderme360.errors import (
+    InvalidIdError,
+    Renderme360Error,
+    SMCFormatError,
+    SMCNotFoundError,
+    SMCOpenError,
+    UnsafeNameError,
+)
+from renderme360.smc import ExtractionReader as SMCReader
 from renderme360.synth import synthesize
 
 
@@ -25,73 +33,75 @@ def pair(tmp_path):
     return full_pair(tmp_path)
 
 
-def test_root_attributes_decode_to_str(pair):
+def test_root_attributes_decode_to_str(pair, tmp_path):
     with SMCReader(pair["anno"]) as r:  # actor_id stored as bytes
-        assert r.actor_id == "0026" and isinstance(r.actor_id, str)
-        assert r.performance_part == "e0"
-        assert r.capture_date == "20230101"
-        info = r.get_actor_info()
+        assert r.identity() == ("0026", "e0", "20230101")
+        assert all(isinstance(v, str) for v in r.identity())
+        info = r.read_actor_info()
         assert info == {
-            "id": "0026",
-            "perf_id": "e0",
             "age": 25,
             "color": "yellow",
             "gender": "female",
             "height": 170.0,
             "weight": 60.0,
         }
+        assert type(info["age"]) is int and type(info["height"]) is float  # JSON-safe
+    p = build_smc(
+        tmp_path / "b.smc",
+        attrs={"actor_id": np.bytes_(b"0026"), "capture_date": None, "age": None},
+    )
+    with SMCReader(p) as r:
+        assert r.identity() == ("0026", "e0", "")
+        assert r.read_actor_info()["age"] is None
 
 
 def test_camera_info(pair):
     with SMCReader(pair["raw"]) as r:
-        assert r.get_Camera_info() == {"num_device": 60, "num_frame": 3, "resolution": [24, 32]}
+        assert r.read_camera_info() == {"num_device": 60, "num_frame": 3, "resolution": [24, 32]}
 
 
 def test_calibration(pair):
     with SMCReader(pair["anno"]) as r:
-        allc = r.get_Calibration_all()
+        allc = r.read_calibration_all()
         assert sorted(allc) == ["25", "30", "40"]
         for cam, ref in pair["cal"].items():
             for k in ("K", "D", "RT"):
                 np.testing.assert_array_equal(allc[cam][k], ref[k])
-                np.testing.assert_array_equal(r.get_Calibration(int(cam))[k], ref[k])
-        with pytest.raises(KeyError) as ei:
-            r.get_Calibration(3)
+                np.testing.assert_array_equal(r.read_calibration(int(cam))[k], ref[k])
+        with pytest.raises(InvalidIdError) as ei:
+            r.read_calibration(3)
         assert "camera 03" in str(ei.value) and str(pair["anno"]) in str(ei.value)
     with SMCReader(pair["raw"]) as r:
-        assert r.get_Calibration_all() is None and r.get_Calibration(25) is None
+        assert r.read_calibration_all() is None and r.read_calibration(25) is None
 
 
-def test_images_decode_equal_imdecode_and_bytes_are_stored_bytes(pair):
+def test_bytes_are_stored_bytes(pair):
     with SMCReader(pair["raw"]) as r:
         assert r.list_cameras("color") == ["25", "30"]
         assert r.list_frames(30, "color") == [0, 2]
         for cam, frames in pair["color"].items():
             for fr, data in frames.items():
                 assert r.get_img_bytes(cam, "color", fr) == data
-                expect = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-                np.testing.assert_array_equal(r.get_img(cam, "color", fr), expect)
-                np.testing.assert_array_equal(r.get_img(int(cam), "color", str(fr)), expect)
-        stacked = r.get_img("25", "color")  # None = every frame, stacked
-        assert stacked.shape == (3, 24, 32, 3)
-        assert r.get_img("30", "color", [2, 0]).shape == (2, 24, 32, 3)
+                assert r.read_blob("color", int(cam), str(fr)) == data
         assert r.list_cameras("mask") == []
-
-
-def test_masks_grayscale_and_three_channel_max(pair):
     with SMCReader(pair["anno"]) as r:
-        m0 = r.get_img("25", "mask", 0)
-        assert m0.shape == (24, 32) and m0.dtype == np.uint8
-        np.testing.assert_array_equal(
-            m0, cv2.imdecode(np.frombuffer(pair["mask"]["25"][0], np.uint8), cv2.IMREAD_GRAYSCALE)
-        )
-        m1 = r.get_img("25", "mask", 1)  # stored as 3 channels
-        colour = cv2.imdecode(np.frombuffer(pair["mask"]["25"][1], np.uint8), cv2.IMREAD_COLOR)
-        np.testing.assert_array_equal(m1, colour.max(axis=2))
         assert r.get_img_bytes("25", "mask", 1) == pair["mask"]["25"][1]
 
 
-def test_invalid_image_ids_raise_keyerror_naming_file(pair):
+def test_decode_image_masks_grayscale_and_three_channel_max(pair):
+    from renderme360.formats.image import decode_image
+
+    m0 = decode_image(pair["mask"]["25"][0], grayscale=True)
+    assert m0.shape == (24, 32) and m0.dtype == np.uint8
+    np.testing.assert_array_equal(
+        m0, cv2.imdecode(np.frombuffer(pair["mask"]["25"][0], np.uint8), cv2.IMREAD_GRAYSCALE)
+    )
+    m1 = decode_image(pair["mask"]["25"][1], grayscale=True)  # stored as 3 channels
+    colour = cv2.imdecode(np.frombuffer(pair["mask"]["25"][1], np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(m1, colour.max(axis=2))
+
+
+def test_invalid_image_ids_raise_invalid_id_naming_file(pair):
     with SMCReader(pair["raw"]) as r:
         for args in [
             ("07", "color", 0),
@@ -101,8 +111,8 @@ def test_invalid_image_ids_raise_keyerror_naming_file(pair):
             ("25", "color", -1),
             (25, "color", "1.5"),
         ]:
-            with pytest.raises(KeyError):
-                r.get_img(*args)
+            with pytest.raises(InvalidIdError):
+                r.get_img_bytes(*args)
         with pytest.raises(InvalidIdError) as ei:
             r.get_img_bytes("25", "color", 9)
         assert str(pair["raw"]) in str(ei.value) and "frame 9" in str(ei.value)
@@ -110,31 +120,31 @@ def test_invalid_image_ids_raise_keyerror_naming_file(pair):
 
 def test_audio(pair):
     with SMCReader(pair["raw"]) as r:
-        a = r.get_audio()
+        a = r.read_audio()
         np.testing.assert_array_equal(a["audio"], pair["audio"][0])
-        assert a["sample_rate"] == 48000
+        assert a["sample_rate"] == 48000 and type(a["sample_rate"]) is int
         info = r.audio_info()
         assert info["shape"] == [4800, 2] and info["seconds"] == pytest.approx(0.1)
     with SMCReader(pair["anno"]) as r:
-        assert r.get_audio() is None and r.audio_info() is None
+        assert r.read_audio() is None and r.audio_info() is None
 
 
 def test_keypoints_none_rules(pair):
     with SMCReader(pair["anno"]) as r:
-        np.testing.assert_array_equal(r.get_Keypoints2d(25, 0), pair["kp2d"]["25"][0])
-        assert r.get_Keypoints2d(25, 1) is None  # empty
-        assert r.get_Keypoints2d(30, 0) is None  # missing frame
-        assert r.get_Keypoints2d(19, 0) is None  # camera in range without data
-        assert r.get_Keypoints2d(40, 0) is None  # outside 18..32 even though stored
+        np.testing.assert_array_equal(r.read_keypoints2d(25, 0), pair["kp2d"]["25"][0])
+        assert r.read_keypoints2d(25, 1) is None  # empty
+        assert r.read_keypoints2d(30, 0) is None  # missing frame
+        assert r.read_keypoints2d(19, 0) is None  # camera in range without data
+        assert r.read_keypoints2d(40, 0) is None  # outside 18..32 even though stored
         assert r.list_keypoints2d_cameras() == ["25", "30"]
         assert r.list_keypoints2d_frames(25) == [0, 2]
-        np.testing.assert_array_equal(r.get_Keypoints3d(2), pair["kp3d"][2])
-        assert r.get_Keypoints3d(1) is None and r.get_Keypoints3d(5) is None
+        np.testing.assert_array_equal(r.read_keypoints3d(2), pair["kp3d"][2])
+        assert r.read_keypoints3d(1) is None and r.read_keypoints3d(5) is None
         assert r.list_keypoints3d_frames() == [0, 2]
-        with pytest.raises(KeyError):
-            r.get_Keypoints3d(-3)
+        with pytest.raises(InvalidIdError):
+            r.read_keypoints3d(-3)
     with SMCReader(pair["raw"]) as r:
-        assert r.get_Keypoints3d(0) is None and r.get_Keypoints2d(25, 0) is None
+        assert r.read_keypoints3d(0) is None and r.read_keypoints2d(25, 0) is None
 
 
 def test_keypoints_stacked_dataset_form(tmp_path):
@@ -144,56 +154,32 @@ def test_keypoints_stacked_dataset_form(tmp_path):
     with h5py.File(p, "a") as f:
         f.create_group("Keypoints2d").create_dataset("25", data=arr)
     with SMCReader(p) as r:
-        np.testing.assert_array_equal(r.get_Keypoints2d(25, 1), arr[1])
-        assert r.get_Keypoints2d(25, 3) is None
+        np.testing.assert_array_equal(r.read_keypoints2d(25, 1), arr[1])
+        assert r.read_keypoints2d(25, 3) is None
         assert r.list_keypoints2d_frames(25) == [0, 1, 2]
 
 
 def test_flame_uv_scan_scanmask(pair):
     with SMCReader(pair["anno"]) as r:
-        fl = r.get_FLAME(1)
-        assert set(fl) == set(pair["flame"][1])
         for k, v in pair["flame"][1].items():
-            np.testing.assert_array_equal(fl[k], v)
-        assert r.get_FLAME(7) is None
+            np.testing.assert_array_equal(r.read_flame_field(1, k), v)
+        with pytest.raises(InvalidIdError):
+            r.read_flame_field(7, "exp")
         assert r.list_flame_frames() == [0, 1, 2]
         assert r.flame_fields(0)["verts"] == ((5023, 3), "float32")
-        uv = r.get_uv(1)
-        np.testing.assert_array_equal(
-            uv, cv2.imdecode(np.frombuffer(pair["uv"][1], np.uint8), cv2.IMREAD_COLOR)
-        )
-        assert r.get_uv().shape == (2, 16, 16, 3)
+        assert r.flame_fields(7) == {}
+        assert r.list_uv_frames() == [0, 1]
         assert r.get_uv_bytes(0) == pair["uv"][0]
-        mesh = r.get_scanmesh()
+        mesh = r.read_scan()
         np.testing.assert_array_equal(mesh["vertex"], pair["verts"])
         np.testing.assert_array_equal(mesh["vertex_indices"], pair["faces"])
+        assert r.scan_info() == {"vertices": 50, "faces": 80, "vertex_dtype": "float64"}
         assert r.get_scanmask_bytes(30) == pair["scanmask"]["30"]
-        assert r.get_scanmask(25).shape == (24, 32)
-        assert r.get_scanmask().shape == (2, 24, 32)
         assert r.list_scanmask_cameras() == ["25", "30"]
     with SMCReader(pair["raw"]) as r:
-        assert r.get_FLAME(0) is None and r.get_uv() is None
-        assert r.get_scanmesh() is None and r.get_scanmask() is None
-
-
-def test_write_ply_and_writemp3(pair, tmp_path):
-    from plyfile import PlyData
-
-    with SMCReader(pair["anno"]) as r:
-        r.write_ply(r.get_scanmesh(), tmp_path / "m.ply")
-    ply = PlyData.read(str(tmp_path / "m.ply"))
-    v = ply["vertex"]
-    np.testing.assert_array_equal(np.stack([v["x"], v["y"], v["z"]], 1), pair["verts"])
-    assert v["x"].dtype == np.float64
-    faces = np.stack(ply["face"]["vertex_indices"])
-    np.testing.assert_array_equal(faces, pair["faces"])
-    import soundfile as sf
-
-    with SMCReader(pair["raw"]) as r:
-        a = r.get_audio()
-        r.writemp3(tmp_path / "a.mp3", a["sample_rate"], a["audio"], normalized=True)
-    data, rate = sf.read(tmp_path / "a.mp3")
-    assert rate == 48000 and data.shape[1] == 2 and data.shape[0] >= 4800
+        assert r.list_flame_frames() == [] and r.list_uv_frames() == []
+        assert r.read_scan() is None and r.scan_info() is None
+        assert r.list_scanmask_cameras() == []
 
 
 def test_blob_location_offsets_match_stored_bytes(pair):
@@ -250,13 +236,15 @@ def test_bulk_blob_locations_refuse_what_the_checked_path_refuses(tmp_path):
 def test_not_hdf5_and_missing_attrs(tmp_path):
     bad = tmp_path / "0026_e0_raw.smc"
     bad.write_bytes(b"this is not hdf5" * 10)
-    with pytest.raises(SMCFormatError, match="not a readable HDF5"):
+    with pytest.raises(SMCOpenError, match="not a readable HDF5") as ei:
         SMCReader(bad)
+    assert isinstance(ei.value, OSError)  # what h5py raises
     p = build_smc(tmp_path / "x" / "0026_e0_raw.smc", actor=None, performance=None)
     with pytest.raises(SMCFormatError, match="actor_id, performance_part missing"):
         SMCReader(p)
-    with pytest.raises(SMCFormatError, match="no such file"):
+    with pytest.raises(SMCNotFoundError, match="no such file") as ei:
         SMCReader(tmp_path / "missing.smc")
+    assert isinstance(ei.value, FileNotFoundError) and isinstance(ei.value, SMCFormatError)
 
 
 def test_unsafe_keys_are_refused(tmp_path):
@@ -278,10 +266,8 @@ def test_wrong_shapes_are_format_errors(tmp_path):
     with SMCReader(p) as r:
         with pytest.raises(SMCFormatError, match="1-D uint8"):
             r.get_img_bytes(25, "color", 1)
-        with pytest.raises(SMCFormatError, match="not an encoded image"):
-            r.get_img(25, "color", 2)
         with pytest.raises(SMCFormatError, match="num_frame"):
-            r.get_Camera_info()
+            r.read_camera_info()
 
 
 def test_close_releases_file(pair):
@@ -309,17 +295,15 @@ def test_reader_on_synth_files(tmp_path):
             for fr in r.list_frames(cam, "mask"):
                 data = r.get_img_bytes(cam, "mask", fr)
                 assert data == bytes(r.smc[f"Camera/{cam}/mask/{fr}"][()])
-                assert r.get_img(cam, "mask", fr).ndim == 2
-        assert r.get_FLAME(0)["verts"].shape == (5023, 3)
-        assert r.get_Calibration_all().keys() == {f"{i:02d}" for i in range(60)}
+        assert r.read_flame_field(0, "verts").shape == (5023, 3)
+        assert r.read_calibration_all().keys() == {f"{i:02d}" for i in range(60)}
         kp_cams = r.list_keypoints2d_cameras()
         assert kp_cams and all(18 <= int(c) <= 32 for c in kp_cams)
     with SMCReader(raw) as r:
-        assert r.get_audio()["audio"].shape[1] == 2
+        assert r.read_audio()["audio"].shape[1] == 2
+        assert r.list_cameras("color")
         for cam in r.list_cameras("color"):
-            img = r.get_img(cam, "color", 0)
-            expect = cv2.imdecode(np.frombuffer(r.get_img_bytes(cam, "color", 0), np.uint8), 1)
-            np.testing.assert_array_equal(img, expect)
+            assert r.get_img_bytes(cam, "color", 0)[:3] == b"\xff\xd8\xff"
 
 
 def test_import_is_light():

@@ -16,14 +16,46 @@ class SMCFormatError(Renderme360Error):
     """An SMC file is not HDF5, is truncated, or holds data of the wrong shape or type."""
 
 
-class InvalidIdError(Renderme360Error, KeyError):
+class SMCOpenError(SMCFormatError, OSError):
+    """HDF5 cannot open or read an SMC file (missing, not HDF5, truncated, corrupt).
+
+    Also an ``OSError``, which is what ``h5py`` (and so the published reader) raises there.
+    """
+
+    def __str__(self) -> str:  # OSError would print its errno fields when given several args
+        return str(self.args[0]) if self.args else ""
+
+
+class SMCNotFoundError(SMCOpenError, FileNotFoundError):
+    """The SMC file does not exist (a ``FileNotFoundError``, as from ``h5py.File``)."""
+
+
+class _PlainKeyMessage(KeyError):
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidIdError(Renderme360Error, _PlainKeyMessage):
     """A camera, frame, actor or performance id is malformed or not present in a file.
 
     Subclasses ``KeyError`` so code written against the published reader keeps working.
     """
 
-    def __str__(self) -> str:  # KeyError would wrap the message in quotes
-        return str(self.args[0]) if self.args else ""
+
+class MissingDataError(Renderme360Error, _PlainKeyMessage):
+    """A group, dataset or attribute that the published reader indexes directly is absent.
+
+    A ``KeyError``, as the published reader raises there (e.g. ``get_scanmesh()`` of a file
+    without ``/Scan``); the project's own extraction API answers None or ``[]`` instead.
+    """
+
+
+class InvalidArgumentError(Renderme360Error, AssertionError):
+    """A published-API argument names nothing the file holds, or has a type the call refuses.
+
+    An ``AssertionError`` because that is what the published reader raises (through ``assert``)
+    and what code written for it catches; deliberately not a ``KeyError``.
+    """
 
 
 class UnsafeNameError(Renderme360Error):

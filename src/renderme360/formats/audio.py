@@ -2,7 +2,9 @@
 
 WAV subtype follows the stored dtype so samples round-trip bit for bit: float32 -> 32-bit float,
 float64 -> 64-bit float, int16/int32 -> PCM of that width, uint8 -> 8-bit PCM. MP3 is written by
-libsndfile (through soundfile), so no ffmpeg is needed.
+libsndfile (through soundfile, so no ffmpeg is needed) at a constant bitrate: 320 kb/s, as the
+published reader's ``writemp3``, at the MPEG-1 rates (32, 44.1, 48 kHz); the MPEG-2/2.5 rates top
+out at 160 and 64 kb/s.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -26,6 +28,20 @@ WAV_SUBTYPES = {
 BLOCK = 1 << 16  # frames per write
 # Sample rates MPEG-1/2/2.5 layer III can hold; LAME refuses the others.
 MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+# libsndfile's highest-quality constant bitrate (compression level 0.0) per rate, in kb/s.
+MP3_KBPS = {8000: 64, 11025: 64, 12000: 64, 16000: 160, 22050: 160, 24000: 160}
+MP3_TOP_KBPS = 320  # 32, 44.1 and 48 kHz (MPEG-1)
+
+
+def mp3_kbps(rate: int) -> int:
+    """Constant bitrate (kb/s) at which MP3s are written for audio sampled at ``rate`` Hz."""
+    return MP3_KBPS.get(rate, MP3_TOP_KBPS)
+
+
+def mp3_size_estimate(seconds: float, rate: int) -> int:
+    """Bytes of the constant-bitrate MP3 of ``seconds`` of audio (an upper estimate: the
+    encoder adds a tag frame and pads the first and last frames)."""
+    return 8000 + int(seconds * mp3_kbps(rate) * 1000 / 8 * 1.02)
 
 
 def _channels_first(shape: Sequence[int]) -> bool:
@@ -102,32 +118,34 @@ def write_wav_stream(out: BinaryIO, audio: np.ndarray, rate: int) -> None:
         )
 
 
-def write_mp3(path: Path, audio: np.ndarray, rate: int, normalized: bool = True) -> None:
-    """MP3 of the audio. Float input is taken as [-1, 1); integers are scaled from full range.
-
-    ``normalized=False`` with float input follows the published reader: values are treated as
-    16-bit integers and scaled down.
-    """
+def encode_mp3(target: Path | BinaryIO | Any, frames: np.ndarray, rate: int) -> None:
+    """Encode (frames, channels) float samples in [-1, 1] as a constant-bitrate MP3
+    (:func:`mp3_kbps`) to a path or a binary file object. (Integer samples go through
+    :func:`to_float` first: libsndfile's 16-bit path into the MP3 encoder distorts.)"""
     import soundfile as sf
 
-    data = _frames_first(audio)
-    if data.dtype.kind == "f" and not normalized:
-        data = data / 32768.0
-    problem = mp3_problem(data.shape, rate)
+    problem = mp3_problem(frames.shape, rate)
     if problem:
         raise SMCFormatError(problem)
-    data = to_float(np.asarray(data))
     try:
         with sf.SoundFile(
-            path,
+            target,
             "w",
             samplerate=rate,
-            channels=data.shape[1],
+            channels=frames.shape[1],
             format="MP3",
             subtype="MPEG_LAYER_III",
+            compression_level=0.0,  # libsndfile: 0.0 = highest bitrate of the mode
+            bitrate_mode="CONSTANT",
         ) as f:
-            for start in range(0, len(data), BLOCK):
+            for start in range(0, len(frames), BLOCK):
                 # out-of-range samples make LAME abort the whole process: clip them (lossy anyway)
-                f.write(np.clip(data[start : start + BLOCK], -1.0, 1.0))
+                f.write(np.clip(frames[start : start + BLOCK], -1.0, 1.0))
     except (RuntimeError, ValueError) as exc:  # soundfile.LibsndfileError is a RuntimeError
         raise SMCFormatError(f"cannot encode MP3: {exc}") from exc
+
+
+def write_mp3(path: Path, audio: np.ndarray, rate: int) -> None:
+    """MP3 of stored audio. Float input is taken as [-1, 1); integers are scaled from full range;
+    a (channels, frames) array with few rows is transposed first."""
+    encode_mp3(path, to_float(_frames_first(np.asarray(audio))), rate)

@@ -5,7 +5,6 @@ Vertices keep their stored precision (float64 stays ``double``); faces are ``lis
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -43,9 +42,3 @@ def write_ply_stream(out: BinaryIO, vertex: np.ndarray, faces: np.ndarray) -> No
     rec["n"] = k
     rec["i"] = faces
     out.write(rec.tobytes())
-
-
-def write_ply(path: Path, vertex: np.ndarray, faces: np.ndarray) -> None:
-    """Write a binary PLY file (not atomic: for the reader's compatibility helper)."""
-    with open(path, "wb") as f:
-        write_ply_stream(f, vertex, faces)

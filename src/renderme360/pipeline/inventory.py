@@ -142,12 +142,11 @@ def _clear(inv: FileInventory) -> None:
 
 def _probe_into(r: ExtractionReader, inv: FileInventory, camera_poses: bool = False) -> None:
     where = str(r.path)
-    inv.actor_id = validate_actor(r.actor_id, where)
-    inv.performance = validate_performance(r.performance_part, where)
-    inv.capture_date = r.capture_date
-    info = r.get_actor_info()
-    inv.actor_info = {k: info[k] for k in ("age", "color", "gender", "height", "weight")}
-    inv.camera_info = r.get_Camera_info()
+    actor, performance, inv.capture_date = r.identity()
+    inv.actor_id = validate_actor(actor, where)
+    inv.performance = validate_performance(performance, where)
+    inv.actor_info = r.read_actor_info()
+    inv.camera_info = r.read_camera_info()
     for kind, target in (("color", inv.images), ("mask", inv.masks)):
         for cam in r.list_cameras(kind):
             locations = r.blob_locations(cam, kind)
@@ -199,7 +198,7 @@ def _camera_rts(r: ExtractionReader, cams: list[str]) -> tuple[dict[str, np.ndar
     """RT of each calibrated camera; a calibration that cannot be read is recorded, not raised
     (it fails only a camera selection that needs it, as it did when read at planning time)."""
     try:
-        return {c: r.get_Calibration(c)["RT"] for c in cams}, None  # type: ignore[index]
+        return {c: r.read_calibration(c)["RT"] for c in cams}, None  # type: ignore[index]
     except Renderme360Error as exc:
         return {}, str(exc)
 

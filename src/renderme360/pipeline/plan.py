@@ -19,7 +19,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import EmptySelectionError, SMCFormatError, UsageError
-from ..formats.audio import mp3_problem
+from ..formats.audio import mp3_problem, mp3_size_estimate
 from ..output.layout import (
     FIXED_PATHS,
     MODALITIES,
@@ -554,7 +554,7 @@ def _plan_audio(f: _FilePlan) -> None:
     if problem:  # the WAV and npz still hold every sample
         f.plan.warnings.append(f"{f.inv.source.path}: audio.mp3 not written: {problem}")
     else:
-        mp3_bytes = 2000 + int(audio["seconds"] * 24_000)
+        mp3_bytes = mp3_size_estimate(audio["seconds"], audio["sample_rate"])
         f.add(FIXED_PATHS["audio_mp3"], "audio", "audio_mp3", mp3_bytes, False)
     f.add(FIXED_PATHS["audio_npz"], "audio", "audio_npz", 400 + audio["nbytes"], False)
 

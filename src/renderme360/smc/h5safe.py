@@ -6,6 +6,7 @@ the filesystem lives here, so hardening has one obvious home. Checks read header
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from h5py import h5d, h5s, h5t
 from ..errors import SMCFormatError, UnsafeNameError, one_line
 from . import schema
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class BlobLocation:
@@ -26,6 +29,35 @@ class BlobLocation:
 
     nbytes: int
     offset: int | None  # None: chunked, filtered or external storage; read through HDF5
+
+
+def open_readonly(path: Path) -> h5py.File:
+    """Open an HDF5 file read-only so that it shares with every other opener in the process.
+
+    First with HDF5's default file locking, as ``h5py.File(path)`` and the published reader do.
+    HDF5 refuses to open one file twice in a process with different locking flags ("file locking
+    flag values don't match"), so the other settings are then tried in turn; where no lock can be
+    taken (a filesystem without locks, another process writing the file) the file is read without
+    one. Any other failure is raised at once.
+    """
+    first: BaseException | None = None
+    for locking in (None, False, True, "best-effort"):
+        try:
+            smc = h5py.File(path, "r", locking=locking)
+        except (OSError, ValueError) as exc:
+            if "lock" not in str(exc).lower():  # not HDF5, truncated, no permission: no retry
+                raise
+            if isinstance(exc, BlockingIOError) and first is None:
+                log.warning(
+                    "%s: another process holds a write lock on it; reading without a lock", path
+                )
+            first = first or exc
+            continue
+        if first is not None:
+            log.debug("%s: opened with locking=%r after: %s", path, locking, one_line(first))
+        return smc
+    assert first is not None
+    raise first
 
 
 def open_failure(exc: BaseException) -> str:

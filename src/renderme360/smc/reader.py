@@ -19,11 +19,24 @@ from typing import Any, TypeVar
 import h5py
 import numpy as np
 
-from ..errors import InvalidIdError, Renderme360Error, SMCFormatError, one_line
+from ..errors import (
+    InvalidIdError,
+    Renderme360Error,
+    SMCFormatError,
+    SMCNotFoundError,
+    SMCOpenError,
+    one_line,
+)
 from ..naming import CAMERA_RE, FRAME_RE, camera_key
 from . import h5safe, schema
 from .h5safe import BlobLocation, declared_bytes, to_py, to_str
-from .schema import KEYPOINT2D_CAMERAS, MAX_FRAMES, MAX_RESOLUTION, REQUIRED_ROOT_ATTRS
+from .schema import (
+    ACTOR_INFO_KEYS,
+    KEYPOINT2D_CAMERAS,
+    MAX_FRAMES,
+    MAX_RESOLUTION,
+    REQUIRED_ROOT_ATTRS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +85,25 @@ def _frame_arg(frame: int | str | np.integer) -> str:
 
 
 class ExtractionReader:
-    """Read one SMC file. Drop-in compatible with the published ``SMCReader``.
+    """Read one SMC file for extraction: listings, stored bytes, their offsets, checked arrays.
+
+    Lenient about what a file lacks (None or ``[]``), strict about what it holds: every failure
+    is a :class:`~renderme360.errors.Renderme360Error`. The published API is
+    :class:`.compat.SMCReader`, a subclass.
 
     Parameters
     ----------
     file_path
-        Path of an ``.smc`` file. It is opened read-only without HDF5 file locking, so other
-        readers are never blocked; use the reader as a context manager or call :meth:`close`.
+        Path of an ``.smc`` file, opened read-only (see :func:`.h5safe.open_readonly` for how it
+        shares the file with other openers in the process); use the reader as a context manager
+        or call :meth:`close`.
 
     Raises
     ------
+    SMCOpenError
+        The file is missing, not HDF5 or truncated (also an ``OSError``).
     SMCFormatError
-        The file is not HDF5, is truncated, or lacks the root attributes of an SMC file.
+        The file lacks the root attributes of an SMC file.
     """
 
     def __init__(self, file_path: str | os.PathLike[str]) -> None:
@@ -91,23 +111,30 @@ class ExtractionReader:
         self._fd: int | None = None
         self.smc: h5py.File | None = None
         if not self.path.is_file():  # a FIFO or device would block or stream forever
-            what = "not a regular file" if self.path.exists() else "no such file"
-            raise SMCFormatError(f"{self.path}: {what}")
+            if self.path.exists():
+                raise SMCOpenError(f"{self.path}: not a regular file")
+            raise SMCNotFoundError(f"{self.path}: no such file")
         try:
-            self.smc = h5py.File(self.path, "r", locking=False)
+            self.smc = h5safe.open_readonly(self.path)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise SMCFormatError(
+            raise SMCOpenError(
                 f"{self.path}: not a readable HDF5/SMC file ({h5safe.open_failure(exc)})"
             ) from exc
         try:
+            self._check_root()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_root(self) -> None:
+        """Refuse a file without the root attributes every SMC file has."""
+        try:
             missing = [a for a in REQUIRED_ROOT_ATTRS if a not in self.smc.attrs]
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-            self.close()
             raise SMCFormatError(
                 f"{self.path}: cannot read root attributes ({one_line(exc)})"
             ) from exc
         if missing:
-            self.close()
             raise SMCFormatError(
                 f"{self.path}: not an SMC file: root attribute(s) {', '.join(missing)} missing"
             )
@@ -138,37 +165,30 @@ class ExtractionReader:
         return f"{type(self).__name__}({str(self.path)!r})"
 
     # ------------------------------------------------------------------ root attributes
-    @property
     @_guard
-    def actor_id(self) -> str:
-        """Actor id as stored (decoded to ``str``; validate before using it in a path)."""
-        return to_str(self.smc.attrs["actor_id"])
-
-    @property
-    @_guard
-    def performance_part(self) -> str:
-        """Performance name as stored, e.g. ``e0``, ``s1_all`` (decoded to ``str``)."""
-        return to_str(self.smc.attrs["performance_part"])
-
-    @property
-    @_guard
-    def capture_date(self) -> str:
-        """Capture date as stored (decoded to ``str``; empty when absent)."""
-        value = self.smc.attrs.get("capture_date")
-        return "" if value is None else to_str(value)
-
-    @_guard
-    def get_actor_info(self) -> dict[str, Any]:
-        """``id, perf_id, age, color, gender, height, weight`` (None for an absent attribute)."""
+    def identity(self) -> tuple[str, str, str]:
+        """``(actor_id, performance_part, capture_date)`` decoded to ``str`` (date ``""`` when
+        absent). Untrusted: validate before using them in a path."""
         a = self.smc.attrs
-        keys = {"id": "actor_id", "perf_id": "performance_part"}
-        info = {k: to_py(a[v]) if v in a else None for k, v in keys.items()}
-        for k in ("age", "color", "gender", "height", "weight"):
-            info[k] = to_py(a[k]) if k in a else None
-        return info
+        date = a.get("capture_date")
+        return (
+            to_str(a["actor_id"]),
+            to_str(a["performance_part"]),
+            "" if date is None else to_str(date),
+        )
+
+    def get_available_keys(self) -> list[str]:
+        """Top-level groups of the file (``Camera``, ``Calibration``, ``FLAME``, ...)."""
+        return list(self.smc.keys())
 
     @_guard
-    def get_Camera_info(self) -> dict[str, Any] | None:
+    def read_actor_info(self) -> dict[str, Any]:
+        """``age, color, gender, height, weight`` as JSON-safe values (None when absent)."""
+        a = self.smc.attrs
+        return {k: to_py(a[k]) if k in a else None for k in ACTOR_INFO_KEYS}
+
+    @_guard
+    def read_camera_info(self) -> dict[str, Any] | None:
         """``num_device, num_frame, resolution`` (height, width) of the Camera group, or None."""
         if schema.CAMERA not in self.smc:
             return None
@@ -193,8 +213,17 @@ class ExtractionReader:
 
     # ------------------------------------------------------------------ calibration
     @_guard
-    def get_Calibration(self, Camera_id: int | str) -> dict[str, np.ndarray] | None:
-        """``{'K' (3,3), 'D' (5,), 'RT' (4,4)}`` of one camera; RT maps camera to world."""
+    def read_calibration_all(self) -> dict[str, dict[str, np.ndarray]] | None:
+        """``{cam: {'K', 'D', 'RT'}}`` for every calibrated camera (None without calibration)."""
+        if schema.CALIBRATION not in self.smc:
+            return None
+        cams = self.list_calibration_cameras()
+        return {cam: self.read_calibration(cam) for cam in cams}  # type: ignore[misc]
+
+    @_guard
+    def read_calibration(self, Camera_id: int | str) -> dict[str, np.ndarray] | None:
+        """``{'K' (3,3), 'D' (5,), 'RT' (4,4)}`` of one camera, shapes checked; RT maps camera
+        to world. None when the file has no calibration; InvalidIdError for an absent camera."""
         if schema.CALIBRATION not in self.smc:
             return None
         cam = camera_key(Camera_id)
@@ -246,6 +275,12 @@ class ExtractionReader:
         if not isinstance(group, h5py.Group) or Image_type not in group:
             return []
         return sorted(int(k) for k in self._checked_keys(group[Image_type], FRAME_RE, "frame"))
+
+    def get_img_bytes(self, Camera_id: int | str, Image_type: str, Frame_id: int | str) -> bytes:
+        """The stored encoded bytes (a JPEG/PNG file) of one colour image or mask, undecoded."""
+        if Image_type not in ("color", "mask"):
+            raise InvalidIdError(f"invalid Image_type {Image_type!r}: expected 'color' or 'mask'")
+        return self.read_blob(Image_type, Camera_id, Frame_id)
 
     # ------------------------------------------------------------------ generic blobs
     def _blob_dataset(self, kind: str, cam: int | str | None, frame: int | str | None) -> Any:
@@ -322,11 +357,8 @@ class ExtractionReader:
 
     # ------------------------------------------------------------------ audio
     @_guard
-    def get_audio(self) -> dict[str, Any] | None:
-        """``{'audio': ndarray, 'sample_rate': int}`` of a speech part, else None.
-
-        The published reader returns the HDF5 group; a dict with the same keys reads the same way.
-        """
+    def read_audio(self) -> dict[str, Any] | None:
+        """``{'audio': ndarray, 'sample_rate': int}`` when the file holds audio, else None."""
         group = self._audio_group()
         if group is None:
             return None
@@ -383,7 +415,7 @@ class ExtractionReader:
 
     # ------------------------------------------------------------------ keypoints
     @_guard
-    def get_Keypoints2d(self, Camera_id: int | str, Frame_id: int | str) -> np.ndarray | None:
+    def read_keypoints2d(self, Camera_id: int | str, Frame_id: int | str) -> np.ndarray | None:
         """(106, 2) pixel landmarks of one camera and frame; None when absent or empty."""
         cam = camera_key(Camera_id)
         frame = _frame_arg(Frame_id)
@@ -393,7 +425,7 @@ class ExtractionReader:
         return self._frame_array(node, frame, f"Keypoints2d/{cam}", last_dim=2)
 
     @_guard
-    def get_Keypoints3d(self, Frame_id: int | str) -> np.ndarray | None:
+    def read_keypoints3d(self, Frame_id: int | str) -> np.ndarray | None:
         """(73, 3) world landmarks of one frame; None when absent or empty."""
         frame = _frame_arg(Frame_id)
         return self._frame_array(self.smc.get(schema.KEYPOINTS3D), frame, "Keypoints3d", last_dim=3)
@@ -497,6 +529,10 @@ class ExtractionReader:
                 out[name] = (tuple(int(s) for s in d.shape), str(d.dtype))
         return out
 
+    def get_uv_bytes(self, Frame_id: int | str) -> bytes:
+        """Stored encoded bytes of one UV texture."""
+        return self.read_blob("uv", None, Frame_id)
+
     @_guard
     def list_uv_frames(self) -> list[int]:
         """Frames with a UV texture, ascending."""
@@ -506,8 +542,8 @@ class ExtractionReader:
         return sorted(int(k) for k in self._checked_keys(group, FRAME_RE, "frame"))
 
     @_guard
-    def get_scanmesh(self) -> dict[str, np.ndarray] | None:
-        """``{'vertex': (n, 3), 'vertex_indices': (m, 3)}`` of the static scan, or None."""
+    def read_scan(self) -> dict[str, np.ndarray] | None:
+        """``{'vertex': (n, 3), 'vertex_indices': (m, 3)}`` of the static scan, checked, or None."""
         group = self.smc.get(schema.SCAN)
         if group is None:
             return None
@@ -547,6 +583,10 @@ class ExtractionReader:
             "faces": int(f.shape[0]) if f is not None and f.ndim else 0,
             "vertex_dtype": str(v.dtype),
         }
+
+    def get_scanmask_bytes(self, Camera_id: int | str) -> bytes:
+        """Stored encoded bytes of one scan mask."""
+        return self.read_blob("scan_mask", Camera_id, None)
 
     @_guard
     def list_scanmask_cameras(self) -> list[str]:

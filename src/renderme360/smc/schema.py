@@ -10,6 +10,8 @@ from ..naming import FRONTAL_CAMERAS
 
 #: Root attributes every SMC file carries.
 REQUIRED_ROOT_ATTRS = ("actor_id", "performance_part")
+#: Root attributes describing the actor (the published reader's ``actor_info``).
+ACTOR_INFO_KEYS = ("age", "color", "gender", "height", "weight")
 
 #: Top-level groups.
 CAMERA = "Camera"

@@ -23,7 +23,7 @@ CONVENTION = "RT maps camera to world; OpenCV axes; metres"
 
 
 def _calibration(ctx: WriteContext, cams: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    return {c: ctx.reader.get_Calibration(c) for c in cams}  # type: ignore[misc]
+    return {c: ctx.reader.read_calibration(c) for c in cams}  # type: ignore[misc]
 
 
 def _write_npz(ctx: WriteContext, key: str, arrays: dict[str, np.ndarray]) -> Written:
@@ -93,14 +93,14 @@ def write_keypoints2d(ctx: WriteContext, task: Task) -> Written:
     """``keypoints2d/cam_XX.npz``: frame_ids (M,), keypoints (M, 106, 2)."""
     cam, frames = task.camera, task.frames
     return _stack_frames(
-        ctx, task.key, frames, lambda fr: ctx.reader.get_Keypoints2d(cam, fr), f"Keypoints2d/{cam}"
+        ctx, task.key, frames, lambda fr: ctx.reader.read_keypoints2d(cam, fr), f"Keypoints2d/{cam}"
     )
 
 
 def write_keypoints3d(ctx: WriteContext, task: Task) -> Written:
     """``keypoints3d/all_frames.npz``: frame_ids (M,), keypoints (M, 73, 3)."""
     frames = task.frames
-    return _stack_frames(ctx, task.key, frames, ctx.reader.get_Keypoints3d, "Keypoints3d")
+    return _stack_frames(ctx, task.key, frames, ctx.reader.read_keypoints3d, "Keypoints3d")
 
 
 def write_flame(ctx: WriteContext, task: Task) -> Written:

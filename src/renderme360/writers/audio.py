@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def _audio(ctx: WriteContext) -> tuple[np.ndarray, int]:
-    got = ctx.reader.get_audio()
+    got = ctx.reader.read_audio()
     if got is None:
         raise SMCFormatError(f"{ctx.source}: audio disappeared since planning")
     return got["audio"], got["sample_rate"]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def write_ply_task(ctx: WriteContext, task: Task) -> Written:
     """``scan/mesh.ply``."""
-    scan = ctx.reader.get_scanmesh()
+    scan = ctx.reader.read_scan()
     if scan is None:
         raise SMCFormatError(f"{ctx.source}: scan disappeared since planning")
     with ctx.out.open_atomic(task.key, ctx.options.checksum) as f:
