@@ -2,8 +2,8 @@
 
 Imports are read with ``ast`` (imports inside functions count; ``if TYPE_CHECKING:`` ones do not),
 so a violation fails here before it becomes a tangle. The layers, bottom to top:
-errors -> naming -> tasks / formats / output -> selection / config -> smc -> writers / preview
--> pipeline -> verify -> cli.
+errors -> naming -> tasks / formats / output / camera -> selection / config -> smc -> writers /
+preview -> pipeline -> verify / loader -> cli.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ RANKS = {
     "tasks": 2,
     "formats": 2,
     "output": 2,
+    "camera": 2,
     "selection": 3,
     "config": 3,
     "smc": 4,
@@ -33,6 +34,7 @@ RANKS = {
     "preview": 5,
     "pipeline": 6,
     "verify": 7,
+    "loader": 7,
     "cli": 8,
     "": 9,  # the package root (lazy re-exports)
     "__main__": 9,
@@ -42,6 +44,7 @@ FORBIDDEN_THIRD_PARTY = {
     "formats": {"h5py"},
     "output": {"h5py", "cv2"},
     "tasks": {"h5py", "numpy", "cv2"},
+    "camera": {"h5py", "cv2"},
     "naming": {"h5py", "numpy"},
     "errors": {"h5py", "numpy"},
 }

@@ -328,7 +328,9 @@ def test_ring_and_front_camera_rules(tmp_path, capsys):
     geo = _rig_geometry({c: rig[c]["RT"] for c in rig})
     az = sorted(np.degrees(geo.azimuth[c]) % 360 for c in cams)
     gaps = np.diff([*az, az[0] + 360])
-    assert gaps.min() > 40 and gaps.max() < 80  # evenly spread: ~60 degrees apart
+    # spread around the head, ~60 degrees apart; the rig (like the real one) has no column
+    # behind the head, so the gap there is wider and its neighbours sit a little closer
+    assert gaps.min() > 35 and gaps.max() < 95 and np.median(gaps) == pytest.approx(60, abs=5)
     assert (
         run(
             tmp_path / "d",
@@ -344,7 +346,10 @@ def test_ring_and_front_camera_rules(tmp_path, capsys):
         == 0
     )
     front = json.loads(capsys.readouterr().out)["performances"][0]["cameras"]
-    assert "25" in front and all(18 <= int(c) <= 32 for c in front)
+    # the nearest the front: 25 and others within ~30 degrees (the realistic rig's close ring
+    # has frontal cameras too, e.g. 55/56, so ids outside 18..32 may be chosen)
+    front_az = [abs((np.degrees(geo.azimuth[c]) + 180) % 360 - 180) for c in front]
+    assert "25" in front and max(front_az) < 30, (front, front_az)
     # for people: the chosen ids and why, one informational line on stderr
     args = ["-o", out, "--cameras", "front:3", "--modalities", "images", "--dry-run"]
     assert run(tmp_path / "d", *args) == 0

@@ -230,9 +230,10 @@ def test_ring_prefers_the_eye_level_tier_and_says_so(rig60, tmp_path, capsys):
     cams, note = _notes(rig60, tmp_path, capsys, "ring:8")
     assert len(cams) == 8
     assert all(abs(np.degrees(geo.elevation[c])) < 10 for c in cams)  # one tier, eye level
-    assert "from the height tier nearest eye level" in note and "20 cameras; 3 tiers" in note
+    # the realistic rig: 17 cameras per column tier, and the closer ring of 8 joins eye level
+    assert "from the height tier nearest eye level" in note and "25 cameras; 3 tiers" in note
     cams, note = _notes(rig60, tmp_path, capsys, "ring:30")  # more than one tier holds
-    assert len(cams) == 30 and "mixing heights" in note and "20 cameras, fewer than 30" in note
+    assert len(cams) == 30 and "mixing heights" in note and "25 cameras, fewer than 30" in note
 
 
 def _white_in_last_columns(img: np.ndarray, n: int = 2) -> bool:

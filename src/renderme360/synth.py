@@ -15,7 +15,8 @@ a robust reader must survive:
 
 Content is geometrically consistent: the bright ellipse "head" in each image and its mask are the
 projection of the moving head through that camera, and the stored 2-D keypoints are exact
-projections of the stored 3-D keypoints (``K @ (x_cam / z)``, distortion ignored; ``D`` is zero).
+projections of the stored 3-D keypoints through the stored calibration, distortion included
+(2-D index ``33 + i`` is 3-D index ``i``; the first 33 2-D points are the face contour).
 
 Everything derives from ``seed`` through :class:`numpy.random.SeedSequence` (never Python's
 randomised ``hash``), datasets are created with ``track_times=False`` and files are written to a
@@ -39,6 +40,7 @@ import cv2
 import h5py
 import numpy as np
 
+from .camera import Camera
 from .errors import UnsafeNameError, UsageError
 from .naming import FRONTAL_CAMERAS, performance_kind, validate_actor, validate_performance
 
@@ -58,9 +60,9 @@ FRONT_CAMERA = "25"
 NUM_KEYPOINTS_2D = 106
 NUM_KEYPOINTS_3D = 73
 #: Rows of a 2-D keypoint array that are projections of the 3-D keypoints, in order:
-#: ``kp2d[KP3D_INDEX_IN_KP2D] == project(kp3d)``. The other 33 rows are projections of face points
-#: that are not stored in ``Keypoints3d``.
-KP3D_INDEX_IN_KP2D = np.arange(NUM_KEYPOINTS_3D)
+#: ``kp2d[KP3D_INDEX_IN_KP2D] == project(kp3d)``, i.e. 2-D index ``33 + i`` is 3-D index ``i``. The
+#: first 33 rows (the face contour) are projections of points not stored in ``Keypoints3d``.
+KP3D_INDEX_IN_KP2D = np.arange(NUM_KEYPOINTS_2D - NUM_KEYPOINTS_3D, NUM_KEYPOINTS_2D)
 AUDIO_SAMPLE_RATE = 48000
 #: Video frame rate used to size the audio track (frames / FPS seconds).
 FPS = 30
@@ -90,48 +92,53 @@ _SKIN_BGR = {
 def make_rig(
     num_cameras: int = NUM_DEVICES, seed: int = 0, resolution: str = "full"
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Build a plausible camera ring around the head, like the real 60-camera rig.
+    """Build a plausible camera rig around the head, laid out like the real 60-camera rig.
 
-    Cameras are numbered column by column (3 elevation rows per column: above, level, below the
-    head); columns are spaced evenly in azimuth all around (18 degrees for 60 cameras), and
-    column 8 (cameras 24..26) faces the front of the head (world -z), so camera ``25`` is frontal
-    and cameras 18..32 span roughly +-40 degrees around the front. Every camera is 1.0-1.3 m from
-    the head centre and looks at it (within a couple of centimetres of seeded jitter).
+    Cameras ``00``..``50`` stand in 17 columns of 3 (elevation tiers ~+30, ~+3 and ~-24 degrees
+    as seen from the head, world up being -y), ~19 degrees apart in azimuth, 1.2-1.3 m from the
+    head; column 8 (cameras 24..26) and column 9 (27..29) straddle the front of the face (world
+    -z), so camera ``25`` is frontal and 18..32 span about +-40 degrees around the front. Camera
+    ``51`` looks down from behind; ``52``..``59`` form a closer ring (1.0-1.15 m) just below eye
+    level, every ~40 degrees. Ids beyond 59 continue that ring at +15 degrees elevation. Every
+    camera looks at the head within a couple of centimetres (seeded jitter), with a slight roll.
 
     Parameters
     ----------
     num_cameras
         Number of cameras, ids ``00`` .. ``{num_cameras-1:02d}`` (1..100).
     seed
-        Seed of the small jitter on positions, aim, roll and intrinsics.
+        Seed of the jitter on positions, aim, roll, intrinsics and distortion.
     resolution
         Key of :data:`RESOLUTIONS`; the focal length (~4700 px at 2448 px width) and the principal
-        point scale with the image size. Extrinsics do not depend on it.
+        point scale with the image size. Extrinsics and distortion do not depend on it.
 
     Returns
     -------
     dict
         ``{'00': {'K': (3, 3) float64, 'D': (5,) float64, 'RT': (4, 4) float64}, ...}`` where
         ``RT`` maps camera to world coordinates (OpenCV axes: x right, y down, z forward; its
-        columns are the camera axes in world coordinates and ``RT[:3, 3]`` the camera centre).
+        columns are the camera axes in world coordinates and ``RT[:3, 3]`` the camera centre)
+        and ``D`` holds small OpenCV distortion coefficients ``k1, k2, p1, p2, k3``.
     """
     _check_int("num_cameras", num_cameras, 1, 100)
     _check_int("seed", seed, 0, None)
     height, width = _resolution(resolution)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5219]))
-    num_columns = math.ceil(num_cameras / 3)
-    step = 360.0 / num_columns
-    rows_dy = (-0.55, -0.05, 0.50)  # above (up is -y), level with, below the head
     scale = width / _FULL_WIDTH
     rig: dict[str, dict[str, np.ndarray]] = {}
     for i in range(num_cameras):
-        column, row = divmod(i, 3)
-        azimuth = math.radians(180.0 + (column - 8) * step + rng.uniform(-1.5, 1.5))
-        radius = 1.10 + rng.uniform(-0.02, 0.02)
-        dy = rows_dy[row] + rng.uniform(-0.02, 0.02)
-        centre = HEAD_CENTER + np.array(
-            [radius * math.sin(azimuth), dy, radius * math.cos(azimuth)]
+        azimuth, elevation, distance = _rig_slot(i)
+        azimuth = math.radians(azimuth + rng.uniform(-1.0, 1.0))
+        elevation = math.radians(elevation + rng.uniform(-1.0, 1.0))
+        distance += rng.uniform(-0.03, 0.03)
+        direction = np.array(
+            [
+                math.cos(elevation) * math.sin(azimuth),
+                -math.sin(elevation),  # up is -y
+                math.cos(elevation) * math.cos(azimuth),
+            ]
         )
+        centre = HEAD_CENTER + distance * direction
         target = HEAD_CENTER + rng.uniform(-0.015, 0.015, size=3)
         rotation = _look_at(centre, target, roll=math.radians(rng.uniform(-1.0, 1.0)))
         rt = np.eye(4)
@@ -140,14 +147,40 @@ def make_rig(
         focal = _FULL_FOCAL * scale * (1.0 + rng.uniform(-0.005, 0.005))
         k = np.array(
             [
-                [focal, 0.0, (width - 1) / 2.0 + rng.uniform(-0.01, 0.01) * width],
+                [focal, 0.0, (width - 1) / 2.0 + rng.uniform(-0.02, 0.02) * width],
                 [0.0, focal * (1.0 + rng.uniform(-0.001, 0.001)), 0.0],
                 [0.0, 0.0, 1.0],
             ]
         )
-        k[1, 2] = (height - 1) / 2.0 + rng.uniform(-0.01, 0.01) * height
-        rig[f"{i:02d}"] = {"K": k, "D": np.zeros(5), "RT": rt}
+        k[1, 2] = (height - 1) / 2.0 + rng.uniform(-0.02, 0.02) * height
+        d = np.array(
+            [
+                rng.uniform(-0.03, 0.03),  # k1: a few pixels at the corners of a 2448x2048 image
+                rng.uniform(-0.05, 0.05),  # k2
+                rng.uniform(-2e-4, 2e-4),  # p1
+                rng.uniform(-2e-4, 2e-4),  # p2
+                0.0,  # k3
+            ]
+        )
+        rig[f"{i:02d}"] = {"K": k, "D": d, "RT": rt}
     return rig
+
+
+#: Elevation (degrees above the head, world up is -y) of the three tiers of the main columns.
+_TIERS = (30.0, 3.0, -24.0)
+_COLUMNS = 17
+_COLUMN_STEP = 19.2  # degrees of azimuth between columns; columns 8 and 9 straddle the front
+
+
+def _rig_slot(index: int) -> tuple[float, float, float]:
+    """Nominal (azimuth, elevation, distance) of camera ``index``; azimuth 180 = front (-z)."""
+    if index < 3 * _COLUMNS:
+        column, tier = divmod(index, 3)
+        return 180.0 + (column - 8.5) * _COLUMN_STEP, _TIERS[tier], 1.27
+    if index == 3 * _COLUMNS:
+        return -7.0, 30.0, 1.30  # looking down from behind
+    j = index - 3 * _COLUMNS - 1  # the closer ring: 52..59, then extra ids
+    return 33.0 + 40.0 * (j % 9) + 20.0 * (j // 9), -2.5 + 17.5 * (j // 9), 1.08
 
 
 def _look_at(centre: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
@@ -163,15 +196,16 @@ def _look_at(centre: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
     return np.column_stack([x, y, z])
 
 
-def project_points(points: np.ndarray, k: np.ndarray, rt: np.ndarray) -> np.ndarray:
-    """Project world points (n, 3) to pixels (n, 2) with a camera-to-world ``rt`` (no distortion).
+def project_points(
+    points: np.ndarray, k: np.ndarray, rt: np.ndarray, d: np.ndarray | None = None
+) -> np.ndarray:
+    """Project world points (n, 3) to pixels (n, 2) through a camera-to-world ``rt``.
 
-    ``x_cam = inv(RT) @ X`` then ``u = K @ (x_cam / z)``: the convention of the stored keypoints.
+    ``x_cam = inv(RT) @ X``, ``x = x_cam / z``, OpenCV distortion ``d`` (none if omitted), then
+    ``K``: the convention of the stored keypoints (see :meth:`renderme360.camera.Camera.project`).
     """
-    rotation, centre = rt[:3, :3], rt[:3, 3]
-    cam = (np.asarray(points, dtype=np.float64) - centre) @ rotation  # = R^T (X - C)
-    uv = (cam / cam[:, 2:3]) @ k.T
-    return uv[:, :2]
+    camera = Camera("", np.asarray(k), np.zeros(5) if d is None else np.asarray(d), rt, 0, 0)
+    return camera.project(points)
 
 
 def select_image_cameras(count: int, num_cameras: int = NUM_DEVICES) -> list[str]:
@@ -373,7 +407,7 @@ class _Scene:
         rt, k = calib["RT"], calib["K"]
         centre = HEAD_CENTER + self.poses[frame][1]
         depth = float((centre - rt[:3, 3]) @ rt[:3, 2])
-        (u, v) = project_points(centre[None], k, rt)[0]
+        (u, v) = project_points(centre[None], k, rt, calib["D"])[0]
         return u, v, k[0, 0] * _HEAD_SEMI_AXES[0] / depth, k[1, 1] * _HEAD_SEMI_AXES[1] / depth
 
     @property
@@ -474,7 +508,7 @@ class _Scene:
                 if i == 0 and frame == self.empty_frame:
                     _dataset(group, str(frame), np.zeros((0,), dtype=np.float32))
                     continue
-                uv = project_points(self.face_points(frame), calib["K"], calib["RT"])
+                uv = project_points(self.face_points(frame), calib["K"], calib["RT"], calib["D"])
                 _dataset(group, str(frame), uv.astype(np.float32))
 
     def write_expression_extras(self, f: h5py.File) -> None:
@@ -569,9 +603,16 @@ def _head_pose(frame: int, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _face_template(rng: np.random.Generator) -> np.ndarray:
-    """106 points on the front of a head-sized ellipsoid (~0.13 m across), facing world -z."""
-    theta = np.radians(rng.uniform(-55.0, 55.0, NUM_KEYPOINTS_2D))  # left-right
-    phi = np.radians(rng.uniform(-45.0, 35.0, NUM_KEYPOINTS_2D))  # down-up
+    """106 points on the front of a head-sized ellipsoid (~0.13 m across), facing world -z.
+
+    The first 33 run along the jaw from ear to ear (the contour of the 106-point set); the other
+    73 are scattered over the face (their 3-D positions are what ``Keypoints3d`` stores).
+    """
+    contour = NUM_KEYPOINTS_2D - NUM_KEYPOINTS_3D
+    jaw = np.linspace(-70.0, 70.0, contour)
+    theta = np.radians(np.concatenate([jaw, rng.uniform(-55.0, 55.0, NUM_KEYPOINTS_3D)]))
+    jaw_phi = -10.0 - 35.0 * np.cos(np.radians(jaw) * 1.2)
+    phi = np.radians(np.concatenate([jaw_phi, rng.uniform(-40.0, 35.0, NUM_KEYPOINTS_3D)]))
     radii = np.array([0.08, 0.105, 0.095])
     direction = np.stack(
         [np.sin(theta) * np.cos(phi), -np.sin(phi), -np.cos(theta) * np.cos(phi)], axis=1

@@ -1,0 +1,117 @@
+"""One calibrated camera of the rig, with its convention in its names (numpy only).
+
+RenderMe360 stores ``RT`` camera-to-world with OpenCV camera axes (x right, y down, z forward),
+metres, world "up" = -y; ``K`` is the 3x3 intrinsic matrix and ``D`` OpenCV's five distortion
+coefficients ``k1, k2, p1, p2, k3``. :class:`Camera` keeps them under unambiguous names
+(``c2w``, ``w2c``) and converts to what renderers want (``to_opengl``, ``scaled``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+#: Flips OpenCV camera axes (x right, y down, z forward) to OpenGL's (x right, y up, z backward).
+OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True, eq=False)
+class Camera:
+    """A calibrated camera: intrinsics ``K`` (3, 3), distortion ``D`` (5,), pose ``c2w`` (4, 4).
+
+    ``c2w`` maps a point from camera to world coordinates (OpenCV axes, metres); its columns are
+    the camera's x, y, z axes in the world and ``c2w[:3, 3]`` its centre. ``width`` and ``height``
+    are the size in pixels of the images ``K`` refers to.
+    """
+
+    id: str
+    K: np.ndarray
+    D: np.ndarray
+    c2w: np.ndarray
+    width: int
+    height: int
+
+    @property
+    def w2c(self) -> np.ndarray:
+        """World-to-camera (4, 4) extrinsic, the rigid inverse of ``c2w`` (OpenCV axes)."""
+        rotation, centre = self.c2w[:3, :3], self.c2w[:3, 3]
+        out = np.eye(4)
+        out[:3, :3] = rotation.T
+        out[:3, 3] = -rotation.T @ centre
+        return out
+
+    @property
+    def center(self) -> np.ndarray:
+        """Camera centre in world coordinates (3,)."""
+        return self.c2w[:3, 3].copy()
+
+    @property
+    def forward(self) -> np.ndarray:
+        """Unit optical axis (camera +z) in world coordinates (3,)."""
+        z = self.c2w[:3, 2]
+        return z / np.linalg.norm(z)
+
+    def to_camera(self, points_world: np.ndarray) -> np.ndarray:
+        """World points (N, 3) in this camera's OpenCV coordinates (N, 3); z > 0 is in front."""
+        points = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+        return (points - self.c2w[:3, 3]) @ self.c2w[:3, :3]  # = R^T (X - C)
+
+    def project(self, points_world: np.ndarray) -> np.ndarray:
+        """Pixel coordinates (N, 2) of world points (N, 3), distortion applied.
+
+        The OpenCV model: ``x = X_cam / Z_cam``, radial ``1 + k1 r^2 + k2 r^4 + k3 r^6`` and
+        tangential ``p1, p2`` terms, then ``K``. Points behind the camera are projected all the
+        same (their pixels are meaningless); check ``to_camera(p)[:, 2] > 0`` when it matters.
+        """
+        cam = self.to_camera(points_world)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x, y = cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2]
+        k1, k2, p1, p2, k3 = (list(np.asarray(self.D, dtype=np.float64).ravel()) + [0.0] * 5)[:5]
+        if k1 or k2 or p1 or p2 or k3:
+            r2 = x * x + y * y
+            radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+            x, y = (
+                x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
+                y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y,
+            )
+        k = self.K
+        u = k[0, 0] * x + k[0, 1] * y + k[0, 2]
+        v = k[1, 1] * y + k[1, 2]
+        return np.stack([u, v], axis=1)
+
+    def to_opengl(self) -> np.ndarray:
+        """Camera-to-world (4, 4) with OpenGL camera axes (x right, y up, z backward).
+
+        What NeRF/nerfstudio/Blender expect as ``transform_matrix``: ``c2w @ diag(1, -1, -1, 1)``.
+        """
+        return self.c2w @ OPENCV_TO_OPENGL
+
+    def scaled(self, k: int) -> Camera:
+        """This camera for an image decoded at ``1/k`` size (``image(..., scale=k)``).
+
+        ``fx, fy, cx, cy`` are divided by ``k`` (pixel coordinates measured from the image's
+        top-left corner, the convention under which a k-times reduced image has exactly ``K/k``;
+        under the pixel-centre convention the exact principal point is ``(c + 0.5)/k - 0.5``, less
+        than half a reduced pixel away). Width and height are rounded up, as JPEG decoders do.
+        """
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"scale must be a positive integer, got {k!r}")
+        if k == 1:
+            return self
+        intrinsics = self.K.astype(np.float64, copy=True)
+        intrinsics[:2, :] /= k
+        return replace(
+            self,
+            K=intrinsics,
+            width=math.ceil(self.width / k),
+            height=math.ceil(self.height / k),
+        )
+
+    def __repr__(self) -> str:
+        c = self.center
+        return (
+            f"Camera({self.id!r}, {self.width}x{self.height}, f={self.K[0, 0]:.1f}, "
+            f"center=({c[0]:.3f}, {c[1]:.3f}, {c[2]:.3f}))"
+        )
