@@ -10,14 +10,24 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .camera import Camera
     from .errors import Renderme360Error
+    from .loader import Performance, load
     from .smc.compat import SMCReader
 
-__all__ = ["Renderme360Error", "SMCReader", "__version__"]
+__all__ = ["Camera", "Performance", "Renderme360Error", "SMCReader", "__version__", "load"]
 
 
 def __getattr__(name: str) -> Any:
-    """Load ``SMCReader`` and the error base class on first use (keeps ``--help`` fast)."""
+    """Load ``SMCReader``, ``load`` and the rest on first use (keeps ``--help`` fast)."""
+    if name in ("load", "Performance"):
+        from . import loader
+
+        return getattr(loader, name)
+    if name == "Camera":
+        from .camera import Camera
+
+        return Camera
     if name == "SMCReader":
         from .smc.compat import SMCReader
 

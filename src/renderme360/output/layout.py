@@ -27,6 +27,14 @@ MODALITIES = (
 #: In the combined layout, which file's copy wins when both hold a modality.
 PREFERRED_SOURCE = {m: "raw" if m in ("images", "audio") else "anno" for m in MODALITIES}
 
+
+def source_order(modality: str) -> tuple[str, ...]:
+    """Source roles to read a modality from, best first (the combined layout's preference)."""
+    if PREFERRED_SOURCE.get(modality) == "raw":
+        return ("raw", "smc", "anno")
+    return ("anno", "smc", "raw")
+
+
 #: Folder of each modality inside a source folder.
 FOLDERS = {
     "metadata": "metadata",
@@ -185,3 +193,12 @@ def top_folder(rel: str, layout: str) -> str:
 def parent_folder(rel: str) -> str:
     """The folder holding a file: ``from_anno/images/cam_25`` for one of its frames."""
     return rel.rsplit("/", 1)[0]
+
+
+_PERFORMANCE_DIR = re.compile(r"(?P<actor>[0-9]{4})_(?P<perf>[a-z][0-9]{1,3}(?:_[a-z0-9]{1,16})?)")
+
+
+def parse_performance_dir(name: str) -> tuple[str, str] | None:
+    """``0026_e0`` -> ``("0026", "e0")`` (the inverse of :func:`performance_dir`); else None."""
+    m = _PERFORMANCE_DIR.fullmatch(name)
+    return (m["actor"], m["perf"]) if m else None

@@ -1,0 +1,184 @@
+"""Prove the geometry of a performance: reproject 3D keypoints into every annotated camera.
+
+For every camera with 2D keypoints, the 3D keypoints of the same frames are projected through
+that camera's calibration (``c2w`` camera-to-world, OpenCV axes, distortion) and compared with
+the stored 2D points: the dataset's 73 3D keypoints are its 106-point 2D set minus the 33 contour
+points, so 2D index ``33 + i`` is 3D index ``i``. Per camera it also reports where the optical
+axis points relative to the rig centre (the point the cameras' axes pass closest to): a camera
+whose axis points away, or that sees the keypoints behind it, has a pose read the wrong way
+(e.g. ``RT`` taken as world-to-camera). Pure computation; the CLI renders the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import SMCFormatError, UsageError
+
+if TYPE_CHECKING:
+    from ..camera import Camera
+    from .performance import Performance
+
+#: Default threshold on the overall median reprojection error (pixels).
+MAX_ERROR_PX = 2.0
+#: A camera whose optical axis is further than this from the rig centre's direction is flagged.
+AXIS_LIMIT_DEG = 30.0
+
+
+@dataclass
+class CameraReport:
+    """Reprojection and pose facts of one camera."""
+
+    camera: str
+    frames: int
+    points: int
+    median_px: float | None
+    max_px: float | None
+    behind: int  # keypoints projected from behind the camera (z <= 0)
+    azimuth_deg: float  # camera position around the rig centre: 180 = world -z (the front)
+    elevation_deg: float  # above (+) or below (-) the rig centre; world up is -y
+    axis_offset_deg: float  # angle between the optical axis and the direction to the rig centre
+    axis_miss_m: float  # distance from the rig centre to the optical axis (metres)
+    distance_m: float  # camera centre to rig centre (metres)
+    inverted: bool  # pose looks inverted (axis points away or keypoints behind the camera)
+
+
+@dataclass
+class CheckReport:
+    """Result of :func:`check_geometry`."""
+
+    performance: str
+    rig_center: list[float]
+    max_error_px: float
+    cameras: list[CameraReport] = field(default_factory=list)
+    median_px: float | None = None
+    max_px: float | None = None
+    points: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the overall median error is within the threshold and no pose looks inverted."""
+        return (
+            self.median_px is not None
+            and self.median_px <= self.max_error_px
+            and not any(c.inverted for c in self.cameras)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``--json`` document)."""
+        doc = asdict(self)
+        doc["ok"] = self.ok
+        doc["convention"] = "RT camera-to-world, OpenCV axes; 2D index 33+i = 3D index i"
+        return doc
+
+
+def rig_center(cameras: Mapping[str, Camera]) -> np.ndarray:
+    """The point closest (least squares) to every camera's optical axis: what the rig looks at."""
+    a = np.zeros((3, 3))
+    b = np.zeros(3)
+    for cam in cameras.values():
+        d = cam.forward
+        proj = np.eye(3) - np.outer(d, d)
+        a += proj
+        b += proj @ cam.center
+    if len(cameras) < 2 or np.linalg.matrix_rank(a) < 3:
+        return np.mean([c.center for c in cameras.values()], axis=0)
+    return np.linalg.solve(a, b)
+
+
+def axis_facts(camera: Camera, centre: np.ndarray) -> dict[str, float]:
+    """Where a camera stands and looks relative to ``centre`` (the fields of CameraReport)."""
+    to_centre = centre - camera.center
+    dist = float(np.linalg.norm(to_centre))
+    away = -to_centre
+    along = camera.forward @ to_centre
+    cos = float(np.clip(along / dist, -1.0, 1.0)) if dist else 1.0
+    return {
+        "azimuth_deg": float(np.degrees(np.arctan2(away[0], away[2])) % 360.0),
+        "elevation_deg": float(np.degrees(np.arctan2(-away[1], np.hypot(away[0], away[2])))),
+        "axis_offset_deg": float(np.degrees(np.arccos(cos))),
+        "axis_miss_m": float(np.linalg.norm(to_centre - along * camera.forward)),
+        "distance_m": dist,
+    }
+
+
+def keypoint_pairs(
+    performance: Performance, camera: str, kp3d: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame ids, 2D points (M, 73, 2), 3D points (M, 73, 3)) of the frames both sets hold."""
+    ids2, pts2 = performance.keypoints2d(camera)
+    ids3, pts3 = kp3d
+    if pts2.ndim != 3 or pts3.ndim != 3 or pts2.shape[2] != 2 or pts3.shape[2] != 3:
+        raise SMCFormatError(
+            f"camera {camera}: keypoint arrays have shapes {pts2.shape} and {pts3.shape}"
+        )
+    offset = pts2.shape[1] - pts3.shape[1]  # 106 - 73 = 33 contour points
+    if offset < 0:
+        raise SMCFormatError(
+            f"camera {camera}: {pts2.shape[1]} 2D keypoints but {pts3.shape[1]} 3D keypoints"
+        )
+    common, i2, i3 = np.intersect1d(ids2, ids3, assume_unique=True, return_indices=True)
+    return common, pts2[i2, offset:], pts3[i3]
+
+
+def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX) -> CheckReport:
+    """Reproject the 3D keypoints into every camera with 2D keypoints; see the module docstring.
+
+    Raises
+    ------
+    UsageError
+        Nothing to check: no calibration, no 2D keypoints, no 3D keypoints, or no frame both hold.
+    """
+    perf = performance
+    name = f"{perf.actor}_{perf.performance}"
+    if not perf.cameras:
+        raise UsageError(f"{name}: no calibration to check")
+    cams2d = [c for c in perf.keypoints2d_camera_ids if c in perf.cameras]
+    if not cams2d:
+        raise UsageError(f"{name}: no camera has 2D keypoints and calibration; nothing to check")
+    if "keypoints3d" not in perf.modalities:
+        raise UsageError(f"{name}: no 3D keypoints; nothing to check")
+    kp3d = perf.keypoints3d()
+    centre = rig_center(perf.cameras)
+    report = CheckReport(name, [float(x) for x in centre], float(max_error_px))
+    errors = []
+    for cam_id, camera in perf.cameras.items():
+        facts = axis_facts(camera, centre)
+        med = top = None
+        behind = points = frames = 0
+        if cam_id in cams2d:
+            ids, pts2, pts3 = keypoint_pairs(perf, cam_id, kp3d)
+            if len(ids):
+                flat3 = pts3.reshape(-1, 3)
+                err = np.linalg.norm(camera.project(flat3) - pts2.reshape(-1, 2), axis=1)
+                err = np.where(np.isfinite(err), err, np.inf)
+                errors.append(err)
+                med, top = float(np.median(err)), float(err.max())
+                behind = int((camera.to_camera(flat3)[:, 2] <= 0).sum())
+                points, frames = int(err.size), len(ids)
+        inverted = facts["axis_offset_deg"] > AXIS_LIMIT_DEG or (points and behind > points // 2)
+        report.cameras.append(
+            CameraReport(
+                camera=cam_id,
+                frames=frames,
+                points=points,
+                median_px=med,
+                max_px=top,
+                behind=behind,
+                inverted=bool(inverted),
+                **facts,
+            )
+        )
+    if not errors or not sum(e.size for e in errors):
+        raise UsageError(f"{name}: no frame holds both 2D and 3D keypoints; nothing to check")
+    pooled = np.concatenate(errors)
+    report.median_px, report.max_px, report.points = (
+        float(np.median(pooled)),
+        float(pooled.max()),
+        int(pooled.size),
+    )
+    return report

@@ -1,0 +1,115 @@
+"""A map-style dataset of one performance's (camera, frame) images, for training loops.
+
+``len(ds)`` and ``ds[i]`` -> a dict of numpy arrays, so a PyTorch ``DataLoader`` takes it as is
+(its default collate turns numpy arrays into tensors) with any number of workers: the dataset
+pickles (SMC readers reopen in each worker) and decodes nothing until an item is asked for.
+No torch import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InvalidIdError, UsageError
+from ..naming import camera_key
+
+#: ``scale`` values of images: JPEG decodes at 1/2, 1/4, 1/8 in the DCT domain.
+SCALES = (1, 2, 4, 8)
+
+if TYPE_CHECKING:
+    from .performance import Performance
+
+
+class FrameDataset:
+    """Every (camera, frame) with a colour image among the chosen cameras and frames.
+
+    Items are ``{"image": (H, W, 3) uint8 RGB, "mask": (H, W) uint8 (when masks are used),
+    "K": (3, 3) float64 (scaled with the image), "c2w": (4, 4) float64 OpenCV axes,
+    "frame": int, "camera": str}``, camera by camera (in the order given), frame by frame.
+
+    Parameters
+    ----------
+    performance
+        From :func:`renderme360.load`.
+    cameras, frames
+        Camera ids and frame indices to use (default: every camera with images, every frame).
+        A named camera without images or calibration is an error.
+    scale
+        1, 2, 4 or 8: images decoded at ``1/scale`` size, ``K`` to match.
+    masks
+        True: include masks (every item must have one); False: never; None (default): include
+        them when every item has one.
+    """
+
+    def __init__(
+        self,
+        performance: Performance,
+        cameras: Iterable[int | str] | None = None,
+        frames: Iterable[int] | None = None,
+        scale: int = 1,
+        masks: bool | None = None,
+    ) -> None:
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, (int, np.integer))
+            or scale not in SCALES
+        ):
+            raise UsageError(f"scale must be one of {SCALES}, got {scale!r}")
+        self.performance = performance
+        self.scale = scale
+        perf = performance
+        if cameras is None:
+            cams = list(perf.image_camera_ids)
+        else:
+            cams = list(dict.fromkeys(camera_key(c) for c in cameras))
+            for cam in cams:
+                if cam not in perf.image_camera_ids:
+                    have = ", ".join(perf.image_camera_ids) or "none"
+                    raise InvalidIdError(
+                        f"camera {cam} has no images (cameras with images: {have})"
+                    )
+        missing = [c for c in cams if c not in perf.cameras]
+        if missing:
+            raise InvalidIdError(f"camera(s) {', '.join(missing)} have images but no calibration")
+        wanted = None if frames is None else {int(f) for f in frames}
+        self.items: list[tuple[str, int]] = [
+            (cam, f)
+            for cam in cams
+            for f in perf.image_frame_ids(cam)
+            if wanted is None or f in wanted
+        ]
+        have_masks = all(f in set(perf.mask_frame_ids(c)) for c, f in self.items)
+        if masks and not have_masks:
+            raise UsageError("masks=True but some chosen (camera, frame) have no mask")
+        self.masks = have_masks if masks is None else bool(masks)
+        self._cameras = {c: perf.cameras[c].scaled(scale) for c in cams}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an integer, got {type(index).__name__}")
+        if index < 0:
+            index += len(self.items)
+        if not 0 <= index < len(self.items):
+            raise IndexError(f"index {index} out of range for {len(self.items)} items")
+        cam, frame = self.items[index]
+        camera = self._cameras[cam]
+        item: dict[str, Any] = {
+            "image": self.performance.image(cam, frame, scale=self.scale),
+            "K": camera.K.copy(),
+            "c2w": camera.c2w.copy(),
+            "frame": frame,
+            "camera": cam,
+        }
+        if self.masks:
+            item["mask"] = self.performance.mask(cam, frame, scale=self.scale)
+        return item
+
+    def __repr__(self) -> str:
+        p = self.performance
+        return f"<FrameDataset {p.actor}_{p.performance}: {len(self)} images, scale 1/{self.scale}>"

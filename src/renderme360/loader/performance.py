@@ -1,0 +1,491 @@
+"""Load one performance for training: ``renderme360.load(...)`` over extracted files or SMC files.
+
+One implementation of every question ("which frames exist", "camera 25's mask of frame 3")
+sits in :class:`Performance`; it asks a small backend (:class:`Source`) for stored bytes and
+arrays. Two backends answer: ``output.extracted.ExtractedFolder`` (the files ``extract`` wrote)
+and :class:`~.smc_source.SMCSource` (the SMC files themselves), so the same call returns the
+same values on both. Nothing is read until asked; images decode on demand.
+
+Conventions (once): ``c2w`` maps camera to world (OpenCV axes: x right, y down, z forward;
+metres; world up is -y); images are RGB uint8 (H, W, 3); masks uint8 (H, W); keypoints are
+``(frame_ids, points)`` with only the frames that have data. Audio is aligned to frames by
+assuming the capture spans the audio exactly: ``fps = num_frames / (samples / sample_rate)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..camera import Camera
+from ..errors import InvalidIdError, NotFoundError, UsageError
+from ..naming import camera_key
+from .dataset import SCALES, FrameDataset
+
+log = logging.getLogger(__name__)
+
+#: Modalities a performance may hold (``Performance.modalities`` lists those present).
+MODALITIES = (
+    "calibration",
+    "images",
+    "masks",
+    "keypoints2d",
+    "keypoints3d",
+    "flame",
+    "uv",
+    "scan",
+    "audio",
+)
+
+
+class Source(Protocol):
+    """What a backend answers; :class:`Performance` builds every user-facing call on it."""
+
+    kind: str
+    ids: tuple[str, str]
+
+    def holds(self, modality: str) -> bool: ...
+    def resolution(self) -> tuple[int, int] | None: ...
+    def num_frames(self) -> int | None: ...
+    def calibration(self) -> dict[str, dict[str, np.ndarray]]: ...
+    def cameras(self, kind: str) -> list[str]: ...
+    def frames(self, kind: str, cam: str) -> list[int]: ...
+    def path(self, kind: str, cam: str, frame: int) -> Path | None: ...
+    def blob(self, kind: str, cam: str, frame: int) -> bytes | None: ...
+    def keypoints2d_cameras(self) -> list[str]: ...
+    def keypoints2d(self, cam: str) -> tuple[np.ndarray, np.ndarray] | None: ...
+    def keypoints3d(self) -> tuple[np.ndarray, np.ndarray] | None: ...
+    def flame(self, fields: Sequence[str] | None = None) -> dict[str, np.ndarray] | None: ...
+    def uv_frames(self) -> list[int]: ...
+    def uv_bytes(self, frame: int) -> bytes | None: ...
+    def scan(self) -> tuple[np.ndarray, np.ndarray] | None: ...
+    def audio(self) -> tuple[np.ndarray, int] | None: ...
+
+
+def load(
+    path: str | os.PathLike[str],
+    subject: str | None = None,
+    performance: str | None = None,
+) -> Performance:
+    """Open one performance: an extracted folder, or SMC files under a dataset root.
+
+    Parameters
+    ----------
+    path
+        ``OUT/{actor}_{perf}`` written by ``extract`` (either layout), a dataset root holding
+        SMC files (any release layout), or one ``.smc`` file.
+    subject, performance
+        Which performance to read under a dataset root or an output root ``OUT`` (``"0026"``,
+        ``"e0"``); not needed for one performance folder, a single file, or a root holding one
+        performance.
+
+    Raises
+    ------
+    NotFoundError
+        ``path`` does not exist, or the subject/performance is not there.
+    UsageError
+        A dataset root holds several performances and none was chosen.
+    """
+    from ..output.extracted import ExtractedFolder, looks_extracted
+    from ..output.layout import parse_performance_dir
+    from .smc_source import SMCSource
+
+    root = Path(path)
+    if not root.exists():
+        raise NotFoundError(f"{root}: no such file or folder")
+    if subject is None and performance is None and looks_extracted(root):
+        return Performance(ExtractedFolder(root))
+    if root.is_dir() and subject and performance:  # an output root: OUT/{actor}_{perf}
+        candidate = root / f"{subject}_{performance}"
+        if parse_performance_dir(candidate.name) and looks_extracted(candidate):
+            return Performance(ExtractedFolder(candidate))
+    extracted = (
+        sorted(p.name for p in root.iterdir() if looks_extracted(p)) if root.is_dir() else []
+    )
+    if extracted and subject is None and performance is None:
+        shown = ", ".join(extracted[:10]) + (" ..." if len(extracted) > 10 else "")
+        raise UsageError(
+            f"{root} holds extracted performances ({shown}): load one folder, "
+            "or pass subject= and performance="
+        )
+    return Performance(SMCSource.find(root, subject, performance))
+
+
+class Performance:
+    """One performance of one actor: cameras, images, masks, keypoints, FLAME, UV, scan, audio.
+
+    Create it with :func:`renderme360.load`. Camera ids are 2-digit strings (``"25"``; ints are
+    accepted), frames are ints. Reading is lazy and cached per listing; arrays are returned as
+    stored (no resampling, no filling of missing frames).
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"<Performance {self.actor}_{self.performance} from {self.source!r}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()  # cached listings travel along; readers reopen (see source)
+        if "cameras" in state:
+            state["cameras"] = dict(state["cameras"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "cameras" in state:
+            state["cameras"] = MappingProxyType(state["cameras"])
+        self.__dict__.update(state)
+
+    # ------------------------------------------------------------------ what is there
+    @property
+    def actor(self) -> str:
+        """Actor id, e.g. ``"0026"``."""
+        return self.source.ids[0]
+
+    @property
+    def performance(self) -> str:
+        """Performance name, e.g. ``"e0"``, ``"s1_all"``."""
+        return self.source.ids[1]
+
+    @cached_property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities this performance holds, in :data:`MODALITIES` order."""
+        return tuple(m for m in MODALITIES if self.source.holds(m))
+
+    @cached_property
+    def camera_ids(self) -> list[str]:
+        """Cameras with images, masks or 2D keypoints (``cameras`` has every calibrated one)."""
+        cams = set(self.source.cameras("color")) | set(self.source.cameras("mask"))
+        cams |= set(self.source.keypoints2d_cameras())
+        return sorted(cams)
+
+    @cached_property
+    def image_camera_ids(self) -> list[str]:
+        """Cameras with colour images, sorted."""
+        return self.source.cameras("color")
+
+    @cached_property
+    def frame_ids(self) -> list[int]:
+        """Every frame with data of any per-frame modality (images, masks, keypoints, FLAME, UV)."""
+        frames: set[int] = set()
+        for kind in ("color", "mask"):
+            for cam in self.source.cameras(kind):
+                frames.update(self.source.frames(kind, cam))
+        for cam in self.source.keypoints2d_cameras():
+            got = self.source.keypoints2d(cam)
+            if got is not None:
+                frames.update(int(f) for f in got[0])
+        kp3d = self.source.keypoints3d()
+        if kp3d is not None:
+            frames.update(int(f) for f in kp3d[0])
+        flame = self.source.flame(fields=())
+        if flame is not None:
+            frames.update(int(f) for f in flame["frame_ids"])
+        frames.update(self.source.uv_frames())
+        return sorted(frames)
+
+    def image_frame_ids(self, camera: int | str) -> list[int]:
+        """Frames with a colour image for one camera, ascending."""
+        return list(self.source.frames("color", camera_key(camera)))
+
+    def mask_frame_ids(self, camera: int | str) -> list[int]:
+        """Frames with a mask for one camera, ascending."""
+        return list(self.source.frames("mask", camera_key(camera)))
+
+    # ------------------------------------------------------------------ cameras
+    @cached_property
+    def cameras(self) -> Mapping[str, Camera]:
+        """Every calibrated camera by id: a read-only mapping of :class:`Camera`."""
+        calibration = self.source.calibration()
+        height, width = self._resolution()
+        cams = {
+            cam: Camera(
+                id=cam,
+                K=np.asarray(c["K"], dtype=np.float64),
+                D=np.asarray(c["D"], dtype=np.float64).reshape(-1),
+                c2w=np.asarray(c["RT"], dtype=np.float64),
+                width=width,
+                height=height,
+            )
+            for cam, c in sorted(calibration.items())
+        }
+        return MappingProxyType(cams)
+
+    def camera(self, camera: int | str) -> Camera:
+        """One calibrated camera; InvalidIdError (a KeyError) naming the calibrated ones."""
+        cam = camera_key(camera)
+        try:
+            return self.cameras[cam]
+        except KeyError:
+            have = ", ".join(self.cameras) or "none"
+            raise InvalidIdError(
+                f"{self._name}: no calibration for camera {cam} (have {have})"
+            ) from None
+
+    def _resolution(self) -> tuple[int, int]:
+        """(height, width) of the colour images: recorded, else read from one image's header."""
+        res = self.source.resolution()
+        if res is not None:
+            return res
+        for kind in ("color", "mask"):
+            for cam in self.source.cameras(kind):
+                frames = self.source.frames(kind, cam)
+                if frames:
+                    size = _image_size(self.source.blob(kind, cam, frames[0]) or b"")
+                    if size is not None:
+                        return size
+        return 0, 0
+
+    # ------------------------------------------------------------------ images and masks
+    def image_bytes(self, camera: int | str, frame: int) -> bytes:
+        """The stored (JPEG) bytes of one colour image, undecoded."""
+        return self._blob("color", camera, frame)
+
+    def image_path(self, camera: int | str, frame: int) -> Path | None:
+        """The file holding one colour image (folder backend); None for SMC files."""
+        self._check_frame("color", camera, frame)
+        return self.source.path("color", camera_key(camera), int(frame))
+
+    def mask_path(self, camera: int | str, frame: int) -> Path | None:
+        """The file holding one mask (folder backend); None for SMC files."""
+        self._check_frame("mask", camera, frame)
+        return self.source.path("mask", camera_key(camera), int(frame))
+
+    def mask_bytes(self, camera: int | str, frame: int) -> bytes:
+        """The stored (PNG) bytes of one mask, undecoded."""
+        return self._blob("mask", camera, frame)
+
+    def image(self, camera: int | str, frame: int, scale: int = 1) -> np.ndarray:
+        """One colour image, RGB uint8 (H, W, 3); ``scale`` 2/4/8 decodes at 1/scale size.
+
+        Reduced sizes are decoded in the JPEG's DCT domain (OpenCV ``IMREAD_REDUCED_COLOR_k``),
+        several times faster than a full decode; ``cameras[id].scaled(scale)`` has the matching
+        intrinsics. Height and width are ``ceil(H / scale)``, ``ceil(W / scale)``.
+        """
+        import cv2
+
+        flag = _decode_flag(scale, color=True)
+        data = self._blob("color", camera, frame)
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+        if img is None:
+            raise _corrupt(self._name, "image", camera, frame)
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    def mask(self, camera: int | str, frame: int, scale: int = 1) -> np.ndarray:
+        """One mask, uint8 (H, W); a 3-channel mask is reduced with a max over channels.
+
+        With ``scale`` > 1 it is area-averaged to the size of ``image(..., scale)`` (soft edges).
+        """
+        from ..formats.image import decode_image
+
+        _decode_flag(scale, color=False)
+        data = self._blob("mask", camera, frame)
+        where = f"{self._name}: mask camera {camera_key(camera)} frame {frame}"
+        mask = decode_image(data, grayscale=True, what=where)
+        if scale == 1:
+            return mask
+        import cv2
+
+        size = (math.ceil(mask.shape[1] / scale), math.ceil(mask.shape[0] / scale))
+        return cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+
+    def _blob(self, kind: str, camera: int | str, frame: int) -> bytes:
+        cam = self._check_frame(kind, camera, frame)
+        data = self.source.blob(kind, cam, int(frame))
+        if data is None:  # listed a moment ago: the folder changed under us
+            raise InvalidIdError(f"{self._name}: {kind} camera {cam} frame {frame} disappeared")
+        return data
+
+    def _check_frame(self, kind: str, camera: int | str, frame: int) -> str:
+        cam = camera_key(camera)
+        what = "image" if kind == "color" else kind
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+            raise InvalidIdError(f"frame must be an integer, got {frame!r}")
+        frames = self.source.frames(kind, cam)
+        if not frames:
+            have = ", ".join(self.source.cameras(kind)) or "none"
+            raise InvalidIdError(f"{self._name}: no {what}s for camera {cam} (cameras: {have})")
+        if int(frame) not in frames:
+            raise InvalidIdError(
+                f"{self._name}: no {what} for camera {cam} frame {frame} (frames {_span(frames)})"
+            )
+        return cam
+
+    # ------------------------------------------------------------------ keypoints, FLAME
+    @cached_property
+    def keypoints2d_camera_ids(self) -> list[str]:
+        """Cameras with 2D keypoints, sorted."""
+        return self.source.keypoints2d_cameras()
+
+    def keypoints2d(self, camera: int | str) -> tuple[np.ndarray, np.ndarray]:
+        """``(frame_ids (M,), points (M, 106, 2))`` pixel landmarks of one camera.
+
+        Only frames with data; the 73 points of :meth:`keypoints3d` are rows ``33:`` (2D index
+        ``33 + i`` is 3D index ``i``); rows ``:33`` are the face contour.
+        """
+        cam = camera_key(camera)
+        got = self.source.keypoints2d(cam)
+        if got is None:
+            have = ", ".join(self.keypoints2d_camera_ids) or "none"
+            raise InvalidIdError(f"{self._name}: no 2D keypoints for camera {cam} (have {have})")
+        return got
+
+    def keypoints3d(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(frame_ids (M,), points (M, 73, 3))`` world landmarks (metres)."""
+        return self._need(self.source.keypoints3d(), "3D keypoints")
+
+    def flame(self, fields: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """``{"frame_ids": (M,), name: (M, ...)}``: every FLAME dataset stacked over frames.
+
+        ``fields`` limits the read to some datasets (``verts`` and ``albedos`` are large).
+        """
+        wanted = None if fields is None else tuple(fields)
+        return self._need(self.source.flame(fields=wanted), "FLAME parameters")
+
+    @cached_property
+    def uv_frame_ids(self) -> list[int]:
+        """Frames with a UV texture, ascending."""
+        return self.source.uv_frames()
+
+    def uv_bytes(self, frame: int) -> bytes:
+        """The stored bytes of one UV texture."""
+        data = self.source.uv_bytes(int(frame))
+        if data is None:
+            raise InvalidIdError(
+                f"{self._name}: no UV texture for frame {frame} (frames {_span(self.uv_frame_ids)})"
+            )
+        return data
+
+    def uv(self, frame: int) -> np.ndarray:
+        """One UV texture, RGB uint8 (H, W, 3)."""
+        import cv2
+
+        from ..formats.image import decode_image
+
+        bgr = decode_image(self.uv_bytes(frame), what=f"{self._name}: UV texture frame {frame}")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def scan(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(vertices (V, 3), faces (F, 3) int64)`` of the static scan mesh (world, metres)."""
+        return self._need(self.source.scan(), "scan mesh")
+
+    # ------------------------------------------------------------------ audio
+    def audio(self) -> tuple[np.ndarray, int]:
+        """``(samples, sample_rate)``: the stored array (e.g. (n, 2) float32) and its rate in Hz."""
+        return self._need(self.source.audio(), "audio")
+
+    @cached_property
+    def _audio_length(self) -> tuple[int, int, int]:
+        samples, rate = self.audio()
+        frames = self.source.num_frames()
+        if not frames:
+            image_frames = [f for c in self.image_camera_ids for f in self.image_frame_ids(c)]
+            frames = max(image_frames) + 1 if image_frames else 0
+        if not frames:
+            raise NotFoundError(f"{self._name}: frame count unknown; cannot align audio")
+        return len(samples), rate, frames
+
+    @property
+    def fps(self) -> float:
+        """Video frame rate implied by the audio: ``num_frames / (samples / sample_rate)``.
+
+        Assumes the capture's frames span the stored audio exactly, first frame at sample 0.
+        """
+        n, rate, frames = self._audio_length
+        return frames * rate / n
+
+    def audio_span(self, frame: int) -> tuple[int, int]:
+        """``(start, stop)`` sample range of one frame: ``round(frame * n / num_frames)`` on.
+
+        Under the assumption of :attr:`fps`; consecutive frames tile the audio exactly.
+        """
+        n, _, frames = self._audio_length
+        frame = int(frame)
+        if not 0 <= frame < frames:
+            raise InvalidIdError(f"{self._name}: frame {frame} outside 0..{frames - 1}")
+        return round(frame * n / frames), round((frame + 1) * n / frames)
+
+    # ------------------------------------------------------------------ training
+    def dataset(
+        self,
+        cameras: Iterable[int | str] | None = None,
+        frames: Iterable[int] | None = None,
+        scale: int = 1,
+        masks: bool | None = None,
+    ) -> FrameDataset:
+        """Map-style dataset of (camera, frame) images (a :class:`~.dataset.FrameDataset`)."""
+        return FrameDataset(self, cameras=cameras, frames=frames, scale=scale, masks=masks)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _name(self) -> str:
+        return f"{self.actor}_{self.performance}"
+
+    def _need(self, value: Any, what: str) -> Any:
+        if value is None:
+            have = ", ".join(self.modalities) or "nothing"
+            raise NotFoundError(f"{self._name}: no {what} (this performance holds: {have})")
+        return value
+
+
+def _decode_flag(scale: int, color: bool) -> int:
+    import cv2
+
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if not color:
+        return cv2.IMREAD_UNCHANGED
+    return {
+        1: cv2.IMREAD_COLOR,
+        2: cv2.IMREAD_REDUCED_COLOR_2,
+        4: cv2.IMREAD_REDUCED_COLOR_4,
+        8: cv2.IMREAD_REDUCED_COLOR_8,
+    }[scale]
+
+
+def _corrupt(name: str, what: str, camera: int | str, frame: int) -> Exception:
+    from ..errors import SMCFormatError
+
+    return SMCFormatError(
+        f"{name}: {what} camera {camera_key(camera)} frame {frame} cannot be decoded"
+    )
+
+
+def _span(frames: Sequence[int]) -> str:
+    if not frames:
+        return "none"
+    return f"{frames[0]}..{frames[-1]}, {len(frames)} stored"
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG or JPEG header, without decoding pixels."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(
+                data[i + 7 : i + 9], "big"
+            )
+        i += 2 + length
+    return None

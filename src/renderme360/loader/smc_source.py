@@ -1,0 +1,249 @@
+"""Read one performance straight from its SMC file(s): the SMC backend of :func:`renderme360.load`.
+
+Answers the same questions as ``renderme360.output.extracted.ExtractedFolder``, from the
+anno/raw pair (release of 21 subjects), the single raw file (500 subjects) or a lone ``.smc``
+file. Every file is probed for every modality; where two files hold one, the combined layout's
+preference decides (images and audio from raw, the rest from anno), so both backends return the
+same values. Readers open lazily and are dropped when pickled (each worker process reopens its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import NotFoundError, SMCFormatError, UsageError
+from ..output.layout import source_order
+
+log = logging.getLogger(__name__)
+
+#: SMC probes telling whether a file holds a modality (cheap: listings, no payload read).
+_HOLDS = {
+    "calibration": lambda r: bool(r.list_calibration_cameras()),
+    "images": lambda r: bool(r.list_cameras("color")),
+    "masks": lambda r: bool(r.list_cameras("mask")),
+    "keypoints2d": lambda r: bool(r.list_keypoints2d_cameras()),
+    "keypoints3d": lambda r: bool(r.list_keypoints3d_frames()),
+    "flame": lambda r: bool(r.list_flame_frames()),
+    "uv": lambda r: bool(r.list_uv_frames()),
+    "scan": lambda r: r.scan_info() is not None,
+    "audio": lambda r: r.audio_info() is not None,
+}
+_BLOB_MODALITY = {"color": "images", "mask": "masks"}
+
+
+class SMCSource:
+    """The SMC file(s) of one performance.
+
+    Parameters
+    ----------
+    files
+        ``{role: path}`` with roles ``anno``, ``raw`` or ``smc`` (see :mod:`renderme360.discover`).
+    """
+
+    kind = "smc"
+
+    def __init__(self, files: dict[str, Path], actor: str, performance: str) -> None:
+        self.files = dict(files)
+        self.ids = (actor, performance)
+        self._readers: dict[str, Any] = {}
+        self._frames: dict[tuple[str, str], list[int]] = {}
+
+    @classmethod
+    def find(
+        cls, root: str | os.PathLike[str], subject: str | None, performance: str | None
+    ) -> SMCSource:
+        """The performance ``subject``/``performance`` under a dataset root (or one ``.smc``)."""
+        from ..pipeline.discover import discover
+
+        found = discover(root, subject, performance)
+        if performance is not None:
+            found = [p for p in found if p.performance == performance] or found
+        if len(found) != 1:
+            names = ", ".join(p.key for p in found[:10]) + (" ..." if len(found) > 10 else "")
+            raise UsageError(
+                f"{root}: {len(found)} performances match ({names}); "
+                "pass subject= and performance= to choose one"
+            )
+        perf = found[0]
+        return cls(perf.files, perf.actor, perf.performance)
+
+    def __repr__(self) -> str:
+        return f"SMCSource({ {k: str(v) for k, v in self.files.items()} })"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_readers"] = {}  # open HDF5 files do not pickle; each process reopens its own
+        return state
+
+    def close(self) -> None:
+        """Close every open reader (they reopen on the next read)."""
+        readers, self._readers = self._readers, {}
+        for r in readers.values():
+            r.close()
+
+    # ------------------------------------------------------------------ readers
+    def _reader(self, role: str) -> Any:
+        r = self._readers.get(role)
+        if r is None:
+            from ..smc.reader import ExtractionReader
+
+            r = self._readers[role] = ExtractionReader(self.files[role])
+        return r
+
+    @cached_property
+    def _holders(self) -> dict[str, str | None]:
+        """Role of the file each modality is read from (None: no file holds it)."""
+        out: dict[str, str | None] = {}
+        for modality, holds in _HOLDS.items():
+            out[modality] = None
+            for role in source_order(modality):
+                if role in self.files and holds(self._reader(role)):
+                    out[modality] = role
+                    break
+        return out
+
+    def _for(self, modality: str) -> Any | None:
+        role = self._holders[modality]
+        return None if role is None else self._reader(role)
+
+    def holds(self, modality: str) -> bool:
+        """Whether any of the files holds ``modality`` (one of ``loader.MODALITIES``)."""
+        return self._holders.get(modality) is not None
+
+    # ------------------------------------------------------------------ metadata
+    def _camera_info(self, modality: str) -> dict[str, Any]:
+        r = self._for(modality)
+        if r is None:
+            return {}
+        return r.read_camera_info() or {}
+
+    def resolution(self) -> tuple[int, int] | None:
+        """(height, width) of the colour images from the ``Camera`` attributes, or None."""
+        res = self._camera_info("images").get("resolution")
+        return (int(res[0]), int(res[1])) if res is not None and len(res) == 2 else None
+
+    def num_frames(self) -> int | None:
+        """``num_frame`` of the file holding the audio (for audio/frame alignment)."""
+        n = self._camera_info("audio").get("num_frame")
+        return int(n) if n else None
+
+    # ------------------------------------------------------------------ calibration
+    def calibration(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{cam: {"K", "D", "RT"}}`` (RT camera-to-world); {} when no file holds it."""
+        r = self._for("calibration")
+        if r is None:
+            return {}
+        return {cam: r.read_calibration(cam) for cam in r.list_calibration_cameras()}
+
+    # ------------------------------------------------------------------ images and masks
+    def cameras(self, kind: str) -> list[str]:
+        """Cameras holding ``kind`` ("color" or "mask") frames, sorted."""
+        r = self._for(_BLOB_MODALITY[kind])
+        return [] if r is None else r.list_cameras(kind)
+
+    def frames(self, kind: str, cam: str) -> list[int]:
+        """Frames of ``kind`` stored for one camera, ascending ([] when none)."""
+        key = (kind, cam)
+        if key not in self._frames:
+            r = self._for(_BLOB_MODALITY[kind])
+            self._frames[key] = [] if r is None else r.list_frames(cam, kind)
+        return self._frames[key]
+
+    def path(self, kind: str, cam: str, frame: int) -> Path | None:
+        """Always None: SMC blobs are not files of their own."""
+        del kind, cam, frame
+        return None
+
+    def blob(self, kind: str, cam: str, frame: int) -> bytes | None:
+        """Stored bytes of a colour image or mask, or None when absent."""
+        if frame not in self.frames(kind, cam):
+            return None
+        return self._for(_BLOB_MODALITY[kind]).read_blob(kind, cam, frame)
+
+    # ------------------------------------------------------------------ keypoints, FLAME
+    def keypoints2d_cameras(self) -> list[str]:
+        """Cameras with at least one non-empty 2D keypoint frame, sorted."""
+        r = self._for("keypoints2d")
+        if r is None:
+            return []
+        return [c for c in r.list_keypoints2d_cameras() if r.list_keypoints2d_frames(c)]
+
+    def keypoints2d(self, cam: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(frame_ids (M,), keypoints (M, 106, 2)) of one camera, or None."""
+        r = self._for("keypoints2d")
+        frames = [] if r is None else r.list_keypoints2d_frames(cam)
+        if not frames:
+            return None
+        return _stack(frames, lambda f: r.read_keypoints2d(cam, f), f"Keypoints2d/{cam}")
+
+    def keypoints3d(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(frame_ids (M,), keypoints (M, 73, 3)), or None."""
+        r = self._for("keypoints3d")
+        frames = [] if r is None else r.list_keypoints3d_frames()
+        if not frames:
+            return None
+        return _stack(frames, r.read_keypoints3d, "Keypoints3d")
+
+    def flame(self, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray] | None:
+        """``{"frame_ids": (M,), field: (M, ...)}`` (only ``fields`` if given), or None."""
+        r = self._for("flame")
+        frames = [] if r is None else r.list_flame_frames()
+        if not frames:
+            return None
+        out = {"frame_ids": np.asarray(frames, dtype=np.int64)}
+        stored = r.flame_fields(frames[0])
+        missing = [n for n in fields or () if n not in stored]
+        if missing:
+            raise SMCFormatError(f"{r.path}: no FLAME dataset(s) {', '.join(missing)}")
+        for name in sorted(stored) if fields is None else fields:
+            _, out[name] = _stack(frames, lambda f, n=name: r.read_flame_field(f, n), name)
+        return out
+
+    # ------------------------------------------------------------------ UV, scan, audio
+    def uv_frames(self) -> list[int]:
+        """Frames with a UV texture, ascending."""
+        r = self._for("uv")
+        return [] if r is None else r.list_uv_frames()
+
+    def uv_bytes(self, frame: int) -> bytes | None:
+        """Stored bytes of one UV texture, or None."""
+        if frame not in self.uv_frames():
+            return None
+        return self._for("uv").read_blob("uv", None, frame)
+
+    def scan(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(vertices (V, 3) as stored, faces (F, 3) int64) of the scan mesh, or None."""
+        r = self._for("scan")
+        mesh = None if r is None else r.read_scan()
+        if mesh is None:
+            return None
+        return mesh["vertex"], np.asarray(mesh["vertex_indices"], dtype=np.int64)
+
+    def audio(self) -> tuple[np.ndarray, int] | None:
+        """(samples as stored, sample_rate), or None."""
+        r = self._for("audio")
+        got = None if r is None else r.read_audio()
+        return None if got is None else (got["audio"], int(got["sample_rate"]))
+
+
+def _stack(frames: list[int], read: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """frame_ids and the per-frame arrays stacked (all frames must share one shape)."""
+    arrays = [read(f) for f in frames]
+    shapes = {None if a is None else a.shape for a in arrays}
+    if len(shapes) != 1 or None in shapes:
+        raise SMCFormatError(f"{what}: frames have differing shapes {sorted(map(str, shapes))}")
+    return np.asarray(frames, dtype=np.int64), np.stack(arrays)
+
+
+def check_root(root: str | os.PathLike[str]) -> Path:
+    """``root`` as a Path, or NotFoundError when it does not exist."""
+    path = Path(root)
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file or folder")
+    return path

@@ -1,0 +1,281 @@
+"""An extracted performance folder read back for the loader: the folder backend of ``load``.
+
+It answers the same questions as the SMC backend (:mod:`renderme360.loader.smc_source`) from the
+files ``extract`` wrote, in either layout ("separate": ``from_anno/``, ``from_raw/``,
+``from_smc/``; "combined": one tree). Every path is parsed by :func:`.layout.parse_path` and one
+copy per item is chosen by :func:`.read.choose_sources` with the combined layout's preference
+(images and audio from raw, the rest from anno). The folder is listed once; nothing is decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import NotFoundError, SMCFormatError
+from . import layout
+from .layout import OutputPath
+from .read import ItemKey, choose_sources, frames_by_camera
+
+#: Blob kinds (as in the SMC reader) -> output modality.
+_BLOB_MODALITY = {"color": "images", "mask": "masks"}
+
+
+def looks_extracted(path: Path) -> bool:
+    """Whether ``path`` is a folder ``extract`` wrote (a source folder or a modality folder)."""
+    if not path.is_dir():
+        return False
+    names = set(layout.SOURCE_FOLDERS.values()) | set(layout.FOLDERS.values())
+    names |= {layout.MANIFEST, layout.COMPLETE_MARKER}
+    return any((path / n).exists() for n in names)
+
+
+def _relative_files(root: Path) -> list[str]:
+    """Every file under root as a relative POSIX path (hidden folders and previews skipped)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != layout.VISUALIZATION]
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        out.extend(prefix + f for f in filenames)
+    return out
+
+
+class ExtractedFolder:
+    """One extracted performance folder ``OUT/{actor}_{perf}`` (either layout)."""
+
+    kind = "folder"
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise NotFoundError(f"{self.root}: no such folder")
+        self.roles = [
+            role for role, name in layout.SOURCE_FOLDERS.items() if (self.root / name).is_dir()
+        ]
+        if not self.roles and not looks_extracted(self.root):
+            raise NotFoundError(
+                f"{self.root}: not an extracted performance folder "
+                "(no from_anno/, from_raw/, from_smc/ or modality folders)"
+            )
+
+    def __repr__(self) -> str:
+        return f"ExtractedFolder({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ where things are
+    def _order(self, modality: str) -> tuple[str | None, ...]:
+        """Source roles to read ``modality`` from, best first (None: the combined layout)."""
+        if not self.roles:
+            return (None,)
+        return tuple(r for r in layout.source_order(modality) if r in self.roles)
+
+    def _fixed(self, modality: str, name: str) -> Path | None:
+        """The best source's copy of a fixed file (``FIXED_PATHS[name]``), or None."""
+        for role in self._order(modality):
+            prefix = "" if role is None else layout.source_prefix(role, "separate")
+            path = self.root / (prefix + layout.FIXED_PATHS[name])
+            if path.is_file():
+                return path
+        return None
+
+    @cached_property
+    def _items(self) -> dict[ItemKey, tuple[str, OutputPath]]:
+        """Per-camera and per-frame files, one copy each (the folder is listed once)."""
+        return choose_sources(
+            _relative_files(self.root),
+            lambda p: self._order(p.modality),
+            accept=lambda p: p.camera is not None or p.frame is not None,
+        )
+
+    def _item(self, modality: str, cam: str | None, frame: int | None) -> Path | None:
+        found = self._items.get((modality, cam, frame))
+        return None if found is None else self.root / found[0]
+
+    @cached_property
+    def _blobs(self) -> dict[str, dict[str, dict[int, str]]]:
+        return {
+            m: {c: dict(sorted(f.items())) for c, f in frames_by_camera(self._items, m).items()}
+            for m in ("images", "masks")
+        }
+
+    # ------------------------------------------------------------------ metadata
+    def _info(self, modality: str) -> dict[str, Any]:
+        """``metadata/info.json`` of the source folder that holds ``modality`` best, or {}."""
+        for role in self._order("metadata"):
+            if role is not None and not self.holds(modality, role):
+                continue
+            prefix = "" if role is None else layout.source_prefix(role, "separate")
+            path = self.root / (prefix + layout.FIXED_PATHS["metadata_json"])
+            if path.is_file():
+                try:
+                    doc = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise SMCFormatError(f"{path}: unreadable metadata ({exc})") from exc
+                return doc if isinstance(doc, dict) else {}
+        return {}
+
+    @cached_property
+    def ids(self) -> tuple[str, str]:
+        """(actor, performance) from metadata, else from the folder name."""
+        info = self._info("metadata")
+        actor, perf = info.get("actor_id"), info.get("performance")
+        if isinstance(actor, str) and isinstance(perf, str):
+            return actor, perf
+        parsed = layout.parse_performance_dir(self.root.name)
+        if parsed is None:
+            raise NotFoundError(
+                f"{self.root}: no metadata/info.json and the folder name is not "
+                "{actor}_{performance}"
+            )
+        return parsed
+
+    def resolution(self) -> tuple[int, int] | None:
+        """(height, width) of the colour images as recorded in metadata, or None."""
+        res = self._info("images").get("camera_info", {}).get("resolution")
+        if isinstance(res, list) and len(res) == 2 and all(isinstance(x, int) for x in res):
+            return res[0], res[1]
+        return None
+
+    def num_frames(self) -> int | None:
+        """``num_frame`` recorded for the file holding the audio (for audio/frame alignment)."""
+        n = self._info("audio").get("camera_info", {}).get("num_frame")
+        return n if isinstance(n, int) and n > 0 else None
+
+    def holds(self, modality: str, role: str | None = None) -> bool:
+        """Whether the folder (or one source folder of it) holds ``modality``."""
+        if role is not None:
+            prefix = layout.source_prefix(role, "separate") + layout.FOLDERS[modality]
+            return (self.root / prefix).is_dir()
+        if modality in ("images", "masks"):
+            return bool(self._blobs[modality])
+        if modality in ("keypoints2d", "uv"):
+            return any(k[0] == modality for k in self._items)
+        if modality == "calibration":
+            return bool(self.calibration())
+        names = ("audio_npz", "audio_wav") if modality == "audio" else (modality,)
+        return any(self._fixed(modality, n) is not None for n in names)
+
+    # ------------------------------------------------------------------ calibration
+    def calibration(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{cam: {"K", "D", "RT"}}`` (RT camera-to-world); {} when none was extracted."""
+        p = self._fixed("calibration", "calibration_all")
+        if p is not None:
+            z = _load_npz(p, ("camera_ids", "K", "D", "RT"))
+            return {
+                str(c): {"K": z["K"][i], "D": z["D"][i], "RT": z["RT"][i]}
+                for i, c in enumerate(z["camera_ids"].tolist())
+            }
+        cams = sorted(k[1] for k in self._items if k[0] == "calibration" and k[1])
+        out = {}
+        for cam in cams:
+            z = _load_npz(self._item("calibration", cam, None), ("K", "D", "RT"))  # type: ignore[arg-type]
+            out[cam] = {k: z[k] for k in ("K", "D", "RT")}
+        return out
+
+    # ------------------------------------------------------------------ images and masks
+    def cameras(self, kind: str) -> list[str]:
+        """Cameras holding ``kind`` ("color" or "mask") frames, sorted."""
+        return sorted(self._blobs[_BLOB_MODALITY[kind]])
+
+    def frames(self, kind: str, cam: str) -> list[int]:
+        """Frames of ``kind`` stored for one camera, ascending ([] when none)."""
+        return list(self._blobs[_BLOB_MODALITY[kind]].get(cam, {}))
+
+    def path(self, kind: str, cam: str, frame: int) -> Path | None:
+        """The file holding a colour image or mask, or None when absent."""
+        return self._item(_BLOB_MODALITY[kind], cam, frame)
+
+    def blob(self, kind: str, cam: str, frame: int) -> bytes | None:
+        """Stored bytes of a colour image or mask, or None when absent."""
+        p = self.path(kind, cam, frame)
+        return None if p is None else p.read_bytes()
+
+    # ------------------------------------------------------------------ keypoints, FLAME
+    def keypoints2d_cameras(self) -> list[str]:
+        """Cameras with a 2D keypoint file, sorted."""
+        return sorted(k[1] for k in self._items if k[0] == "keypoints2d" and k[1])
+
+    def keypoints2d(self, cam: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(frame_ids (M,), keypoints (M, 106, 2)) of one camera, or None."""
+        p = self._item("keypoints2d", cam, None)
+        if p is None:
+            return None
+        z = _load_npz(p, ("frame_ids", "keypoints"))
+        return z["frame_ids"], z["keypoints"]
+
+    def keypoints3d(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(frame_ids (M,), keypoints (M, 73, 3)), or None."""
+        p = self._fixed("keypoints3d", "keypoints3d")
+        if p is None:
+            return None
+        z = _load_npz(p, ("frame_ids", "keypoints"))
+        return z["frame_ids"], z["keypoints"]
+
+    def flame(self, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray] | None:
+        """``{"frame_ids": (M,), field: (M, ...)}`` (only ``fields`` if given), or None."""
+        p = self._fixed("flame", "flame")
+        if p is None:
+            return None
+        names = None if fields is None else ("frame_ids", *fields)
+        return _load_npz(p, ("frame_ids",), names)
+
+    # ------------------------------------------------------------------ UV, scan, audio
+    def uv_frames(self) -> list[int]:
+        """Frames with a UV texture, ascending."""
+        return sorted(k[2] for k in self._items if k[0] == "uv" and k[2] is not None)
+
+    def uv_bytes(self, frame: int) -> bytes | None:
+        """Stored bytes of one UV texture, or None."""
+        p = self._item("uv", None, frame)
+        return None if p is None else p.read_bytes()
+
+    def scan(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(vertices (V, 3) at stored precision, faces (F, 3) int64) of the scan mesh, or None."""
+        p = self._fixed("scan", "scan")
+        if p is None:
+            return None
+        from plyfile import PlyData
+
+        try:
+            with open(p, "rb") as f:
+                ply = PlyData.read(f)
+            v = ply["vertex"].data
+            vertices = np.stack([v["x"], v["y"], v["z"]], axis=1)
+            raw = ply["face"].data["vertex_indices"]
+            faces = np.stack(raw).astype(np.int64) if len(raw) else np.zeros((0, 3), np.int64)
+        except (OSError, ValueError, KeyError) as exc:
+            raise SMCFormatError(f"{p}: unreadable PLY ({exc})") from exc
+        return vertices, faces
+
+    def audio(self) -> tuple[np.ndarray, int] | None:
+        """(samples as stored, sample_rate), from ``audio_data.npz`` (else ``audio.wav``)."""
+        p = self._fixed("audio", "audio_npz")
+        if p is not None:
+            z = _load_npz(p, ("audio", "sample_rate"))
+            return z["audio"], int(z["sample_rate"])
+        p = self._fixed("audio", "audio_wav")
+        if p is None:
+            return None
+        import soundfile
+
+        data, rate = soundfile.read(str(p), dtype="float32", always_2d=False)
+        return data, int(rate)
+
+
+def _load_npz(
+    path: Path, required: tuple[str, ...], names: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (all, or ``names``; no pickles), checking required ones exist."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in (*required, *(names or ())) if k not in z.files]
+            if missing:
+                raise SMCFormatError(f"{path}: no array(s) {', '.join(sorted(set(missing)))}")
+            return {k: z[k] for k in (z.files if names is None else names)}
+    except (OSError, ValueError) as exc:
+        raise SMCFormatError(f"{path}: unreadable npz ({exc})") from exc
