@@ -49,7 +49,9 @@ FORBIDDEN_THIRD_PARTY = {
     "errors": {"h5py", "numpy"},
 }
 MAX_FUNCTION_LINES = 100
-MAX_CLI_LINES = 700
+# 700 held the five extraction commands; `check` adds its parser, command and table (~50 lines,
+# no logic: rows and verdict come from loader.check). Keep each new command that lean.
+MAX_CLI_LINES = 760
 
 
 def module_name(path: Path) -> str:

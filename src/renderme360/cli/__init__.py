@@ -203,6 +203,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in reports) else errors.VerifyError.exit_code
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from ..loader import load
+    from ..loader.check import check_geometry
+    from .render import check_table
+
+    report = check_geometry(load(args.path, args.subject, args.performance), args.max_error)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        check_table(report, show_all=args.all, quiet=args.quiet)
+    return 0 if report.ok else errors.VerifyError.exit_code
+
+
 # ---------------------------------------------------------------------------- synth / demo
 def cmd_synth(args: argparse.Namespace) -> int:
     from ..pipeline.discover import split_list
@@ -241,6 +254,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Look at:  {first / 'extraction_info.txt'}\n"
         f"          {first / 'visualization'}\n"
         f"Check:    renderme360 verify {first} --source {data}\n"
+        f"Geometry: renderme360 check {first}   (and in Python: renderme360.load)\n"
         f"Explore:  renderme360 explore {data}"
     )
     failed = any(o.status == "failed" for o in outcomes)
@@ -251,6 +265,7 @@ COMMANDS = {
     "explore": cmd_explore,
     "extract": cmd_extract,
     "verify": cmd_verify,
+    "check": cmd_check,
     "synth": cmd_synth,
     "demo": cmd_demo,
 }

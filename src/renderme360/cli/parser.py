@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explore(sub)
     _add_extract(sub)
     _add_verify(sub)
+    _add_check(sub)
     _add_synth(sub)
     _add_demo(sub)
     return p
@@ -178,6 +179,26 @@ def _add_verify(sub: Any) -> None:
     v.add_argument("--json", action="store_true", help="print JSON")
     common(v)
     v.set_defaults(command="verify")
+
+
+def _add_check(sub: Any) -> None:
+    c = sub.add_parser(
+        "check",
+        help="prove the geometry: reproject 3D keypoints into every annotated camera",
+        description="Project the 3D keypoints through each calibrated camera with 2D keypoints "
+        "(RT camera-to-world, OpenCV axes, distortion; 2D index 33+i is 3D index i); report "
+        "median and max pixel error per camera and overall, where each optical axis points "
+        "relative to the rig centre, and poses that look inverted. Exit 5 when the median "
+        "exceeds --max-error or a pose looks inverted.",
+    )
+    c.add_argument("path", help="extracted folder OUT/{actor}_{perf}, dataset root or .smc file")
+    c.add_argument("--subject", help="subject under a dataset or output root (e.g. 0026)")
+    c.add_argument("--performance", help="performance under a dataset or output root (e.g. e0)")
+    c.add_argument("--max-error", type=float, default=2.0, metavar="PX", help="default: 2 px")
+    c.add_argument("--all", action="store_true", help="a row for every calibrated camera")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    common(c)
+    c.set_defaults(command="check")
 
 
 def _add_synth(sub: Any) -> None:

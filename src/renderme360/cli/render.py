@@ -129,6 +129,21 @@ def plan_table(
             _err().print(f"[yellow]warning[/yellow] {s.perf.key}: {w}")
 
 
+def check_table(report: Any, show_all: bool = False, quiet: bool = False) -> None:
+    """The geometry check: a row per camera (text from the report), notes, then the verdict."""
+    if not quiet:
+        headers, rows, notes = report.table(show_all)
+        t = _table(f"Geometry check {report.performance}: 3D keypoints reprojected (pixels)")
+        for h in headers:
+            t.add_column(h, justify="left" if h == "pose" else "right")
+        for row in rows:
+            t.add_row(*row, style="red" if row[-1].startswith("INVERTED") else None)
+        _out().print(t)
+        for note in notes:
+            _out().print(note, highlight=False)
+    _out().print(report.verdict(), style=None if report.ok else "red", highlight=False)
+
+
 def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
     """Per performance: done / skipped / failed with reason (one plain line when quiet)."""
     n = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}

@@ -68,12 +68,66 @@ class CheckReport:
             and not any(c.inverted for c in self.cameras)
         )
 
+    def table(self, show_all: bool = False) -> tuple[list[str], list[list[str]], list[str]]:
+        """Column names, one text row per camera shown, and notes: the report for people.
+
+        Cameras with keypoints and flagged cameras are shown (every calibrated one with
+        ``show_all``); the others are summed up in a note.
+        """
+        headers = ["camera", "frames", "points", "median px", "max px", "azimuth", "elevation"]
+        headers += ["axis vs rig centre", "pose"]
+        shown = [c for c in self.cameras if show_all or c.points or c.inverted]
+        rows = [
+            [
+                c.camera,
+                str(c.frames),
+                str(c.points),
+                _px(c.median_px),
+                _px(c.max_px),
+                f"{c.azimuth_deg:.0f}°",
+                f"{c.elevation_deg:+.0f}°",
+                f"{c.axis_offset_deg:.1f}° off, passes {c.axis_miss_m * 100:.1f} cm",
+                ("INVERTED?" if c.inverted else "ok")
+                + (f" ({c.behind} points behind)" if c.behind else ""),
+            ]
+            for c in shown
+        ]
+        notes = []
+        others = [c for c in self.cameras if c not in shown]
+        if others:
+            worst = max(c.axis_offset_deg for c in others)
+            notes.append(
+                f"{len(others)} other calibrated cameras (no 2D keypoints): optical axes within "
+                f"{worst:.1f}° of the rig centre (--all lists them)"
+            )
+        x, y, z = self.rig_center
+        notes.append(f"rig centre (where the optical axes meet): ({x:.3f}, {y:.3f}, {z:.3f}) m")
+        return headers, rows, notes
+
+    def verdict(self) -> str:
+        """One line: OK or FAILED, the overall errors, the threshold, inverted cameras."""
+        line = (
+            f"{self.performance}: {'OK' if self.ok else 'FAILED'}: median {_px(self.median_px)} "
+            f"px, max {_px(self.max_px)} px over {self.points:,} points "
+            f"(threshold {self.max_error_px:g} px on the median)"
+        )
+        flagged = [c.camera for c in self.cameras if c.inverted]
+        if flagged:
+            line += f"; pose looks inverted for camera(s) {', '.join(flagged)}"
+        return line
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the ``--json`` document)."""
         doc = asdict(self)
         doc["ok"] = self.ok
         doc["convention"] = "RT camera-to-world, OpenCV axes; 2D index 33+i = 3D index i"
         return doc
+
+
+def _px(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}" if value < 100 else f"{value:,.0f}"
 
 
 def rig_center(cameras: Mapping[str, Camera]) -> np.ndarray:
@@ -133,6 +187,8 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
     UsageError
         Nothing to check: no calibration, no 2D keypoints, no 3D keypoints, or no frame both hold.
     """
+    if not 0 <= max_error_px < float("inf"):  # also refuses NaN
+        raise UsageError(f"--max-error must be a finite number >= 0, got {max_error_px}")
     perf = performance
     name = f"{perf.actor}_{perf.performance}"
     if not perf.cameras:
