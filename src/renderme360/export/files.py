@@ -1,0 +1,121 @@
+"""Writing inside an export folder: atomic (temp name + rename), never through a symlink.
+
+Every path is relative to the export folder and checked before use, so nothing lands outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from pathlib import Path, PurePosixPath
+
+from ..errors import UnsafeNameError
+
+
+class ExportDir:
+    """An export destination folder; every write goes through :meth:`path` checks."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if self.root.is_symlink():
+            raise UnsafeNameError(f"export folder {self.root} is a symlink; give its target")
+        if self.root.exists() and not self.root.is_dir():
+            raise UnsafeNameError(f"export folder {self.root} exists and is not a folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, rel: str) -> Path:
+        """Absolute path of ``rel`` (POSIX, relative, no ``..``); parent folders created, and
+        refused when a component is a symlink (it could point outside the export)."""
+        p = PurePosixPath(rel)
+        if p.is_absolute() or not p.parts or any(x in ("..", ".", "") for x in p.parts):
+            raise UnsafeNameError(f"refusing export path {rel!r}")
+        cur = self.root
+        for part in p.parts[:-1]:
+            cur = cur / part
+            if cur.is_symlink():
+                raise UnsafeNameError(f"refusing to write through symlink {cur}")
+            cur.mkdir(exist_ok=True)
+        target = cur / p.parts[-1]
+        if target.is_symlink():
+            target.unlink()  # replaced by a regular file, never followed
+        return target
+
+    def write_bytes(self, rel: str, data: bytes) -> Path:
+        """Write ``data`` to ``rel`` atomically."""
+        return write_atomic(self.path(rel), data)
+
+    def link_or_copy(self, src: str | os.PathLike[str], rel: str) -> tuple[Path, bool]:
+        """Hard-link ``src`` at ``rel`` (a copy when linking is impossible), atomically.
+
+        Returns (path, linked). An existing hard link to the same file is kept as it is.
+        """
+        dst = self.path(rel)
+        s = os.stat(src)
+        try:
+            d = os.lstat(dst)
+            if (d.st_ino, d.st_dev) == (s.st_ino, s.st_dev):
+                return dst, True
+        except FileNotFoundError:
+            pass
+        tmp = _tmp_name(dst)
+        try:
+            os.link(src, tmp)
+            linked = True
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            try:
+                shutil.copyfile(src, tmp)
+            except BaseException:
+                _unlink(tmp)
+                raise
+            linked = False
+        try:
+            os.replace(tmp, dst)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return dst, linked
+
+    def remove(self, rel: str) -> bool:
+        """Delete a file this export wrote earlier (stale after a narrower re-run)."""
+        try:
+            p = self.path(rel)
+            p.unlink()
+        except (FileNotFoundError, UnsafeNameError):
+            return False
+        _prune_empty(p.parent, self.root)
+        return True
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` under a temporary name beside ``path``, then rename it into place."""
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return path
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+
+
+def _unlink(p: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(p)
+
+
+def _prune_empty(folder: Path, root: Path) -> None:
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
