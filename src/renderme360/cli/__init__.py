@@ -266,6 +266,7 @@ COMMANDS = {
     "extract": cmd_extract,
     "verify": cmd_verify,
     "check": cmd_check,
+    "export": lambda args: args.func(args),  # renderme360.cli.export
     "synth": cmd_synth,
     "demo": cmd_demo,
 }

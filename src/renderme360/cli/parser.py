@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(sub)
     _add_check(sub)
     _add_synth(sub)
+    _add_export(sub)
     _add_demo(sub)
     return p
 
@@ -217,6 +218,13 @@ def _add_synth(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     common(s)
     s.set_defaults(command="synth")
+
+
+def _add_export(sub: Any) -> None:
+    from .export import register
+
+    register(sub, common)
+    sub.choices["export"].set_defaults(command="export")
 
 
 def _add_demo(sub: Any) -> None:

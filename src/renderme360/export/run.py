@@ -1,0 +1,580 @@
+"""``export nerfstudio`` and ``export colmap``: training-ready views of one performance.
+
+Both read through :func:`renderme360.load` (an extracted folder or SMC files), select cameras
+and frames, and write into one destination folder: the model/JSON files, links to (or reduced
+copies of) the images, ``README.txt`` with the conventions and ``export.json`` (what was written,
+used to skip unchanged work and remove stale files on a re-run). Nothing is written outside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InvalidIdError, Renderme360Error, UsageError
+from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
+from . import colmap_model as cm
+from .conventions import (
+    CONVENTIONS_TEXT,
+    DOWNSCALES,
+    PIXEL_CENTER,
+    intrinsics,
+    project_opencv,
+    rotmat_to_quat,
+    w2c_from_c2w,
+)
+from .files import ExportDir
+from .nerfstudio import frame_entry, frame_times, transforms
+from .reduce import ReduceTask, run_tasks
+
+log = logging.getLogger(__name__)
+
+RECORD = "export.json"
+_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+
+
+class Progress:
+    """Progress of the image work; the CLI subclasses it to draw a bar. Default: silent."""
+
+    def start(self, total: int, what: str) -> None:
+        """``total`` images of ``what`` are about to be reduced."""
+
+    def advance(self, n: int) -> None:
+        """``n`` more are done."""
+
+    def finish(self) -> None:
+        """The image work is over."""
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote (the CLI prints it; ``--json`` prints it whole)."""
+
+    format: str
+    dest: str
+    source: str
+    actor: str
+    performance: str
+    cameras: list[str]
+    frames: list[int]
+    downscale: int
+    images: int = 0
+    masks: int = 0
+    linked: int = 0
+    copied: int = 0
+    stored: int = 0
+    reduced: int = 0
+    reused: int = 0
+    points3d: int = 0
+    observations: int = 0
+    missing: list[str] = field(default_factory=list)
+    removed_stale: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- selection
+def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
+    """Cameras with images and calibration, as asked (ids, ``ring:N``, ``front:N``, or all)."""
+    available = [c for c in perf.image_camera_ids]
+    calibrated = perf.cameras
+    spec = parse_cameras(cameras)
+    chosen, note = resolve_cameras(
+        spec, available, {c: {"RT": cam.c2w} for c, cam in calibrated.items()}
+    )
+    if chosen is None:
+        chosen = [c for c in available if c in calibrated]
+        if not chosen:
+            raise UsageError(f"{_name(perf)}: no camera has both images and calibration")
+        return chosen, note
+    no_images = [c for c in chosen if c not in available]
+    if no_images:
+        raise InvalidIdError(
+            f"{_name(perf)}: no images for camera {', '.join(no_images)} "
+            f"(cameras with images: {_ids(available)})"
+        )
+    no_calib = [c for c in chosen if c not in calibrated]
+    if no_calib:
+        raise InvalidIdError(f"{_name(perf)}: no calibration for camera {', '.join(no_calib)}")
+    return chosen, note
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids) if len(ids) <= 12 else f"{', '.join(ids[:12])}, ... ({len(ids)})"
+
+
+def _name(perf: Any) -> str:
+    return f"{perf.actor}_{perf.performance}"
+
+
+def frames_token(rng: FrameRange | None) -> str:
+    """Default folder-name part for a frame selection: ``all``, ``000012``, ``000000-000300``."""
+    if rng is None:
+        return "all"
+    if rng.stop == rng.start + 1:
+        return f"{rng.start:06d}"
+    stop = "end" if rng.stop is None else f"{rng.stop:06d}"
+    return f"{rng.start:06d}-{stop}" + (f"-s{rng.step}" if rng.step != 1 else "")
+
+
+def default_dest(perf: Any, fmt: str, token: str, downscale: int) -> Path:
+    """``PERF/exports/{fmt}_{token}[_down{k}]`` for an extracted folder; for SMC files
+    ``./renderme360_exports/{actor}_{perf}/{fmt}_{token}[_down{k}]`` (the dataset root is often
+    read-only and holds no image files to point at)."""
+    name = f"{fmt}_{token}" + (f"_down{downscale}" if downscale > 1 else "")
+    if _is_folder(perf):
+        return Path(perf.source.root) / "exports" / name
+    return Path("renderme360_exports") / _name(perf) / name
+
+
+def _is_folder(perf: Any) -> bool:
+    """An extracted folder (files to point at), as opposed to SMC files."""
+    return isinstance(getattr(perf.source, "root", None), Path) and not hasattr(
+        perf.source, "files"
+    )
+
+
+def _check_downscale(k: int) -> None:
+    if k not in DOWNSCALES:
+        raise UsageError(f"--downscale must be one of {', '.join(map(str, DOWNSCALES))}, got {k}")
+
+
+# ---------------------------------------------------------------------------- image placement
+@dataclass
+class _Placer:
+    """Puts images/masks into the export: link, stored bytes, or a reduced copy (queued)."""
+
+    perf: Any
+    out: ExportDir
+    k: int
+    previous: dict[str, Any]
+    summary: ExportSummary
+    record: dict[str, Any] = field(default_factory=dict)
+    tasks: list[tuple[ReduceTask, str, str, int]] = field(default_factory=list)
+    _smc: str | None = None
+
+    def place(self, kind: str, cam: str, frame: int, rel_noext: str, colmap: bool) -> str:
+        """Return the path (relative to the export) under which the image/mask will be found.
+
+        ``kind`` is ``color`` or ``mask``. At downscale 1 an extracted file is referenced
+        where it lies (nerfstudio) or hard-linked (COLMAP); SMC bytes are written as stored.
+        """
+        getp = self.perf.image_path if kind == "color" else self.perf.mask_path
+        src = getp(cam, frame)
+        mask = kind == "mask"
+        if self.k == 1:
+            if src is not None:
+                if not colmap:
+                    return _relpath(src, self.out.root)
+                rel = rel_noext + (src.suffix.lower() if not mask else ".png")
+                _path, linked = self.out.link_or_copy(src, rel)
+                self._count(linked)
+                self.record[rel] = {"from": str(src)}
+                return rel
+            data = self._bytes(kind, cam, frame)
+            rel = rel_noext + _ext(data, mask)
+            self.out.write_bytes(rel, data)
+            self.summary.stored += 1
+            self.record[rel] = {"from": f"{kind}/{cam}/{frame}"}
+            return rel
+        rel = rel_noext + (".png" if mask else ".jpg")  # reduced copies: JPEG q95, PNG masks
+        stamp = _stamp(src) if src is not None else self._smc_stamp(kind, cam, frame)
+        entry = {"from": stamp, "k": self.k}
+        self.record[rel] = entry
+        dst = self.out.path(rel)
+        if self.previous.get(rel) == entry and dst.exists():
+            self.summary.reused += 1
+            return rel
+        cam_obj = self.perf.cameras[cam]
+        source = str(src) if src is not None else None
+        task = ReduceTask(str(dst), self.k, mask, cam_obj.width, cam_obj.height, src=source)
+        self.tasks.append((task, kind, cam, frame))
+        return rel
+
+    def _bytes(self, kind: str, cam: str, frame: int) -> bytes:
+        if kind == "color":
+            return self.perf.image_bytes(cam, frame)
+        return self.perf.mask_bytes(cam, frame)
+
+    def _materialise(self) -> Iterator[ReduceTask]:
+        """Tasks in order; SMC bytes are read only as a task is handed to the workers."""
+        for task, kind, cam, frame in self.tasks:
+            if task.src is None:
+                task = replace(task, data=self._bytes(kind, cam, frame))
+            yield task
+
+    def _smc_stamp(self, kind: str, cam: str, frame: int) -> str:
+        if self._smc is None:
+            files = getattr(self.perf.source, "files", {}) or {}
+            self._smc = ";".join(_stamp(Path(p)) for _, p in sorted(files.items()))
+        return f"{kind}/{cam}/{frame}@{self._smc}"
+
+    def _count(self, linked: bool) -> None:
+        if linked:
+            self.summary.linked += 1
+        else:
+            self.summary.copied += 1
+
+    def run(self, progress: Progress, workers: int | None) -> None:
+        if not self.tasks:
+            return
+        progress.start(len(self.tasks), f"downscale x{self.k}")
+        try:
+            run_tasks(self._materialise(), len(self.tasks), workers, progress.advance)
+        finally:
+            progress.finish()
+        self.summary.reduced += len(self.tasks)
+
+
+def _relpath(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(start))).as_posix()
+
+
+def _stamp(path: Path) -> str:
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _ext(data: bytes, mask: bool) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    raise Renderme360Error("stored image is neither JPEG nor PNG")
+
+
+# ---------------------------------------------------------------------------- bookkeeping
+def _open_dest(dest: Path) -> tuple[ExportDir, dict[str, Any]]:
+    out = ExportDir(dest)
+    for folder, _dirs, names in os.walk(out.root):  # leftovers of an interrupted run
+        for n in names:
+            if _TMP_RE.match(n):
+                Path(folder, n).unlink(missing_ok=True)
+    previous: dict[str, Any] = {}
+    rec = out.root / RECORD
+    if rec.is_file() and not rec.is_symlink():
+        try:
+            doc = json.loads(rec.read_text())
+            previous = doc.get("files", {}) if isinstance(doc, dict) else {}
+        except (OSError, ValueError):
+            previous = {}
+    return out, previous if isinstance(previous, dict) else {}
+
+
+def _finish(
+    out: ExportDir,
+    previous: dict[str, Any],
+    files: dict[str, Any],
+    summary: ExportSummary,
+    readme: str,
+    t0: float,
+) -> ExportSummary:
+    out.write_bytes("README.txt", readme.encode())
+    files["README.txt"] = {}
+    for rel in sorted(set(previous) - set(files)):
+        if out.remove(rel):
+            summary.removed_stale += 1
+    summary.seconds = round(time.perf_counter() - t0, 3)
+    doc = {
+        "tool": f"renderme360 {__version__}",
+        "format": summary.format,
+        "summary": {k: v for k, v in summary.to_dict().items() if k != "seconds"},
+        "files": files,
+    }
+    files[RECORD] = {}
+    out.write_bytes(RECORD, json.dumps(doc, indent=1).encode())
+    return summary
+
+
+def _readme(summary: ExportSummary, body: str) -> str:
+    head = (
+        f"renderme360 {summary.format} export of {summary.actor}_{summary.performance}\n"
+        f"source: {summary.source}\n"
+        f"cameras: {', '.join(summary.cameras)}\n"
+        f"frames: {_frames_text(summary.frames)}\n"
+        f"downscale: {summary.downscale}\n\n"
+    )
+    return head + body + "\n" + CONVENTIONS_TEXT
+
+
+def _frames_text(frames: list[int]) -> str:
+    if len(frames) <= 10:
+        return ", ".join(map(str, frames))
+    return f"{frames[0]}..{frames[-1]} ({len(frames)} frames)"
+
+
+# ---------------------------------------------------------------------------- nerfstudio
+def export_nerfstudio(
+    perf: Any,
+    dest: str | os.PathLike[str] | None = None,
+    frames: str | None = None,
+    cameras: str | None = None,
+    downscale: int = 1,
+    masks: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> ExportSummary:
+    """Write ``transforms.json`` (nerfstudio / instant-ngp) for the chosen cameras and frames.
+
+    At downscale 1 ``file_path`` points at the extracted images where they lie (relative to
+    the export); from SMC files, and at downscale k, images are written under ``images[_k]/``.
+    """
+    t0 = time.perf_counter()
+    _check_downscale(downscale)
+    progress = progress or Progress()
+    rng = parse_frames(frames)
+    cams, note = select_cameras(perf, cameras)
+    per_cam = {c: set(perf.image_frame_ids(c)) for c in cams}
+    every = sorted(set().union(*per_cam.values()))
+    chosen = rng.filter(every) if rng else every
+    if not chosen:
+        raise InvalidIdError(
+            f"{_name(perf)}: no images in frames {rng} for cameras {_ids(cams)} "
+            f"(frames with images: {_frames_text(every) or 'none'})"
+        )
+    pairs = [(f, c) for f in chosen for c in cams if f in per_cam[c]]
+    missing = [f"camera {c} frame {f}" for f in chosen for c in cams if f not in per_cam[c]]
+    if masks:
+        mask_frames = {c: set(perf.mask_frame_ids(c)) for c in cams}
+        lacking = [(f, c) for f, c in pairs if f not in mask_frames[c]]
+        if lacking:
+            f, c = lacking[0]
+            raise InvalidIdError(
+                f"{_name(perf)}: --masks: {len(lacking)} of {len(pairs)} images have no mask "
+                f"(first: camera {c} frame {f}); choose cameras/frames with masks"
+            )
+    dest_path = (
+        Path(dest) if dest else default_dest(perf, "nerfstudio", frames_token(rng), downscale)
+    )
+    out, previous = _open_dest(dest_path)
+    summary = ExportSummary(
+        "nerfstudio", str(out.root), str(perf.source), perf.actor, perf.performance, cams,
+        chosen, downscale, missing=missing, notes=[note] if note != "all cameras" else [],
+    )  # fmt: skip
+    placer = _Placer(perf, out, downscale, previous, summary)
+    suffix = f"_{downscale}" if downscale > 1 else ""
+    times = frame_times(chosen)
+    intr = {c: _intrinsics(perf.cameras[c], downscale) for c in cams}
+    entries = []
+    for f, c in pairs:
+        stem = f"cam_{c}/frame_{f:06d}"
+        img = placer.place("color", c, f, f"images{suffix}/{stem}", colmap=False)
+        msk = placer.place("mask", c, f, f"masks{suffix}/{stem}", colmap=False) if masks else None
+        several = len(chosen) > 1
+        entries.append(
+            frame_entry(
+                img,
+                intr[c],
+                perf.cameras[c].c2w,
+                mask_path=msk,
+                camera_id=int(c) if several else None,
+                frame_index=f if several else None,
+                time=times[f] if several else None,
+            )
+        )
+    summary.images = len(pairs)
+    summary.masks = len(pairs) if masks else 0
+    placer.run(progress, workers)
+    meta = {
+        "actor": perf.actor,
+        "performance": perf.performance,
+        "downscale": downscale,
+        "principal_point": "image corner origin: cx = cx_opencv + 0.5",
+        "units": "metres",
+    }
+    doc = transforms(entries, {"renderme360": meta})
+    out.write_bytes("transforms.json", json.dumps(doc, indent=1).encode())
+    placer.record["transforms.json"] = {}
+    lines = [
+        "transforms.json: nerfstudio / instant-ngp format, camera_model OPENCV; per frame",
+        "fl_x fl_y cx cy w h k1 k2 p1 p2 k3 and transform_matrix (camera-to-world, OpenGL axes).",
+    ]
+    if len(chosen) > 1:
+        lines.append("Several frames: each entry has time (0..1 by frame index), camera_id and")
+        lines.append("frame_index, as dynamic-scene codebases read them.")
+    if downscale == 1 and _is_folder(perf):
+        lines.append("file_path: the extracted images where they lie (relative to this folder).")
+    elif downscale == 1:
+        lines.append("images/: the images as stored in the SMC files (byte-identical).")
+    else:
+        lines.append(f"images{suffix}/: the images reduced {downscale}x; intrinsics match them.")
+    if masks:
+        lines.append(f"mask_path: masks{suffix}/ (or the extracted masks), 0 = background.")
+    lines.append("Train: ns-train nerfacto --data THIS_FOLDER nerfstudio-data --downscale-factor 1")
+    body = "\n".join(lines) + "\n"
+    return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
+
+
+def _intrinsics(cam: Any, k: int) -> Any:
+    try:
+        return intrinsics(cam.K, cam.D, cam.width, cam.height, k)
+    except Renderme360Error as exc:
+        raise Renderme360Error(f"camera {cam.id}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- COLMAP
+def export_colmap(
+    perf: Any,
+    frame: int,
+    dest: str | os.PathLike[str] | None = None,
+    cameras: str | None = None,
+    downscale: int = 1,
+    masks: bool = False,
+    text: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> ExportSummary:
+    """Write a COLMAP sparse model of one frame: ``sparse/0/{cameras,images,points3D}.bin``,
+    ``images/cam_XX.jpg`` (hard links, copies or reduced copies), ``masks/`` with ``masks``.
+
+    ``points3D`` holds the frame's 3D keypoints; their observations are the 2D keypoints of the
+    cameras that have them (2D index ``33 + i`` is 3D index ``i``), at dataset pixel + 0.5.
+    """
+    t0 = time.perf_counter()
+    _check_downscale(downscale)
+    progress = progress or Progress()
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+        raise UsageError(f"--frame must be a frame index >= 0, got {frame!r}")
+    frame = int(frame)
+    cams, note = select_cameras(perf, cameras)
+    explicit = cameras is not None and parse_cameras(cameras) is not None
+    with_frame = [c for c in cams if frame in set(perf.image_frame_ids(c))]
+    if explicit and len(with_frame) < len(cams):
+        lacking = [c for c in cams if c not in with_frame]
+        raise InvalidIdError(
+            f"{_name(perf)}: no image for camera {', '.join(lacking)} frame {frame}"
+        )
+    if not with_frame:
+        every = sorted(set().union(*(set(perf.image_frame_ids(c)) for c in cams)))
+        raise InvalidIdError(
+            f"{_name(perf)}: no image for frame {frame} (frames with images: "
+            f"{_frames_text(every) or 'none'})"
+        )
+    cams = with_frame
+    if masks:
+        lacking = [c for c in cams if frame not in set(perf.mask_frame_ids(c))]
+        if lacking:
+            raise InvalidIdError(
+                f"{_name(perf)}: --masks: no mask for camera {', '.join(lacking)} frame {frame}"
+            )
+    dest_path = Path(dest) if dest else default_dest(perf, "colmap", f"{frame:06d}", downscale)
+    out, previous = _open_dest(dest_path)
+    summary = ExportSummary(
+        "colmap", str(out.root), str(perf.source), perf.actor, perf.performance, cams, [frame],
+        downscale, notes=[note] if note != "all cameras" else [],
+    )  # fmt: skip
+    placer = _Placer(perf, out, downscale, previous, summary)
+    cameras_out, images_out = [], []
+    names: dict[str, str] = {}
+    for i, c in enumerate(cams, start=1):
+        cam = perf.cameras[c]
+        intr = _intrinsics(cam, downscale)
+        cameras_out.append(cm.camera_from_intrinsics(i, intr))
+        rel = placer.place("color", c, frame, f"images/cam_{c}", colmap=True)
+        names[c] = rel.split("/", 1)[1]
+        if masks:  # COLMAP's mask convention: masks/{image name}.png
+            placer.place("mask", c, frame, f"masks/{names[c]}", colmap=True)
+        w2c = w2c_from_c2w(cam.c2w)
+        images_out.append(cm.Image(i, rotmat_to_quat(w2c[:3, :3]), w2c[:3, 3], i, names[c]))
+    summary.images = len(cams)
+    summary.masks = len(cams) if masks else 0
+    points = _keypoint_points(perf, frame, cams, images_out, downscale, summary)
+    placer.run(progress, workers)
+    for name, data in cm.model_files(cameras_out, images_out, points, text).items():
+        out.write_bytes(f"sparse/0/{name}", data)
+        placer.record[f"sparse/0/{name}"] = {}
+    body = (
+        "sparse/0/: COLMAP model (cameras, images, points3D .bin" + (" and .txt" if text else "")
+        + "), one camera and one image per rig camera;\n"
+        "image names are images/cam_XX.*, XX the dataset camera id"
+        + ("; masks/cam_XX.*.png (COLMAP's mask naming)" if masks else "") + ".\n"
+        "points3D: the frame's 3D facial keypoints, observed at the 2D keypoints (+0.5 px).\n"
+        "3D Gaussian Splatting: python train.py -s THIS_FOLDER (its loader needs PINHOLE cameras:\n"
+        "with distortion, undistort first: colmap image_undistorter --image_path images\n"
+        "--input_path sparse/0 --output_path undistorted, then train on undistorted/).\n"
+    )  # fmt: skip
+    return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
+
+
+def _keypoint_points(
+    perf: Any,
+    frame: int,
+    cams: list[str],
+    images: list[cm.Image],
+    k: int,
+    summary: ExportSummary,
+) -> list[cm.Point3D]:
+    """3D keypoints of ``frame`` with tracks in the images whose cameras have 2D keypoints."""
+    try:
+        f3, k3 = perf.keypoints3d()
+    except Renderme360Error:
+        summary.notes.append("no 3D keypoints: points3D is empty")
+        return []
+    hit = np.flatnonzero(np.asarray(f3) == frame)
+    if not hit.size:
+        summary.notes.append(f"no 3D keypoints for frame {frame}: points3D is empty")
+        return []
+    pts3 = np.asarray(k3[hit[0]], dtype=np.float64)
+    tracks: dict[int, list[tuple[int, int]]] = {i: [] for i in range(len(pts3))}
+    errors: dict[int, list[float]] = {i: [] for i in range(len(pts3))}
+    have2d = set(perf.keypoints2d_camera_ids)
+    offset = 33  # 2D keypoint 33 + i is 3D keypoint i
+    for im, c in zip(images, cams, strict=True):
+        if c not in have2d:
+            continue
+        f2, k2 = perf.keypoints2d(c)
+        hit2 = np.flatnonzero(np.asarray(f2) == frame)
+        if not hit2.size:
+            continue
+        kp = np.asarray(k2[hit2[0]], dtype=np.float64)
+        ok = np.all(np.isfinite(kp), axis=1)
+        xys = (kp[ok] + PIXEL_CENTER) / k
+        index = np.cumsum(ok) - 1  # 2D keypoint -> position among the written ones
+        ids = [cm.INVALID_POINT3D] * len(xys)
+        cam = perf.cameras[c]
+        intr = intrinsics(cam.K, cam.D, cam.width, cam.height, k)
+        w2c = w2c_from_c2w(cam.c2w)
+        proj = project_opencv(pts3, w2c, intr.opencv_K(), intr.dist) + PIXEL_CENTER
+        for i in range(len(pts3)):
+            j = offset + i
+            if j >= len(kp) or not ok[j] or not np.all(np.isfinite(pts3[i])):
+                continue
+            pos = int(index[j])
+            ids[pos] = i + 1
+            tracks[i].append((im.image_id, pos))
+            errors[i].append(float(np.linalg.norm(proj[i] - xys[pos])))
+        im.xys, im.point3d_ids = xys, ids
+    points = []
+    for i, xyz in enumerate(pts3):
+        if not np.all(np.isfinite(xyz)):
+            continue
+        err = float(np.mean(errors[i])) if errors[i] else -1.0
+        points.append(cm.Point3D(i + 1, xyz, (128, 128, 128), err, tracks[i]))
+    summary.points3d = len(points)
+    summary.observations = sum(len(p.track) for p in points)
+    if points and not summary.observations:
+        summary.notes.append("no camera has 2D keypoints for this frame: points have no track")
+    return points
+
+
+def progress_callback(fn: Callable[[int], None]) -> Progress:
+    """A :class:`Progress` that calls ``fn(n)`` as images finish (for simple scripts)."""
+
+    class _P(Progress):
+        def advance(self, n: int) -> None:
+            fn(n)
+
+    return _P()
