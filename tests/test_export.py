@@ -7,9 +7,15 @@ at (0, 0)); COLMAP and nerfstudio put the image corner at (0, 0), so a dataset p
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from renderme360.cli import main
 from renderme360.export import colmap_model as cm
 from renderme360.export.conventions import (
     OPENCV_TO_OPENGL,
@@ -293,3 +299,266 @@ def test_reduced_png_mask_is_exact_area_average_and_checks_size() -> None:
         reduce_bytes(enc, 2, True, 140, 99)
     with pytest.raises(Renderme360Error, match="decodable"):
         reduce_bytes(b"\xff\xd8\xff" + b"x" * 100, 2, False, 130, 99)
+
+
+# ---------------------------------------------------------------------------- the commands
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    """Synthetic e0 (8 cameras with images, 3 frames, consistent keypoints), extracted."""
+    from renderme360.synth import synthesize
+
+    root = tmp_path_factory.mktemp("export")
+    synthesize(root / "smc", "0026", ["e0"], 21, cameras=8, frames=3, resolution="small")
+    assert main(["extract", str(root / "smc"), "-o", str(root / "out"), "-q", "--no-preview"]) == 0
+    return root / "smc", root / "out" / "0026_e0"
+
+
+def _perf(path):
+    import renderme360 as rm
+
+    return rm.load(path)
+
+
+def _kp_pairs(perf):
+    """(camera, frame, 2D (73, 2), 3D (73, 3)) for every camera/frame having both."""
+    f3, k3 = perf.keypoints3d()
+    out = []
+    for cam in perf.keypoints2d_camera_ids:
+        f2, k2 = perf.keypoints2d(cam)
+        for i, f in enumerate(f2):
+            hit = np.flatnonzero(f3 == f)
+            if hit.size:
+                out.append((cam, int(f), k2[i, 33:], k3[hit[0]]))
+    assert out, "synthetic data must have keypoints in both 2D and 3D"
+    return out
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
+    return img.shape[1], img.shape[0]
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_nerfstudio_projects_keypoints_and_files_exist(extracted, tmp_path, capsys, k) -> None:
+    """nerfstudio casts the ray of pixel (i, j) through (i + 0.5, j + 0.5) with the file's cx, cy:
+    so the file's intrinsics must project a 3D keypoint to (dataset 2D keypoint + 0.5) / k."""
+    import cv2
+
+    _smc, perf_dir = extracted
+    dest = tmp_path / "ns"
+    args = ["export", "nerfstudio", str(perf_dir), "--frames", "0:3", "--masks", "-o", str(dest)]
+    assert main([*args, "--downscale", str(k), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    perf = _perf(perf_dir)
+    doc = json.loads((dest / "transforms.json").read_text())
+    assert doc["camera_model"] == "OPENCV"
+    frames = doc["frames"]
+    assert len(frames) == summary["images"] == len(perf.image_camera_ids) * 3
+    by_key = {(f"{e['camera_id']:02d}", e["frame_index"]): e for e in frames}
+    assert {e["time"] for e in frames} == {0.0, 0.5, 1.0}
+    for e in frames:
+        img, msk = dest / e["file_path"], dest / e["mask_path"]
+        assert img.is_file() and msk.is_file()
+        assert _image_size(img) == (e["w"], e["h"]) and _image_size(msk) == (e["w"], e["h"])
+        if k == 1:  # referenced where they lie: the extracted file itself
+            cam, f = f"{e['camera_id']:02d}", e["frame_index"]
+            assert img.resolve() == perf.image_path(cam, f).resolve()
+        else:
+            assert e["file_path"].startswith("images_2/")
+    checked = 0
+    for cam, f, kp2, kp3 in _kp_pairs(perf):
+        e = by_key[(cam, f)]
+        c2w = np.asarray(e["transform_matrix"]) @ np.diag([1.0, -1.0, -1.0, 1.0])  # back to OpenCV
+        w2c = np.linalg.inv(c2w)
+        K = np.array([[e["fl_x"], 0, e["cx"]], [0, e["fl_y"], e["cy"]], [0, 0, 1]])
+        dist = np.array([e["k1"], e["k2"], e["p1"], e["p2"], e["k3"]])
+        rvec = cv2.Rodrigues(w2c[:3, :3])[0]
+        uv = cv2.projectPoints(kp3.astype(np.float64), rvec, w2c[:3, 3], K, dist)[0][:, 0]
+        err = np.abs(uv - (kp2 + 0.5) / k)
+        assert err.max() < 0.01, (cam, f, err.max())
+        # and the plain OpenCV convention (no half-pixel shift) is measurably wrong
+        assert np.abs(uv - kp2 / k).max() > 0.2
+        checked += 1
+    assert checked >= 2
+
+
+def test_nerfstudio_downscaled_pixels_match_area_resize(extracted, tmp_path) -> None:
+    import cv2
+
+    _smc, perf_dir = extracted
+    dest = tmp_path / "ns4"
+    args = ["export", "nerfstudio", str(perf_dir), "--frames", "1", "--downscale", "4", "-q"]
+    assert main([*args, "--masks", "-o", str(dest), "--workers", "2"]) == 0
+    perf = _perf(perf_dir)
+    doc = json.loads((dest / "transforms.json").read_text())
+    assert len(doc["frames"]) == len(perf.image_camera_ids)
+    for e, cam in zip(doc["frames"], perf.image_camera_ids, strict=True):
+        assert "camera_id" not in e  # one time step: a static scene
+        full = perf.cameras[cam]
+        assert (e["w"], e["h"]) == (full.width // 4, full.height // 4)
+        assert e["fl_x"] == full.K[0, 0] / 4 and e["cx"] == (full.K[0, 2] + 0.5) / 4
+        small = cv2.imread(str(dest / e["file_path"]))
+        ref = cv2.resize(
+            cv2.imread(str(perf.image_path(cam, 1)))[: e["h"] * 4, : e["w"] * 4],
+            (e["w"], e["h"]),
+            interpolation=cv2.INTER_AREA,
+        )
+        assert np.abs(small.astype(int) - ref.astype(int)).mean() < 3
+        m = cv2.imread(str(dest / e["mask_path"]), cv2.IMREAD_UNCHANGED)
+        mref = cv2.resize(
+            perf.mask(cam, 1)[: e["h"] * 4, : e["w"] * 4],
+            (e["w"], e["h"]),
+            interpolation=cv2.INTER_AREA,
+        )
+        np.testing.assert_array_equal(m, mref)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_colmap_round_trips_through_pycolmap(extracted, tmp_path, k) -> None:
+    """Poses and intrinsics read back equal; pycolmap's own projection of every 3D point lands
+    on its observation, which is the dataset's 2D keypoint + 0.5 (then / k)."""
+    _smc, perf_dir = extracted
+    dest = tmp_path / "colmap"
+    args = ["export", "colmap", str(perf_dir), "--frame", "0", "--masks", "--text", "-q"]
+    assert main([*args, "--downscale", str(k), "-o", str(dest)]) == 0
+    perf = _perf(perf_dir)
+    rec = pycolmap.Reconstruction(str(dest / "sparse" / "0"))
+    cams = perf.image_camera_ids
+    assert rec.num_images() == rec.num_cameras() == len(cams)
+    for im in rec.images.values():
+        cam_id = im.name.removeprefix("cam_").removesuffix(".jpg")
+        cam = perf.cameras[cam_id]
+        np.testing.assert_allclose(_cam_from_world(im), cam.w2c[:3], atol=1e-9)
+        c = rec.cameras[im.camera_id]
+        assert (c.width, c.height) == (cam.width // k, cam.height // k)
+        assert c.model.name == ("OPENCV" if np.any(cam.D) else "PINHOLE")
+        np.testing.assert_allclose(
+            c.params[:4],
+            [cam.K[0, 0] / k, cam.K[1, 1] / k, (cam.K[0, 2] + 0.5) / k, (cam.K[1, 2] + 0.5) / k],
+        )
+        img = dest / "images" / im.name
+        assert _image_size(img) == (c.width, c.height)
+        assert _image_size(dest / "masks" / f"{im.name}.png") == (c.width, c.height)
+        if k == 1:  # a hard link to the extracted file (same filesystem)
+            assert os.path.samefile(img, perf.image_path(cam_id, 0))
+    by_name = {im.name: im for im in rec.images.values()}
+    pairs = [p for p in _kp_pairs(perf) if p[1] == 0]
+    assert pairs and rec.num_points3D() == 73
+    for cam, _f, kp2, kp3 in pairs:
+        im = by_name[f"cam_{cam}.jpg"]
+        c = rec.cameras[im.camera_id]
+        for i in range(73):
+            p = rec.points3D[i + 1]
+            np.testing.assert_allclose(p.xyz, kp3[i], atol=1e-6)
+            obs = [el for el in p.track.elements if el.image_id == im.image_id]
+            assert len(obs) == 1
+            xy = im.points2D[obs[0].point2D_idx].xy
+            np.testing.assert_allclose(xy, (kp2[i] + 0.5) / k, atol=1e-9)
+            xc = _cam_from_world(im) @ np.append(p.xyz, 1.0)
+            assert np.abs(c.img_from_cam(xc[None])[0] - xy).max() < 0.01
+
+
+def test_smc_root_matches_extracted_folder(extracted, tmp_path, monkeypatch) -> None:
+    smc, perf_dir = extracted
+    monkeypatch.chdir(tmp_path)
+    args = ["export", "nerfstudio", str(smc), "--subject", "0026", "--performance", "e0"]
+    assert main([*args, "--frames", "0:2", "-q"]) == 0
+    dest = tmp_path / "renderme360_exports" / "0026_e0" / "nerfstudio_000000-000002"
+    from_smc = json.loads((dest / "transforms.json").read_text())["frames"]
+    assert main(["export", "nerfstudio", str(perf_dir), "--frames", "0:2", "-q"]) == 0
+    folder_dest = perf_dir / "exports" / "nerfstudio_000000-000002"
+    from_folder = json.loads((folder_dest / "transforms.json").read_text())["frames"]
+    assert len(from_smc) == len(from_folder) > 0
+    for a, b in zip(from_smc, from_folder, strict=True):
+        assert a["file_path"].startswith("images/") and b["file_path"].startswith("../")
+        assert (dest / a["file_path"]).read_bytes() == (folder_dest / b["file_path"]).read_bytes()
+        strip = ("file_path",)
+        assert {k: v for k, v in a.items() if k not in strip} == {
+            k: v for k, v in b.items() if k not in strip
+        }
+    # COLMAP from SMC at downscale 2 (bytes read from the file, reduced in workers)
+    args = ["export", "colmap", str(smc), "--subject", "0026", "--performance", "e0", "-q"]
+    assert main([*args, "--frame", "0", "--downscale", "2", "-o", "c2", "--workers", "2"]) == 0
+    rec = pycolmap.Reconstruction(str(tmp_path / "c2" / "sparse" / "0"))
+    assert rec.num_images() == 8 and rec.num_points3D() == 73
+    for im in rec.images.values():
+        assert _image_size(tmp_path / "c2" / "images" / im.name) == (60, 48)
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(root)): p.stat().st_size if p.is_file() else -1
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_rerun_is_safe_and_narrower_rerun_removes_stale(extracted, tmp_path) -> None:
+    _smc, perf_dir = extracted
+    dest = tmp_path / "c"
+    base = ["export", "colmap", str(perf_dir), "--frame", "2", "-o", str(dest), "-q"]
+    before = _tree(perf_dir.parent)
+    assert main([*base, "--downscale", "2"]) == 0
+    first = _tree(dest)
+    model = (dest / "sparse/0/images.bin").read_bytes()
+    assert main([*base, "--downscale", "2", "--json"]) == 0
+    assert _tree(dest) == first and (dest / "sparse/0/images.bin").read_bytes() == model
+    rec = json.loads((dest / "export.json").read_text())
+    assert sum(1 for f in rec["files"] if f.startswith("images/")) == 8
+    assert main([*base, "--downscale", "2", "--cameras", "22,25"]) == 0
+    assert sorted(p.name for p in (dest / "images").iterdir()) == ["cam_22.jpg", "cam_25.jpg"]
+    assert not list(dest.rglob("*.tmp"))
+    assert _tree(perf_dir.parent) == before  # the extracted folder is untouched
+
+
+def test_rerun_reuses_reduced_images(extracted, tmp_path, capsys) -> None:
+    _smc, perf_dir = extracted
+    base = ["export", "nerfstudio", str(perf_dir), "--frames", "0", "--downscale", "2"]
+    base += ["-o", str(tmp_path / "n"), "--json"]
+    assert main(base) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(base) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert first["reduced"] == 8 and first["reused"] == 0
+    assert second["reduced"] == 0 and second["reused"] == 8
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["nerfstudio", "{perf}", "--frames", "50:60"], "no images in frames 50:60"),
+        (["colmap", "{perf}", "--frame", "7"], "no image for frame 7"),
+        (["colmap", "{perf}", "--frame", "0", "--cameras", "45"], "no images for camera 45"),
+        (["nerfstudio", "{perf}", "--cameras", "7x"], "invalid camera selection"),
+        (["nerfstudio", "{missing}"], "no such file"),
+        (["colmap", "{perf}", "--frame", "0", "--downscale", "3"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_error(extracted, tmp_path, capsys, argv, message) -> None:
+    _smc, perf_dir = extracted
+    argv = [a.format(perf=perf_dir, missing=tmp_path / "nope") for a in argv]
+    dest = tmp_path / "dest"
+    with pytest.raises(SystemExit) if "--downscale" in argv else _nullcontext():
+        code = main(["export", *argv, "-o", str(dest)])
+        assert code != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err
+    assert len(err.splitlines()) <= 1 or "usage:" in err
+    assert not dest.exists()
+
+
+def _nullcontext():
+    return contextlib.nullcontext()
+
+
+def test_refuses_to_write_through_a_symlink(extracted, tmp_path, capsys) -> None:
+    _smc, perf_dir = extracted
+    dest, outside = tmp_path / "d", tmp_path / "outside"
+    dest.mkdir()
+    outside.mkdir()
+    (dest / "images").symlink_to(outside, target_is_directory=True)
+    code = main(["export", "colmap", str(perf_dir), "--frame", "0", "-o", str(dest)])
+    assert code != 0 and "symlink" in capsys.readouterr().err
+    assert list(outside.iterdir()) == []
