@@ -249,6 +249,24 @@ def test_colmap_binary_layout_bytes() -> None:
         cm.images_bin([cm.Image(1, np.array([1.0, 0, 0, 0]), np.zeros(3), 1, "a b.jpg")])
 
 
+def test_transforms_text_is_the_same_json() -> None:
+    from renderme360.export.nerfstudio import camera_fields, dumps, frame_entry, transforms
+
+    K = np.array([[100.0, 0, 49.5], [0, 101.0, 39.5], [0, 0, 1]])
+    a = camera_fields(intrinsics(K, np.zeros(5), 100, 80), _rig()[0]["c2w"])
+    b = camera_fields(intrinsics(K, np.full(5, 0.01), 100, 80, 2), _rig()[1]["c2w"])
+    frames = [
+        frame_entry("images/a.jpg", a, "masks/a.png", 1, 2, 0.5),
+        frame_entry("images/b.jpg", b, "masks/b.png", 2, 2, 0.5),
+        frame_entry("images/c.jpg", a, "masks/c.png", 1, 3, 1.0),
+    ]
+    doc = transforms(frames, {"renderme360": {"downscale": 1}})
+    text = dumps(doc)
+    assert json.loads(text) == doc
+    assert len(text.splitlines()) == 4 + len(frames) + 2  # one line per frame
+    assert a["cx"] == 50.0 and b["cx"] == 25.0  # corner origin, then / 2
+
+
 # ---------------------------------------------------------------------------- reduced decode
 def _photo(h: int, w: int, seed: int = 3) -> np.ndarray:
     """A smooth, photo-like BGR image (reduced JPEG decode is compared on realistic content)."""

@@ -134,7 +134,11 @@ def run_tasks(
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["cv2", "numpy", __name__])  # imported once, not per worker
+    else:
+        ctx = mp.get_context("spawn")
     pending: dict[Future[int], int] = {}
     with ProcessPoolExecutor(n, mp_context=ctx) as pool:
         try:

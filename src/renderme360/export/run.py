@@ -34,7 +34,7 @@ from .conventions import (
     w2c_from_c2w,
 )
 from .files import ExportDir
-from .nerfstudio import frame_entry, frame_times, transforms
+from .nerfstudio import camera_fields, dumps, frame_entry, frame_times, transforms
 from .reduce import ReduceTask, run_tasks
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ class _Placer:
     record: dict[str, Any] = field(default_factory=dict)
     tasks: list[tuple[ReduceTask, str, str, int]] = field(default_factory=list)
     _smc: str | None = None
+    _dirs: dict[str, str] = field(default_factory=dict)
 
     def place(self, kind: str, cam: str, frame: int, rel_noext: str, colmap: bool) -> str:
         """Return the path (relative to the export) under which the image/mask will be found.
@@ -172,13 +173,12 @@ class _Placer:
         ``kind`` is ``color`` or ``mask``. At downscale 1 an extracted file is referenced
         where it lies (nerfstudio) or hard-linked (COLMAP); SMC bytes are written as stored.
         """
-        getp = self.perf.image_path if kind == "color" else self.perf.mask_path
-        src = getp(cam, frame)
+        src = self._source_path(kind, cam, frame)
         mask = kind == "mask"
         if self.k == 1:
             if src is not None:
                 if not colmap:
-                    return _relpath(src, self.out.root)
+                    return self._relpath(src)
                 rel = rel_noext + (src.suffix.lower() if not mask else ".png")
                 _path, linked = self.out.link_or_copy(src, rel)
                 self._count(linked)
@@ -203,6 +203,24 @@ class _Placer:
         task = ReduceTask(str(dst), self.k, mask, cam_obj.width, cam_obj.height, src=source)
         self.tasks.append((task, kind, cam, frame))
         return rel
+
+    def _source_path(self, kind: str, cam: str, frame: int) -> Path | None:
+        """The extracted file (None for SMC files). Camera and frame were checked by the
+        caller against the listings, so the source is asked directly (no re-check per call)."""
+        source = getattr(self.perf, "source", None)
+        if source is not None and hasattr(source, "path"):
+            return source.path(kind, cam, frame)
+        getp = self.perf.image_path if kind == "color" else self.perf.mask_path
+        return getp(cam, frame)
+
+    def _relpath(self, src: Path) -> str:
+        """``src`` relative to the export folder (one ``os.path.relpath`` per source folder)."""
+        parent, _, name = str(src).rpartition(os.sep)
+        rel = self._dirs.get(parent)
+        if rel is None:
+            rel = _relpath(Path(parent), self.out.root)
+            self._dirs[parent] = rel
+        return f"{rel}/{name}"
 
     def _bytes(self, kind: str, cam: str, frame: int) -> bytes:
         if kind == "color":
@@ -295,7 +313,7 @@ def _finish(
         "files": files,
     }
     files[RECORD] = {}
-    out.write_bytes(RECORD, json.dumps(doc, indent=1).encode())
+    out.write_bytes(RECORD, json.dumps(doc, separators=(",", ":")).encode())
     return summary
 
 
@@ -367,18 +385,18 @@ def export_nerfstudio(
     placer = _Placer(perf, out, downscale, previous, summary)
     suffix = f"_{downscale}" if downscale > 1 else ""
     times = frame_times(chosen)
-    intr = {c: _intrinsics(perf.cameras[c], downscale) for c in cams}
+    fields = {c: camera_fields(_intrinsics(perf.cameras[c], downscale), perf.cameras[c].c2w)
+              for c in cams}  # fmt: skip
     entries = []
+    several = len(chosen) > 1
     for f, c in pairs:
         stem = f"cam_{c}/frame_{f:06d}"
         img = placer.place("color", c, f, f"images{suffix}/{stem}", colmap=False)
         msk = placer.place("mask", c, f, f"masks{suffix}/{stem}", colmap=False) if masks else None
-        several = len(chosen) > 1
         entries.append(
             frame_entry(
                 img,
-                intr[c],
-                perf.cameras[c].c2w,
+                fields[c],
                 mask_path=msk,
                 camera_id=int(c) if several else None,
                 frame_index=f if several else None,
@@ -396,7 +414,7 @@ def export_nerfstudio(
         "units": "metres",
     }
     doc = transforms(entries, {"renderme360": meta})
-    out.write_bytes("transforms.json", json.dumps(doc, indent=1).encode())
+    out.write_bytes("transforms.json", dumps(doc).encode())
     placer.record["transforms.json"] = {}
     lines = [
         "transforms.json: nerfstudio / instant-ngp format, camera_model OPENCV; per frame",
