@@ -39,6 +39,8 @@ def _extract(data: Path, out: Path, cameras: int, frames: int, resolution: str) 
     from renderme360.cli import main
     from renderme360.synth import synthesize
 
+    if (out / "0026_e0" / ".extraction_complete").exists():  # kept from an earlier --workdir run
+        return out / "0026_e0"
     synthesize(data, "0026", ["e0"], 21, cameras=cameras, frames=frames, resolution=resolution)
     argv = ["extract", str(data), "-o", str(out), "-q", "--no-preview", "--no-checksum"]
     argv += ["--modalities", "metadata,calibration,images,masks,keypoints2d,keypoints3d"]
