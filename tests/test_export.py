@@ -541,6 +541,14 @@ def test_rerun_reuses_reduced_images(extracted, tmp_path, capsys) -> None:
     second = json.loads(capsys.readouterr().out)
     assert first["reduced"] == 8 and first["reused"] == 0
     assert second["reduced"] == 0 and second["reused"] == 8
+    # a file replaced behind the record's back (an interrupted run at another factor, an edit)
+    # is not trusted: it is written again
+    victim = tmp_path / "n" / "images_2" / "cam_22" / "frame_000000.jpg"
+    good = victim.read_bytes()
+    victim.write_bytes(b"not the reduced image")
+    assert main(base) == 0
+    third = json.loads(capsys.readouterr().out)
+    assert third["reduced"] == 1 and third["reused"] == 7 and victim.read_bytes() == good
 
 
 @pytest.mark.parametrize(

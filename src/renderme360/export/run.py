@@ -192,12 +192,14 @@ class _Placer:
             return rel
         rel = rel_noext + (".png" if mask else ".jpg")  # reduced copies: JPEG q95, PNG masks
         stamp = _stamp(src) if src is not None else self._smc_stamp(kind, cam, frame)
-        entry = {"from": stamp, "k": self.k}
-        self.record[rel] = entry
+        entry: dict[str, Any] = {"from": stamp, "k": self.k}
         dst = self.out.path(rel)
-        if self.previous.get(rel) == entry and dst.exists():
+        prev = self.previous.get(rel)
+        if isinstance(prev, dict) and _same_output(prev, entry, dst):
+            self.record[rel] = prev
             self.summary.reused += 1
             return rel
+        self.record[rel] = entry  # size and mtime of the output added once it is written
         cam_obj = self.perf.cameras[cam]
         source = str(src) if src is not None else None
         task = ReduceTask(str(dst), self.k, mask, cam_obj.width, cam_obj.height, src=source)
@@ -254,7 +256,24 @@ class _Placer:
             run_tasks(self._materialise(), len(self.tasks), workers, progress.advance)
         finally:
             progress.finish()
+        root = str(self.out.root) + os.sep
+        for task, *_ in self.tasks:
+            st = os.stat(task.dst)
+            self.record[task.dst[len(root) :]].update(size=st.st_size, mtime_ns=st.st_mtime_ns)
         self.summary.reduced += len(self.tasks)
+
+
+def _same_output(prev: dict[str, Any], entry: dict[str, Any], dst: Path) -> bool:
+    """A reduced copy from an earlier run is reused only when it was made from the same source
+    with the same factor and the file is still the one that run wrote (size and mtime): an
+    interrupted run that replaced it, or a hand edit, makes it be written again."""
+    if any(prev.get(k) != v for k, v in entry.items()):
+        return False
+    try:
+        st = os.stat(dst, follow_symlinks=False)
+    except OSError:
+        return False
+    return prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns
 
 
 def _relpath(path: Path, start: Path) -> str:
