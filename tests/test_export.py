@@ -477,6 +477,18 @@ def test_colmap_round_trips_through_pycolmap(extracted, tmp_path, k) -> None:
             np.testing.assert_allclose(xy, (kp2[i] + 0.5) / k, atol=1e-9)
             xc = _cam_from_world(im) @ np.append(p.xyz, 1.0)
             assert np.abs(c.img_from_cam(xc[None])[0] - xy).max() < 0.01
+            assert 0 <= p.error < 0.01
+    # colours sampled from the images: not the grey placeholder, and like the image there
+    import cv2
+
+    cam, _f, kp2, _kp3 = pairs[0]
+    img = cv2.imread(str(perf.image_path(cam, 0)))
+    for i in (0, 36, 72):
+        x, y = np.round(kp2[i]).astype(int)
+        patch = img[max(y - 6, 0) : y + 7, max(x - 6, 0) : x + 7].reshape(-1, 3)[:, ::-1]
+        lo, hi = patch.min(axis=0).astype(int) - 12, patch.max(axis=0).astype(int) + 12
+        colour = np.array(rec.points3D[i + 1].color, dtype=int)
+        assert np.all(colour >= lo) and np.all(colour <= hi), (colour, lo, hi)
 
 
 def test_smc_root_matches_extracted_folder(extracted, tmp_path, monkeypatch) -> None:
