@@ -64,11 +64,14 @@ def peer(perf_dir: Path, dest: Path) -> int:
     return n
 
 
-def ours(perf_dir: Path, dest: Path, downscale: int = 4, masks: bool = False) -> Any:
+def ours(
+    perf_dir: Path, dest: Path, downscale: int = 4, masks: bool = False, workers: int | None = None
+) -> Any:
     import renderme360 as rm
     from renderme360.export.run import export_nerfstudio
 
-    return export_nerfstudio(rm.load(perf_dir), dest, downscale=downscale, masks=masks)
+    perf = rm.load(perf_dir)
+    return export_nerfstudio(perf, dest, downscale=downscale, masks=masks, workers=workers)
 
 
 def ours_colmap(perf_dir: Path, dest: Path) -> Any:
@@ -103,16 +106,18 @@ def main() -> int:
     print(f"synthesised and extracted {args.cameras}x{args.frames} full-res in "
           f"{time.perf_counter() - t:.1f} s")  # fmt: skip
     n_images = args.cameras * args.frames
-    times: dict[str, list[float]] = {"peer": [], "export": []}
+    times: dict[str, list[float]] = {"peer": [], "export": [], "export_1worker": []}
+    loads = [os.getloadavg()[0]]
     for r in range(args.repeat + 1):  # round 0 warms the page cache and imports, untimed
-        for name in ("peer", "export"):
+        for name in times:
             dest = work / f"{name}-out"
             shutil.rmtree(dest, ignore_errors=True)
             if name == "peer":
                 s, n = _timed(peer, perf_dir, dest)
                 assert n == n_images
             else:
-                s, summary = _timed(ours, perf_dir, dest)
+                workers = 1 if name == "export_1worker" else None
+                s, summary = _timed(ours, perf_dir, dest, 4, False, workers)
                 assert summary.reduced == n_images
                 files = sorted((dest / "images_4").glob("cam_*/*.jpg"))
                 assert len(files) == n_images
@@ -120,10 +125,14 @@ def main() -> int:
                 assert img.shape == (2048 // 4, 2448 // 4, 3), img.shape
             if r:
                 times[name].append(s)
+    loads.append(os.getloadavg()[0])
     peer_s, ours_s = statistics.median(times["peer"]), statistics.median(times["export"])
+    one_s = statistics.median(times["export_1worker"])
     speedup = peer_s / ours_s
     print(f"downscale 4, {n_images} images 2448x2048: peer {peer_s:.2f} s, "
-          f"export {ours_s:.2f} s -> {speedup:.1f}x (target >= {TARGET_SPEEDUP}x)")  # fmt: skip
+          f"export {ours_s:.2f} s -> {speedup:.1f}x (target >= {TARGET_SPEEDUP}x); "
+          f"export with 1 worker {one_s:.2f} s -> {peer_s / one_s:.1f}x; "
+          f"load average {loads[0]:.1f} -> {loads[1]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
 
     t = time.perf_counter()
     big = _extract(work / "smc-big", work / "out-big", args.big_cameras, args.big_frames, "small")
@@ -154,6 +163,10 @@ def main() -> int:
         "peer_s": peer_s,
         "export_s": ours_s,
         "speedup": speedup,
+        "export_1worker_s": one_s,
+        "speedup_1worker": peer_s / one_s,
+        "load_average": loads,
+        "runs": times,
         "no_downscale_nerfstudio_s": ns_s,
         "no_downscale_colmap_s": colmap_s,
         "repeat": args.repeat,

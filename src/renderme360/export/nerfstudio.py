@@ -70,6 +70,7 @@ def transforms(frames: list[dict[str, Any]], extra: dict[str, Any] | None = None
 
 
 CAMERA_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "k1", "k2", "p1", "p2", "k3")
+_SHARED = frozenset((*CAMERA_KEYS, "transform_matrix"))
 
 
 def dumps(doc: dict[str, Any]) -> str:
@@ -91,12 +92,16 @@ def dumps(doc: dict[str, Any]) -> str:
             )
             if tm is not None:
                 cache[key] = shared
-        parts = []
+        pre, post = {}, {}
+        seen_camera = False
         for k, v in entry.items():
-            if k == "fl_x":
-                parts.append(shared)
-            elif k not in CAMERA_KEYS and k != "transform_matrix":
-                parts.append(f"{json.dumps(k)}: {json.dumps(v)}")
-        frames.append("  {" + ", ".join(parts) + "}")
+            if k in _SHARED:
+                seen_camera = True
+            elif seen_camera:
+                post[k] = v
+            else:
+                pre[k] = v
+        parts = [json.dumps(pre)[1:-1], shared, json.dumps(post)[1:-1]]
+        frames.append("  {" + ", ".join(p for p in parts if p) + "}")
     body = ",\n".join(frames)
     return "{\n" + "\n".join(lines) + '\n "frames": [\n' + body + "\n ]\n}\n"
