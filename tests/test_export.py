@@ -600,3 +600,20 @@ def test_refuses_to_write_through_a_symlink(extracted, tmp_path, capsys) -> None
     code = main(["export", "colmap", str(perf_dir), "--frame", "0", "-o", str(dest)])
     assert code != 0 and "symlink" in capsys.readouterr().err
     assert list(outside.iterdir()) == []
+
+
+def test_corrupt_image_fails_in_a_worker_with_one_line(extracted, tmp_path, capsys) -> None:
+    """A worker's failure reaches the user as one line naming the file; no partial file left."""
+    import shutil
+
+    _smc, perf_dir = extracted
+    copy = tmp_path / "0026_e0"
+    shutil.copytree(perf_dir, copy, ignore=shutil.ignore_patterns("exports"))
+    bad = copy / "from_raw" / "images" / "cam_25" / "frame_000001.jpg"
+    bad.write_bytes(bad.read_bytes()[:200])  # truncated JPEG
+    dest = tmp_path / "d"
+    argv = ["export", "nerfstudio", str(copy), "--downscale", "2", "--workers", "2"]
+    code = main([*argv, "-o", str(dest)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "frame_000001.jpg" in err and len(err.splitlines()) == 1
+    assert not list(dest.rglob("*.tmp")) and not (dest / "transforms.json").exists()
