@@ -500,6 +500,7 @@ def export_colmap(
             f"{_name(perf)}: no image for frame {frame} (frames with images: "
             f"{_frames_text(every) or 'none'})"
         )
+    missing = [f"camera {c} frame {frame}" for c in cams if c not in with_frame]
     cams = with_frame
     if masks:
         lacking = [c for c in cams if frame not in set(perf.mask_frame_ids(c))]
@@ -511,7 +512,7 @@ def export_colmap(
     out, previous = _open_dest(dest_path)
     summary = ExportSummary(
         "colmap", str(out.root), str(perf.source), perf.actor, perf.performance, cams, [frame],
-        downscale, notes=[note] if note != "all cameras" else [],
+        downscale, missing=missing, notes=[note] if note != "all cameras" else [],
     )  # fmt: skip
     placer = _Placer(perf, out, downscale, previous, summary)
     cameras_out, images_out = [], []
