@@ -98,7 +98,7 @@ def cmd_nerfstudio(args: argparse.Namespace) -> int:
     from ..export.run import export_nerfstudio
 
     perf = _load(args)
-    with _bar(args) as progress:
+    with _ProgressBar(args) as progress:
         summary = export_nerfstudio(
             perf,
             args.output,
@@ -116,7 +116,7 @@ def cmd_colmap(args: argparse.Namespace) -> int:
     from ..export.run import export_colmap
 
     perf = _load(args)
-    with _bar(args) as progress:
+    with _ProgressBar(args) as progress:
         summary = export_colmap(
             perf,
             args.frame,
@@ -163,7 +163,7 @@ def _report(args: argparse.Namespace, summary: Any, main_file: str) -> int:
     return 0
 
 
-class _bar:
+class _ProgressBar:
     """A rich progress bar for the image work on a terminal; silent otherwise."""
 
     def __init__(self, args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -655,13 +655,3 @@ def _sample_colours(
         x, y = ((kp[j] + PIXEL_CENTER) / 8).astype(int)
         if 0 <= x < w and 0 <= y < h:
             colours[i].append(img[y, x, ::-1].astype(np.float64))  # BGR -> RGB
-
-
-def progress_callback(fn: Callable[[int], None]) -> Progress:
-    """A :class:`Progress` that calls ``fn(n)`` as images finish (for simple scripts)."""
-
-    class _P(Progress):
-        def advance(self, n: int) -> None:
-            fn(n)
-
-    return _P()
