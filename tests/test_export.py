@@ -617,3 +617,16 @@ def test_corrupt_image_fails_in_a_worker_with_one_line(extracted, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert code == 1 and "frame_000001.jpg" in err and len(err.splitlines()) == 1
     assert not list(dest.rglob("*.tmp")) and not (dest / "transforms.json").exists()
+
+
+def test_stale_removal_never_leaves_the_export(extracted, tmp_path) -> None:
+    """export.json is read back on a re-run; entries pointing outside DEST are ignored."""
+    _smc, perf_dir = extracted
+    dest, victim = tmp_path / "d", tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    dest.mkdir()
+    files = {"../victim.txt": {}, str(victim): {}, "sub/../../victim.txt": {}}
+    (dest / "export.json").write_text(json.dumps({"files": files}))
+    assert main(["export", "colmap", str(perf_dir), "--frame", "0", "-o", str(dest), "-q"]) == 0
+    assert victim.read_text() == "keep me"
+    assert "../victim.txt" not in json.loads((dest / "export.json").read_text())["files"]
