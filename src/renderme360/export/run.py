@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InvalidIdError, Renderme360Error, UsageError
+from ..naming import validate_actor, validate_performance
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
 from .conventions import (
@@ -137,7 +138,9 @@ def default_dest(perf: Any, fmt: str, token: str, downscale: int) -> Path:
     name = f"{fmt}_{token}" + (f"_down{downscale}" if downscale > 1 else "")
     if _is_folder(perf):
         return Path(perf.source.root) / "exports" / name
-    return Path("renderme360_exports") / _name(perf) / name
+    actor = validate_actor(perf.actor, "performance")  # ids become a path: grammar checked
+    performance = validate_performance(perf.performance, "performance")
+    return Path("renderme360_exports") / f"{actor}_{performance}" / name
 
 
 def _is_folder(perf: Any) -> bool:
