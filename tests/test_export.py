@@ -630,3 +630,19 @@ def test_stale_removal_never_leaves_the_export(extracted, tmp_path) -> None:
     assert main(["export", "colmap", str(perf_dir), "--frame", "0", "-o", str(dest), "-q"]) == 0
     assert victim.read_text() == "keep me"
     assert "../victim.txt" not in json.loads((dest / "export.json").read_text())["files"]
+
+
+def test_masks_must_cover_every_image(extracted, tmp_path, capsys) -> None:
+    """nerfstudio needs mask_path on every frame or none: a missing mask is an error up front."""
+    import shutil
+
+    _smc, perf_dir = extracted
+    copy = tmp_path / "0026_e0"
+    shutil.copytree(perf_dir, copy, ignore=shutil.ignore_patterns("exports"))
+    (copy / "from_anno" / "masks" / "cam_28" / "frame_000002.png").unlink()
+    dest = tmp_path / "d"
+    code = main(["export", "nerfstudio", str(copy), "--masks", "-o", str(dest)])
+    err = capsys.readouterr().err
+    assert code != 0 and "camera 28 frame 2" in err and "have no mask" in err
+    assert not dest.exists()
+    assert main(["export", "nerfstudio", str(copy), "--frames", "0:2", "--masks", "-q"]) == 0
