@@ -373,6 +373,8 @@ def test_nerfstudio_projects_keypoints_and_files_exist(extracted, tmp_path, caps
     perf = _perf(perf_dir)
     doc = json.loads((dest / "transforms.json").read_text())
     assert doc["camera_model"] == "OPENCV"
+    readme = (dest / "README.txt").read_text()
+    assert "cx = cx_opencv + 0.5" in readme and "c2w_opencv @ diag(1, -1, -1, 1)" in readme
     frames = doc["frames"]
     assert len(frames) == summary["images"] == len(perf.image_camera_ids) * 3
     by_key = {(f"{e['camera_id']:02d}", e["frame_index"]): e for e in frames}
@@ -444,6 +446,8 @@ def test_colmap_round_trips_through_pycolmap(extracted, tmp_path, k) -> None:
     assert main([*args, "--downscale", str(k), "-o", str(dest)]) == 0
     perf = _perf(perf_dir)
     rec = pycolmap.Reconstruction(str(dest / "sparse" / "0"))
+    assert "FULL_OPENCV" in (dest / "README.txt").read_text()
+    assert (dest / "sparse" / "0" / "images.txt").is_file()
     cams = perf.image_camera_ids
     assert rec.num_images() == rec.num_cameras() == len(cams)
     for im in rec.images.values():

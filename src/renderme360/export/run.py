@@ -377,25 +377,7 @@ def export_nerfstudio(
     progress = progress or Progress()
     rng = parse_frames(frames)
     cams, note = select_cameras(perf, cameras)
-    per_cam = {c: set(perf.image_frame_ids(c)) for c in cams}
-    every = sorted(set().union(*per_cam.values()))
-    chosen = rng.filter(every) if rng else every
-    if not chosen:
-        raise InvalidIdError(
-            f"{_name(perf)}: no images in frames {rng} for cameras {_ids(cams)} "
-            f"(frames with images: {_frames_text(every) or 'none'})"
-        )
-    pairs = [(f, c) for f in chosen for c in cams if f in per_cam[c]]
-    missing = [f"camera {c} frame {f}" for f in chosen for c in cams if f not in per_cam[c]]
-    if masks:
-        mask_frames = {c: set(perf.mask_frame_ids(c)) for c in cams}
-        lacking = [(f, c) for f, c in pairs if f not in mask_frames[c]]
-        if lacking:
-            f, c = lacking[0]
-            raise InvalidIdError(
-                f"{_name(perf)}: --masks: {len(lacking)} of {len(pairs)} images have no mask "
-                f"(first: camera {c} frame {f}); choose cameras/frames with masks"
-            )
+    chosen, pairs, missing = _frame_pairs(perf, cams, rng, masks)
     dest_path = (
         Path(dest) if dest else default_dest(perf, "nerfstudio", frames_token(rng), downscale)
     )
@@ -438,14 +420,50 @@ def export_nerfstudio(
     doc = transforms(entries, {"renderme360": meta})
     out.write_bytes("transforms.json", dumps(doc).encode())
     placer.record["transforms.json"] = {}
+    body = _nerfstudio_readme(len(chosen) > 1, downscale, _is_folder(perf), masks)
+    return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
+
+
+def _frame_pairs(
+    perf: Any, cams: list[str], rng: FrameRange | None, masks: bool
+) -> tuple[list[int], list[tuple[int, str]], list[str]]:
+    """Chosen frames, the (frame, camera) pairs with an image, and the pairs without one.
+
+    No frame with an image in the range, or (with ``masks``) an image without its mask, is an
+    error naming what is there: nerfstudio needs ``mask_path`` on every frame or on none."""
+    per_cam = {c: set(perf.image_frame_ids(c)) for c in cams}
+    every = sorted(set().union(*per_cam.values()))
+    chosen = rng.filter(every) if rng else every
+    if not chosen:
+        raise InvalidIdError(
+            f"{_name(perf)}: no images in frames {rng} for cameras {_ids(cams)} "
+            f"(frames with images: {_frames_text(every) or 'none'})"
+        )
+    pairs = [(f, c) for f in chosen for c in cams if f in per_cam[c]]
+    missing = [f"camera {c} frame {f}" for f in chosen for c in cams if f not in per_cam[c]]
+    if masks:
+        mask_frames = {c: set(perf.mask_frame_ids(c)) for c in cams}
+        lacking = [(f, c) for f, c in pairs if f not in mask_frames[c]]
+        if lacking:
+            f, c = lacking[0]
+            raise InvalidIdError(
+                f"{_name(perf)}: --masks: {len(lacking)} of {len(pairs)} images have no mask "
+                f"(first: camera {c} frame {f}); choose cameras/frames with masks"
+            )
+    return chosen, pairs, missing
+
+
+def _nerfstudio_readme(several: bool, downscale: int, folder: bool, masks: bool) -> str:
+    """What README.txt says about a nerfstudio export (before the shared conventions)."""
+    suffix = f"_{downscale}" if downscale > 1 else ""
     lines = [
         "transforms.json: nerfstudio / instant-ngp format, camera_model OPENCV; per frame",
         "fl_x fl_y cx cy w h k1 k2 p1 p2 k3 and transform_matrix (camera-to-world, OpenGL axes).",
     ]
-    if len(chosen) > 1:
+    if several:
         lines.append("Several frames: each entry has time (0..1 by frame index), camera_id and")
         lines.append("frame_index, as dynamic-scene codebases read them.")
-    if downscale == 1 and _is_folder(perf):
+    if downscale == 1 and folder:
         lines.append("file_path: the extracted images where they lie (relative to this folder).")
     elif downscale == 1:
         lines.append("images/: the images as stored in the SMC files (byte-identical).")
@@ -454,8 +472,7 @@ def export_nerfstudio(
     if masks:
         lines.append(f"mask_path: masks{suffix}/ (or the extracted masks), 0 = background.")
     lines.append("Train: ns-train nerfacto --data THIS_FOLDER nerfstudio-data --downscale-factor 1")
-    body = "\n".join(lines) + "\n"
-    return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
+    return "\n".join(lines) + "\n"
 
 
 def _intrinsics(cam: Any, k: int) -> Any:
