@@ -86,6 +86,31 @@ class ExportSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def note_lines(self) -> list[str]:
+        """Things the user should know (cameras chosen by a rule, pairs left out, no points)."""
+        out = list(self.notes)
+        if self.missing:
+            out.append(
+                f"{len(self.missing)} camera/frame pairs have no image and are left out "
+                f"(first: {self.missing[0]})"
+            )
+        return out
+
+    def result_lines(self) -> list[str]:
+        """Two lines saying what was written and where."""
+        how = [f"{getattr(self, k)} {k}" for k in ("linked", "copied", "stored", "reduced",
+               "reused") if getattr(self, k)]  # fmt: skip
+        if not how:
+            how.append("referenced where they lie")
+        pts = f", {self.points3d} points3D" if self.format == "colmap" else ""
+        main = "sparse/0" if self.format == "colmap" else "transforms.json"
+        return [
+            f"{self.format}: {len(self.cameras)} cameras x {len(self.frames)} frames, "
+            f"{self.images} images, {self.masks} masks ({', '.join(how)}){pts}, "
+            f"{self.seconds:.2f} s",
+            f"wrote {self.dest}/{main} (conventions: {self.dest}/README.txt)",
+        ]
+
 
 # ---------------------------------------------------------------------------- selection
 def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
