@@ -650,3 +650,22 @@ def test_masks_must_cover_every_image(extracted, tmp_path, capsys) -> None:
     assert code != 0 and "camera 28 frame 2" in err and "have no mask" in err
     assert not dest.exists()
     assert main(["export", "nerfstudio", str(copy), "--frames", "0:2", "--masks", "-q"]) == 0
+
+
+def test_colmap_copies_when_hard_links_are_impossible(extracted, tmp_path, monkeypatch) -> None:
+    """Across filesystems os.link fails with EXDEV: the image is copied, byte-identical."""
+    import errno
+
+    _smc, perf_dir = extracted
+
+    def no_link(src, dst, **kw):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    dest = tmp_path / "c"
+    assert main(["export", "colmap", str(perf_dir), "--frame", "0", "-o", str(dest), "-q"]) == 0
+    perf = _perf(perf_dir)
+    for cam in perf.image_camera_ids:
+        img = dest / "images" / f"cam_{cam}.jpg"
+        assert not os.path.samefile(img, perf.image_path(cam, 0))
+        assert img.read_bytes() == perf.image_bytes(cam, 0)
