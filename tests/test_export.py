@@ -669,3 +669,17 @@ def test_colmap_copies_when_hard_links_are_impossible(extracted, tmp_path, monke
         img = dest / "images" / f"cam_{cam}.jpg"
         assert not os.path.samefile(img, perf.image_path(cam, 0))
         assert img.read_bytes() == perf.image_bytes(cam, 0)
+
+
+def test_camera_rules_choose_from_calibration(extracted, tmp_path, capsys) -> None:
+    """--cameras ring:N / front:N pick cameras from the calibration, as extract does."""
+    _smc, perf_dir = extracted
+    argv = ["export", "nerfstudio", str(perf_dir), "--frames", "0", "--json"]
+    assert main([*argv, "--cameras", "ring:3", "-o", str(tmp_path / "r")]) == 0
+    ring = json.loads(capsys.readouterr().out)
+    assert len(ring["cameras"]) == 3 and any("ring:3" in n for n in ring["notes"])
+    assert main([*argv, "--cameras", "front:2", "-o", str(tmp_path / "f")]) == 0
+    front = json.loads(capsys.readouterr().out)
+    assert len(front["cameras"]) == 2 and set(front["cameras"]) <= {"22", "25", "28", "29"}
+    doc = json.loads((tmp_path / "f" / "transforms.json").read_text())
+    assert len(doc["frames"]) == 2
