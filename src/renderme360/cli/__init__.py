@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import Interrupted, Renderme360Error, UsageError
+from .export import cmd_export
 from .parser import PROG, build_parser
 
 CONFIRM_BYTES = 50 * 10**9
@@ -266,7 +267,7 @@ COMMANDS = {
     "extract": cmd_extract,
     "verify": cmd_verify,
     "check": cmd_check,
-    "export": lambda args: args.func(args),  # renderme360.cli.export
+    "export": cmd_export,
     "synth": cmd_synth,
     "demo": cmd_demo,
 }

@@ -49,8 +49,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         p.add_argument("--workers", type=int, help="processes for --downscale (default: CPUs)")
         p.add_argument("--json", action="store_true", help="print the summary as JSON")
         common(p)
-        p.set_defaults(func=cmd_export, command="export")
-    ex.set_defaults(func=cmd_export, command="export", export_format=None, _help=ex.print_help)
+    ex.set_defaults(command="export", export_format=None, _help=ex.print_help)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -224,7 +224,6 @@ def _add_export(sub: Any) -> None:
     from .export import register
 
     register(sub, common)
-    sub.choices["export"].set_defaults(command="export")
 
 
 def _add_demo(sub: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InvalidIdError, Renderme360Error, UsageError
 from ..naming import validate_actor, validate_performance
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
@@ -118,9 +118,7 @@ def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
     available = [c for c in perf.image_camera_ids]
     calibrated = perf.cameras
     spec = parse_cameras(cameras)
-    chosen, note = resolve_cameras(
-        spec, available, {c: {"RT": cam.c2w} for c, cam in calibrated.items()}
-    )
+    chosen, note = resolve_cameras(spec, available, {c: cam.c2w for c, cam in calibrated.items()})
     if chosen is None:
         chosen = [c for c in available if c in calibrated]
         if not chosen:
