@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "renderme360"
 RANKS = {
     "_version": 0,
     "errors": 0,
+    "textsafe": 0,
     "naming": 1,
     "tasks": 2,
     "formats": 2,

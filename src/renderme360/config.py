@@ -23,6 +23,26 @@ KEYS = {
 }
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a job file is a few hundred bytes
+
+
+def _loader() -> type:
+    """A SafeLoader that refuses aliases (``*name``): nested aliases expand exponentially (an
+    "alias bomb" takes seconds and gigabytes), and a job file never needs them."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed in job files", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
 def load_config(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read and check a YAML job file; return one settings dict per job.
 
@@ -33,10 +53,20 @@ def load_config(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read config {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError(f"config {path} is larger than {MAX_CONFIG_BYTES:,} bytes: not a job file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"config {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    try:
+        doc = yaml.load(text, Loader=_loader())  # a SafeLoader without aliases
     except yaml.YAMLError as exc:
         raise UsageError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if doc is None:
@@ -75,7 +105,7 @@ def _check(doc: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
         del doc["subjects"]
     if isinstance(doc.get("subjects"), str):
         doc["subjects"] = ",".join(
-            s.strip().zfill(4) if s.strip().isdigit() else s.strip()
+            s.strip().zfill(4) if s.strip().isascii() and s.strip().isdigit() else s.strip()
             for s in doc["subjects"].split(",")
         )
     return doc

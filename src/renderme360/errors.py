@@ -128,3 +128,9 @@ def is_disk_full(exc: BaseException) -> bool:
     import errno
 
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM, systemd, ``kill``): stop like Ctrl-C, then exit 143 (128 + 15)."""
+
+    exit_code = 143

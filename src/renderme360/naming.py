@@ -83,7 +83,7 @@ def camera_key(cam: int | str) -> str:
             return f"{cam:02d}"
     elif isinstance(cam, (str, bytes)):
         s = cam.decode("ascii", "replace") if isinstance(cam, bytes) else cam
-        if s.isdigit() and len(s) <= 2:
+        if s.isascii() and s.isdigit() and len(s) <= 2:
             return f"{int(s):02d}"
     raise InvalidIdError(f"invalid camera id {cam!r}: expected 0..99")
 

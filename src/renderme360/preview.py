@@ -44,6 +44,11 @@ CONTACT_SHEET = VISUALIZATION_FILES["contact_sheet"]
 MASKS_OVERLAY = VISUALIZATION_FILES["masks_overlay"]
 KEYPOINTS_OVERLAY = VISUALIZATION_FILES["keypoints_overlay"]
 CAMERA_RIG = VISUALIZATION_FILES["camera_rig"]
+# Images larger than this are not decoded for a preview (a 30000 x 30000 PNG would take 2.7 GB:
+# OpenCV decodes PNG in full before reducing it); they are skipped with a note. Real frames are
+# about 5 million pixels, UV textures at most 17 million.
+MAX_PREVIEW_PIXELS = 50_000_000
+MAX_PREVIEW_FILE_BYTES = 64 << 20
 
 TILE_WIDTH = 320  # widest tile of the contact sheet, pixels
 OVERLAY_TILE_WIDTH = 480  # widest tile of the mask and keypoint overlays
@@ -101,6 +106,7 @@ def make_previews(
     files: Sequence[str],
     max_cameras: int = 60,
     rig: Mapping[str, np.ndarray] | None = None,
+    notes: list[str] | None = None,
 ) -> list[Written]:
     """Write visualization/* previews from already-extracted files (relative paths in `files`);
     return what was written. Each preview only when its inputs exist.
@@ -116,7 +122,7 @@ def make_previews(
         raise ValueError(f"max_cameras must be at least 1, not {max_cameras}")
     inputs = _find_inputs(files)
     written: list[Written] = []
-    cache = _TileCache(out)
+    cache = _TileCache(out, notes if notes is not None else [])
 
     frame = _common_frame(inputs.images)
     if frame is not None:
@@ -233,16 +239,42 @@ def _reduce_factor(width: int, target: int) -> int:
     return 2
 
 
-def _decode(path: Path, grayscale: bool, target: int) -> tuple[np.ndarray, tuple[int, int]] | None:
+def _too_large(path: Path, notes: list[str]) -> tuple[bytes | None, tuple[int, int] | None]:
+    """The bytes and (width, height) of an image small enough to decode for a preview; else
+    (None, None), with a warning (and a note when it is above the budget). Checked before any
+    pixel is decoded: an image whose header gives no size is not decoded either."""
+    nbytes = path.stat().st_size
+    if nbytes > MAX_PREVIEW_FILE_BYTES:
+        why = f"{nbytes:,} bytes"
+    else:
+        data = path.read_bytes()
+        size = _image_size(data)
+        if size is None and data:
+            log.warning("preview: skipping %s: no image size in its header", path)
+            return None, None
+        if size is None or size[0] * size[1] <= MAX_PREVIEW_PIXELS:
+            return data, size
+        why = f"{size[0]} x {size[1]} pixels"
+    note = f"preview skipped {path}: {why}, above the preview budget"
+    notes.append(note)
+    log.warning("%s", note)
+    return None, None
+
+
+def _decode(
+    path: Path, grayscale: bool, target: int, notes: list[str] | None = None
+) -> tuple[np.ndarray, tuple[int, int]] | None:
     """Decode an image, reduced when it is wide and ``target`` pixels of width are enough;
-    return it and the full (width, height), or None (with a warning) if it cannot be read."""
+    return it and the full (width, height), or None (with a warning) if it cannot be read or
+    is above the preview budget (then also with a note in ``notes``)."""
     import cv2
 
     try:
-        data = path.read_bytes()
+        data, size = _too_large(path, notes if notes is not None else [])
+        if data is None:
+            return None
         if not data:
             raise ValueError("empty file")
-        size = _image_size(data)
         factor = _reduce_factor(size[0], target) if size else 1
         flags = {
             (False, 1): cv2.IMREAD_COLOR,
@@ -270,8 +302,9 @@ def _decode(path: Path, grayscale: bool, target: int) -> tuple[np.ndarray, tuple
 class _TileCache:
     """Decodes each image at most once per tile width and keeps its tile."""
 
-    def __init__(self, out: OutputDir) -> None:
+    def __init__(self, out: OutputDir, notes: list[str]) -> None:
         self.out = out
+        self.notes = notes  # images skipped for the pixel budget
         self.tiles: dict[tuple[str, int], _Tile | None] = {}
 
     def get(self, rel: str, width: int) -> _Tile | None:
@@ -283,7 +316,7 @@ class _TileCache:
     def _load(self, rel: str, width: int) -> _Tile | None:
         import cv2
 
-        decoded = _decode(self.out.root / rel, grayscale=False, target=width)
+        decoded = _decode(self.out.root / rel, grayscale=False, target=width, notes=self.notes)
         if decoded is None:
             return None
         img, (full_w, full_h) = decoded
@@ -416,7 +449,9 @@ def _masks_overlay(
         tile = cache.get(inputs.images[cam][frame], OVERLAY_TILE_WIDTH)
         if tile is None:
             continue
-        decoded = _decode(out.root / inputs.masks[cam][frame], True, OVERLAY_TILE_WIDTH)
+        decoded = _decode(
+            out.root / inputs.masks[cam][frame], True, OVERLAY_TILE_WIDTH, cache.notes
+        )
         if decoded is None:
             continue
         mask_img = decoded[0]
@@ -538,7 +573,7 @@ def _camera_label(value: Any) -> str:
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     text = str(value)
-    return f"{int(text):02d}" if text.isdigit() and len(text) <= 2 else text
+    return f"{int(text):02d}" if text.isascii() and text.isdigit() and len(text) <= 2 else text
 
 
 def _render_rig(

@@ -125,6 +125,11 @@ def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in chosen)
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``²`` and other digits int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_cameras(value: str | Sequence[str] | int | None) -> CameraSpec | None:
     """``"0,25,30-35"``, ``"ring:8"``, ``"front:4"`` or None/"all"."""
     if value is None:
@@ -137,14 +142,14 @@ def parse_cameras(value: str | Sequence[str] | int | None) -> CameraSpec | None:
         return None
     if ":" in text:
         rule, _, count = text.partition(":")
-        if rule not in ("ring", "front") or not count.isdigit() or int(count) < 1:
+        if rule not in ("ring", "front") or not _digits(count) or int(count) < 1:
             raise UsageError(f"invalid camera rule {value!r}: use ring:N or front:N (N >= 1)")
         return CameraSpec(rule=rule, count=int(count))
     ids: set[str] = set()
     for part in text.split(","):
         part = part.strip()
         lo, sep, hi = part.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
+        if not _digits(lo) or (sep and not _digits(hi)):
             raise UsageError(f"invalid camera selection {part!r}: use ids like 0,25,30-35")
         a, b = int(lo), int(hi) if sep else int(lo)
         if a > b or b > 99:

@@ -67,6 +67,7 @@ class Task:
     blob_kind: str | None = None
     offset: int | None = None
     text: str | None = None
+    fields: tuple[str, ...] | None = None  # FLAME datasets to write (None: every one found)
 
 
 @dataclass

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import NotFoundError, Renderme360Error
+from .errors import NotFoundError, Renderme360Error, UnsafeNameError
 from .output.layout import COMPLETE_MARKER, JOURNAL, MANIFEST, parse_path
-from .output.outdir import sha256_file
+from .output.outdir import check_relative, sha256_file
 from .output.read import path_exists_with_size, read_manifest
 
 #: Derived files not compared by content with the source: metadata records the source's path
@@ -60,8 +60,17 @@ def verify(
     report = VerifyReport(str(folder), complete=(folder / COMPLETE_MARKER).is_file())
     if not report.complete:
         report.problems.append(f"{COMPLETE_MARKER} missing: the extraction did not finish")
-    files = manifest.get("files", [])
-    for item in files:
+    files = manifest.get("files")
+    malformed = not isinstance(files, list)
+    if malformed:
+        report.problems.append(f"{MANIFEST}: malformed: 'files' is not a list")
+        files = []
+    for i, item in enumerate(files):
+        why = _malformed(item) or _outside(folder, item["path"])
+        if why:
+            report.problems.append(f"{MANIFEST}: files[{i}] {why}")
+            malformed = True
+            continue
         rel, size, digest = item["path"], item["bytes"], item.get("sha256", "")
         report.checked += 1
         if not path_exists_with_size(folder, rel, size):
@@ -71,9 +80,12 @@ def verify(
             report.problems.append(f"{rel}: content differs from manifest (sha256)")
         if on_file:
             on_file(1)
-    if source_root is not None:
-        _against_source(folder, manifest, Path(source_root), report)
-        _derived_against_source(folder, manifest, Path(source_root), report)
+    if source_root is not None and not malformed:  # only a well-formed manifest is followed
+        if not all(isinstance(manifest.get(k), str) for k in ("actor", "performance")):
+            report.problems.append(f"{MANIFEST}: malformed: 'actor'/'performance' missing")
+        else:
+            _against_source(folder, manifest, Path(source_root), report)
+            _derived_against_source(folder, manifest, Path(source_root), report)
     return report
 
 
@@ -198,6 +210,34 @@ def _derived_against_source(
                     )
             for key, msg in result.failed:
                 report.problems.append(f"{key}: cannot re-derive from the source ({msg})")
+
+
+def _malformed(item: Any) -> str | None:
+    """Why a manifest entry cannot be checked, or None when it is well formed."""
+    if not isinstance(item, dict):
+        return f"is malformed: an entry of type {type(item).__name__}, not an object"
+    path, size, digest = item.get("path"), item.get("bytes"), item.get("sha256", "")
+    if not isinstance(path, str):
+        return "is malformed: 'path' missing or not a string"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return f"({path!r}) is malformed: 'bytes' missing or not a non-negative integer"
+    if not isinstance(digest, str):
+        return f"({path!r}) is malformed: 'sha256' is not a string"
+    return None
+
+
+def _outside(folder: Path, rel: str) -> str | None:
+    """Why a listed path is not a file inside the performance folder, or None when it is
+    (no absolute path, no ``..``, no symlinked folder on the way out)."""
+    try:
+        check_relative(rel)
+    except UnsafeNameError:
+        return f"({rel!r}) points outside the performance folder: refused"
+    root = os.path.realpath(folder)
+    parent = os.path.realpath(os.path.join(root, os.path.dirname(rel)))
+    if os.path.commonpath([root, parent]) != root:
+        return f"({rel!r}) resolves outside the performance folder: refused"
+    return None
 
 
 def _against_source(

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
-from ..errors import Interrupted, Renderme360Error, UsageError
+from ..errors import Interrupted, Renderme360Error, Terminated, UsageError
+from ..textsafe import printable_streams
 from .export import cmd_export
 from .parser import PROG, build_parser
 
@@ -24,6 +25,7 @@ CONFIRM_BYTES = 50 * 10**9
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``renderme360``; returns the process exit code."""
+    printable_streams(sys.stdout, sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
@@ -35,9 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Renderme360Error as exc:
         _error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _error("interrupted; finished files are kept: run the same command again to resume")
-        return Interrupted.exit_code
+        return exc.exit_code if isinstance(exc, Terminated) else Interrupted.exit_code
     except BrokenPipeError:
         return 0
     except OSError as exc:  # the output filesystem failed us outside a writer (full, read-only)
@@ -45,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _error(f"disk full ({exc.filename or 'output'}); free space and re-run to resume")
             return errors.DiskFullError.exit_code
         _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        return 1
+    except Exception as exc:  # a bug: one line, the traceback only with -v
+        _error(f"unexpected error: {type(exc).__name__}: {errors.one_line(exc)} (-v for details)")
+        logging.getLogger(PROG).info("traceback", exc_info=True)
         return 1
 
 
@@ -86,13 +92,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from ..config import FLAG_KEYS, merge_settings
     from ..pipeline.discover import discover
     from ..pipeline.documents import dry_run_document
-    from ..pipeline.execute import make_executor
+    from ..pipeline.execute import StopSignals, make_executor
     from ..pipeline.run import Request, check_space, survey_all
     from ..tasks import Options
     from .render import plan_table, summary_table
 
     if not 1 <= args.jpeg_quality <= 100:
         raise UsageError("--jpeg-quality must be 1..100")
+    StopSignals().install()  # SIGTERM while surveying stops cleanly too
     jobs = []
     flags = {k: getattr(args, k) for k in FLAG_KEYS}
     for m in merge_settings(args.config, flags, sample=args.sample):
@@ -131,51 +138,51 @@ def cmd_extract(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=1, default=str))
     else:
         summary_table(all_outcomes, quiet=args.quiet)
-    failed = [o for o in all_outcomes if o.status == "failed"]
-    return errors.ExtractionFailed.exit_code if failed else 0
+    return _batch_exit_code(all_outcomes)
 
 
 def _run_batch(
-    perfs: Sequence[Any], req: Any, surveys: Sequence[Any], executor: Any, quiet: bool, need: int
+    perfs: Sequence[Any],
+    req: Any,
+    surveys: Sequence[Any],
+    executor: Any,
+    quiet: bool,
+    need: int,
 ) -> list[Any]:
-    """Run a surveyed batch with a progress bar; Ctrl-C says what was written, then stops."""
+    """Run a surveyed batch with a progress bar; Ctrl-C or SIGTERM says what was written, then
+    stops (SIGTERM terminates worker processes at once)."""
     from ..output.reports import human_bytes
+    from ..pipeline.execute import StopSignals
     from ..pipeline.run import extract_batch
     from .render import CliProgress
 
     total_files = sum(s.remaining_files for s in surveys)
     progress = CliProgress(enabled=not quiet, total_bytes=need, total_files=total_files)
-    _second_interrupt_exits()
+    stopping = StopSignals().install()
+    stopping.executor = executor
     try:
         with progress:
             return extract_batch(perfs, req, executor, progress, surveys=surveys)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        executor.terminate()  # workers would otherwise finish their units first
         _error(
-            f"stopped by Ctrl-C after writing {progress.files:,} files "
-            f"({human_bytes(progress.bytes)}) in this run"
+            f"stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'} after writing "
+            f"{progress.files:,} files ({human_bytes(progress.bytes)}) in this run"
         )
         raise
     finally:
+        stopping.executor = None
         executor.close()
 
 
-def _second_interrupt_exits() -> None:
-    """First Ctrl-C: stop cleanly (KeyboardInterrupt); second: exit at once."""
-    import signal
-    import threading
+def _batch_exit_code(outcomes: Sequence[Any]) -> int:
+    """The batch's exit code; a locked performance is also named on stderr, in any format."""
+    from ..pipeline.run import batch_exit_code
 
-    if threading.current_thread() is not threading.main_thread():
-        return
-    count = [0]
-
-    def handler(signum: int, frame: Any) -> None:
-        count[0] += 1
-        if count[0] == 1:
-            raise KeyboardInterrupt
-        _error("interrupted twice: exiting now; re-run the same command to resume")
-        os._exit(Interrupted.exit_code)
-
-    signal.signal(signal.SIGINT, handler)
+    for o in outcomes:
+        if o.status == "locked":
+            _error(o.error)
+    return batch_exit_code(outcomes)
 
 
 def _confirm(need: int) -> None:
@@ -258,8 +265,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Geometry: renderme360 check {first}   (and in Python: renderme360.load)\n"
         f"Explore:  renderme360 explore {data}"
     )
-    failed = any(o.status == "failed" for o in outcomes)
-    return errors.ExtractionFailed.exit_code if failed else 0
+    return _batch_exit_code(outcomes)
 
 
 COMMANDS = {

@@ -146,15 +146,17 @@ def check_table(report: Any, show_all: bool = False, quiet: bool = False) -> Non
 
 def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
     """Per performance: done / skipped / failed with reason (one plain line when quiet)."""
-    n = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}
+    n = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed", "locked")}
     line = f"{n['done']} done, {n['skipped']} skipped (already complete), {n['failed']} failed"
-    if quiet and not n["failed"]:
+    if n["locked"]:
+        line += f", {n['locked']} locked by another process"
+    if quiet and not n["failed"] and not n["locked"]:
         print(line)
         return
     t = _table("Extraction summary")
     for col in ("performance", "status", "files", "size", "seconds", "folder / error"):
         t.add_column(col, justify="right" if col in ("files", "size", "seconds") else "left")
-    colour = {"done": "green", "skipped": "cyan", "failed": "red"}
+    colour = {"done": "green", "skipped": "cyan", "failed": "red", "locked": "yellow"}
     for o in outcomes:
         c = colour.get(o.status, "white")
         t.add_row(

@@ -8,6 +8,7 @@ a time and an existing symlink on the way is refused, so nothing is written outs
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from ..errors import DiskFullError, UnsafeNameError, is_disk_full
+from ..textsafe import encode_text
 
 TMP_DIR = ".tmp"
 # Blocks at least this large are hashed on a helper thread while they are written: hashlib and
@@ -141,7 +143,7 @@ class OutputDir:
 
     def write_text(self, rel: str, text: str) -> Written:
         """Write UTF-8 text atomically to ``rel``."""
-        return self.write_bytes(rel, text.encode("utf-8"))
+        return self.write_bytes(rel, encode_text(text))
 
     def clean_tmp(self) -> None:
         """Remove leftovers of an interrupted run (temporary files never hold final data)."""
@@ -242,6 +244,33 @@ class PendingDigest:
     def written(self) -> Written:
         """The finished record (waits for the digest)."""
         return Written(self._written.path, self._written.bytes, self._digest.result())
+
+
+def open_own_file(
+    path: str | os.PathLike[str], flags: int, verb: str = "write", mode: int = 0o644
+) -> int:
+    """Open a bookkeeping file the tool changes in place (appends to, truncates, locks) and
+    return its descriptor, refusing anything that could be another file's name: a symlink
+    (``O_NOFOLLOW``), something not a regular file, or a file with more than one hard link
+    (checked on the opened descriptor, so it cannot be swapped in between)."""
+    import stat
+
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UnsafeNameError(f"refusing to {verb} {path}: it is a symlink") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = (
+            "not a regular file"
+            if not stat.S_ISREG(st.st_mode)
+            else (f"it has {st.st_nlink} hard links, so writing it would change a file elsewhere")
+        )
+        raise UnsafeNameError(f"refusing to {verb} {path}: {what}; remove it and run again")
+    return fd
 
 
 def _disk_error(exc: OSError, path: Path) -> OSError | DiskFullError:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..errors import SMCFormatError
+from ..textsafe import printable
 from .layout import BATCH_MANIFEST, FOLDERS, SOURCE_FOLDERS, top_folder
+from .outdir import open_own_file
 from .read import Record
 
 
@@ -120,16 +122,23 @@ BATCH_FIELDS = [
 
 
 def append_batch_row(out_root: Path, row: Mapping[str, Any]) -> None:
-    """Append one line to ``OUT/MANIFEST.csv`` (header written when the file is new)."""
+    """Append one line to ``OUT/MANIFEST.csv``; the header is written by whoever finds the file
+    empty while holding its lock, so concurrent batches write exactly one header."""
+    import fcntl
+
     path = out_root / BATCH_MANIFEST
-    if path.is_symlink():
-        raise SMCFormatError(f"refusing to append to {path}: it is a symlink")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=BATCH_FIELDS, extrasaction="ignore")
-    new = not path.exists()
-    if new:
-        writer.writeheader()
-    writer.writerow({**row, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    stamped = {**row, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out_root.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8", newline="") as f:
-        f.write(buf.getvalue())
+    fd = open_own_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "append to")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=BATCH_FIELDS, extrasaction="ignore")
+        if os.fstat(fd).st_size == 0:
+            writer.writeheader()
+        writer.writerow({k: printable(v) if isinstance(v, str) else v for k, v in stamped.items()})
+        data = buf.getvalue().encode("utf-8")
+        while data:  # O_APPEND: every write lands at the end, under the lock
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)

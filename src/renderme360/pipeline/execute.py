@@ -7,6 +7,7 @@ caller can journal them; nothing here decides what to write.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -15,7 +16,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import DiskFullError, Renderme360Error, SMCFormatError, UsageError
+from ..errors import (
+    DiskFullError,
+    Interrupted,
+    Renderme360Error,
+    SMCFormatError,
+    Terminated,
+    UsageError,
+)
 from ..output.outdir import OutputDir, PendingDigest, Written
 from ..tasks import Options, Unit
 from ..writers import WriteContext, get_writer
@@ -37,9 +45,29 @@ class UnitResult:
     done: list[tuple[str, Written]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None  # a failure that stops the whole run (disk full)
+    tracebacks: list[tuple[str, str]] = field(default_factory=list)  # (task key, traceback)
 
 
-def iter_unit(unit: Unit, out_dir: str, options: Options) -> Iterator[tuple[str, Written | str]]:
+@dataclass(frozen=True)
+class Unexpected:
+    """A failure no check anticipated (a bug, a library error): one line for the user, the
+    traceback for ``-v`` and the journal."""
+
+    message: str
+    traceback: str
+
+    @classmethod
+    def of(cls, exc: BaseException, where: str) -> Unexpected:
+        import traceback
+
+        first = (str(exc).strip().splitlines() or [""])[0]
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(f"{where}: unexpected error: {type(exc).__name__}: {first}".rstrip(), text)
+
+
+def iter_unit(
+    unit: Unit, out_dir: str, options: Options
+) -> Iterator[tuple[str, Written | str | Unexpected]]:
     """Execute a unit task by task, yielding (key, Written) or (key, error message).
 
     Raises DiskFullError (stop everything) and KeyboardInterrupt; other per-file problems
@@ -62,6 +90,9 @@ def iter_unit(unit: Unit, out_dir: str, options: Options) -> Iterator[tuple[str,
             except Renderme360Error as exc:
                 yield task.key, str(exc)
                 continue
+            except Exception as exc:  # fails this file only; the traceback goes to the journal
+                yield task.key, Unexpected.of(exc, f"{unit.source.path}: {task.key}")
+                continue
             if isinstance(got, PendingDigest):
                 hashing.append((task.key, got))
             else:
@@ -81,13 +112,22 @@ def run_unit(unit: Unit, out_dir: str, options: Options) -> UnitResult:
         for key, got in iter_unit(unit, out_dir, options):
             if isinstance(got, Written):
                 result.done.append((key, got))
+            elif isinstance(got, Unexpected):
+                result.failed.append((key, got.message))
+                result.tracebacks.append((key, got.traceback))
             else:
                 result.failed.append((key, got))
     except DiskFullError as exc:
         result.fatal = str(exc)
-    except Renderme360Error as exc:
+    except Exception as exc:  # the unit could not go on: its remaining tasks fail with the reason
+        if isinstance(exc, Renderme360Error):
+            message = str(exc)
+        else:
+            bad = Unexpected.of(exc, unit.source.path)
+            message = bad.message
+            result.tracebacks.append(("", bad.traceback))
         done = {k for k, _ in result.done} | {k for k, _ in result.failed}
-        result.failed.extend((t.key, str(exc)) for t in unit.tasks if t.key not in done)
+        result.failed.extend((t.key, message) for t in unit.tasks if t.key not in done)
     return result
 
 
@@ -99,6 +139,8 @@ class Executor(Protocol):
     ) -> Iterator[tuple[int, UnitResult]]: ...
 
     def close(self) -> None: ...
+
+    def terminate(self) -> None: ...
 
 
 class SerialExecutor:
@@ -113,10 +155,30 @@ class SerialExecutor:
     def close(self) -> None:
         """Nothing to release."""
 
+    def terminate(self) -> None:
+        """Nothing runs elsewhere: the interrupted unit already stopped in this process."""
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which finishes or discards the work in hand."""
+
+def _init_worker(parent: int) -> None:
+    """Workers leave Ctrl-C to the parent, which finishes or discards the work in hand, and end
+    themselves when the parent is gone (killed, or stopped before it could terminate them): an
+    idle pool worker would otherwise wait for work forever, and keep the forkserver alive."""
+    import threading
+    import time
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # the pid was reused by someone else's process
+                os._exit(1)
+
+    threading.Thread(target=watch, name="renderme360-parent-watch", daemon=True).start()
 
 
 class _FutureExecutor:
@@ -166,13 +228,112 @@ class ProcessExecutor(_FutureExecutor):
         ctx = mp.get_context(
             "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         )
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_ignore_sigint)
+        self._pool = ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+        )
 
     def _submit(self, unit: Unit, out_dir: str, options: Options) -> Future[UnitResult]:
-        return self._pool.submit(run_unit, unit, out_dir, options)
+        # Submitting may start a worker; a Ctrl-C or SIGTERM handled half-way would leave that
+        # worker unknown to terminate(), so both wait until it is registered.
+        try:
+            with _signals_deferred():
+                return self._pool.submit(run_unit, unit, out_dir, options)
+        except KeyboardInterrupt:
+            self.terminate_workers()  # including the one just started
+            raise
+
+    def terminate_workers(self) -> None:
+        """Send SIGTERM to every worker process (safe inside a signal handler: no waiting)."""
+        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                proc.terminate()
+
+    def terminate(self) -> None:
+        """Stop now: terminate the workers, drop queued units, reap every worker."""
+        import multiprocessing as mp
+
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        procs += [p for p in mp.active_children() if p not in procs]
+        for proc in procs:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                proc.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Deferral:
+    """Stops (Ctrl-C, SIGTERM) that arrive while a worker is being started wait until it is
+    registered: raised half-way, they would leave a worker terminate() does not know of."""
+
+    depth = 0
+    pending: BaseException | None = None
+
+
+def stop_or_defer(exc: BaseException) -> None:
+    """Raise ``exc`` (from a signal handler) now, or when the worker start in hand is done."""
+    if _Deferral.depth:
+        _Deferral.pending = _Deferral.pending or exc
+        return
+    raise exc
+
+
+class StopSignals:
+    """Ctrl-C and SIGTERM stop an extraction cleanly (the file in hand is finished or discarded,
+    what was done is reported); SIGTERM also terminates the worker processes of ``executor`` at
+    once and is acted on once. A second Ctrl-C exits at once (exit 130). A stop that arrives
+    while a worker starts waits until the worker is known (see stop_or_defer)."""
+
+    def __init__(self) -> None:
+        self.executor: Any = None
+        self._count = 0
+
+    def install(self) -> StopSignals:
+        """Handle SIGINT and SIGTERM from now on (main thread only; elsewhere a no-op)."""
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._handle)
+            signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        term = signum == signal.SIGTERM
+        if term and self.executor is not None:
+            kill = getattr(self.executor, "terminate_workers", None)
+            if kill is not None:
+                kill()
+        if stop_pending() or (term and self._count):  # already stopping
+            return
+        self._count += 1
+        if self._count == 1:
+            stop_or_defer(Terminated() if term else KeyboardInterrupt())
+        else:
+            log.error("interrupted twice: exiting now; re-run the same command to resume")
+            os._exit(Interrupted.exit_code)
+
+
+def stop_pending() -> bool:
+    """Whether a deferred stop is waiting to be raised."""
+    return _Deferral.pending is not None
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """A section in which :func:`stop_or_defer` holds stops back; they are raised at its end."""
+    _Deferral.depth += 1
+    try:
+        yield
+    finally:
+        _Deferral.depth -= 1
+    if not _Deferral.depth and _Deferral.pending is not None:
+        exc, _Deferral.pending = _Deferral.pending, None
+        raise exc
 
 
 class DaskExecutor(_FutureExecutor):
@@ -224,6 +385,9 @@ class DaskExecutor(_FutureExecutor):
 
     def close(self) -> None:
         self._client.close()
+
+    def terminate(self) -> None:
+        """Units already on the cluster finish there; nothing more is submitted."""
 
 
 def _check_reachable(address: str) -> None:

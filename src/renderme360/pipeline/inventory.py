@@ -50,6 +50,7 @@ class FileInventory:
     keypoints3d: list[int] = field(default_factory=list)
     flame: list[int] = field(default_factory=list)
     flame_fields: dict[str, list[Any]] = field(default_factory=dict)
+    flame_missing: dict[str, list[int]] = field(default_factory=dict)  # field -> frames without it
     uv: list[int] = field(default_factory=list)
     scan: dict[str, Any] | None = None
     scan_masks: list[str] = field(default_factory=list)
@@ -90,7 +91,15 @@ class FileInventory:
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (counts and bytes instead of per-frame lists)."""
         # field by field: asdict would deep-copy every blob location (one per image) first
-        per_frame = ("images", "masks", "keypoints2d", "keypoints3d", "flame", "uv")
+        per_frame = (
+            "images",
+            "masks",
+            "keypoints2d",
+            "keypoints3d",
+            "flame",
+            "uv",
+            "flame_missing",
+        )
         skip = {"blobs", "extensions", "camera_rt", "calibration_error", "source", *per_frame}
         d = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in skip}
         d["source"] = asdict(self.source)
@@ -99,6 +108,7 @@ class FileInventory:
             d[name] = {cam: len(frames) for cam, frames in getattr(self, name).items()}
         for name in ("keypoints3d", "flame", "uv"):
             d[name] = len(getattr(self, name))
+        d["flame_missing"] = {k: len(v) for k, v in self.flame_missing.items()}
         d["bytes"] = {k: self.blob_bytes(k) for k in ("color", "mask", "uv", "scan_mask")}
         return d
 
@@ -167,7 +177,17 @@ def _probe_into(r: ExtractionReader, inv: FileInventory, camera_poses: bool = Fa
     inv.keypoints3d = r.list_keypoints3d_frames()
     inv.flame = r.list_flame_frames()
     if inv.flame:
-        inv.flame_fields = {k: [list(s), t] for k, (s, t) in r.flame_fields(inv.flame[0]).items()}
+        # every frame's fields: a field some frames lack is reported, never silently dropped
+        holders = r.flame_field_frames()
+        for name, frames in sorted(holders.items(), key=lambda kv: kv[1][0]):
+            if name not in inv.flame_fields:
+                fields = r.flame_fields(frames[0])
+                inv.flame_fields.update(
+                    (k, [list(s), t]) for k, (s, t) in fields.items() if k not in inv.flame_fields
+                )
+            if len(frames) < len(inv.flame):
+                held = set(frames)
+                inv.flame_missing[name] = [f for f in inv.flame if f not in held]
     inv.uv = r.list_uv_frames()
     for frame in inv.uv:
         inv.blobs[("uv", "", frame)] = r.blob_location("uv", None, frame)

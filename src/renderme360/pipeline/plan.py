@@ -34,6 +34,7 @@ from ..output.layout import (
 )
 from ..selection import FrameRange, Selection, parse_frames, resolve_cameras
 from ..tasks import Options, SourceId, Task, Unit
+from ..textsafe import encode_text
 from .discover import Performance
 from .inventory import FileInventory, info_json, info_text
 
@@ -134,7 +135,9 @@ def describe_union(scopes: Sequence[Scope]) -> dict[str, str]:
 
 def content_tag(task: Task) -> str:
     """Short digest of what a selection-dependent file holds (its cameras, frames or text)."""
-    what = (task.camera, task.cameras, task.frames, task.text)
+    what: tuple[Any, ...] = (task.camera, task.cameras, task.frames, task.text)
+    if task.fields is not None:  # FLAME: which fields every selected frame holds
+        what += (task.fields,)
     return hashlib.sha256(repr(what).encode()).hexdigest()[:16]
 
 
@@ -495,9 +498,7 @@ def _plan_metadata(f: _FilePlan) -> None:
         ("metadata_json", info_json(f.inv, describe_union(f.plan.scopes))),
         ("metadata_txt", info_text(f.inv)),
     ):
-        f.add(
-            FIXED_PATHS[writer_key], "metadata", "text", len(text.encode("utf-8")), True, text=text
-        )
+        f.add(FIXED_PATHS[writer_key], "metadata", "text", len(encode_text(text)), True, text=text)
 
 
 def _plan_calibration(f: _FilePlan) -> None:
@@ -585,12 +586,41 @@ def _plan_keypoints3d(f: _FilePlan) -> None:
 def _plan_flame(f: _FilePlan) -> None:
     fr = tuple(f.pick(f.inv.flame))
     if fr:
+        names = _flame_names(f.inv, fr, f.plan.warnings)
         per_frame = sum(
             int(np.prod(shape)) * np.dtype(dtype).itemsize
-            for shape, dtype in f.inv.flame_fields.values()
+            for name, (shape, dtype) in f.inv.flame_fields.items()
+            if name in names
         )
         nbytes = 2000 + len(fr) * (per_frame + 8)
-        f.add(FIXED_PATHS["flame"], "flame", "flame", nbytes, False, frames=fr)
+        f.add(FIXED_PATHS["flame"], "flame", "flame", nbytes, False, frames=fr, fields=names)
+
+
+#: Member names flame/all_frames.npz uses itself; a FLAME field of that name is not written.
+RESERVED_FLAME_NAMES = ("frame_ids",)
+
+
+def _flame_names(inv: FileInventory, frames: Sequence[int], warnings: list[str]) -> tuple[str, ...]:
+    """FLAME fields held by every selected frame; the others are named in a warning (a
+    field some frames lack, a reserved name) instead of being silently dropped."""
+    names = []
+    chosen = set(frames)
+    for name in sorted(inv.flame_fields):
+        lacking = [f for f in inv.flame_missing.get(name, []) if f in chosen]
+        if name in RESERVED_FLAME_NAMES:
+            warnings.append(
+                f"{inv.source.path}: FLAME field {name!r} not written: the name is reserved "
+                "for the frame index of flame/all_frames.npz"
+            )
+        elif lacking:
+            shown = ", ".join(map(str, lacking[:5])) + (", ..." if len(lacking) > 5 else "")
+            warnings.append(
+                f"{inv.source.path}: FLAME field {name!r} is missing from {len(lacking)} of "
+                f"{len(frames)} frames ({shown}); not written to flame/all_frames.npz"
+            )
+        else:
+            names.append(name)
+    return tuple(names)
 
 
 def _plan_scan(f: _FilePlan) -> None:

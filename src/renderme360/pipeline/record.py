@@ -18,7 +18,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import LockedError, UnsafeNameError
 from ..output.layout import COMPLETE_MARKER, JOURNAL, LOCK, MANIFEST
-from ..output.outdir import OutputDir, Written
+from ..output.outdir import OutputDir, Written, open_own_file
 from ..output.read import Record, read_manifest
 
 
@@ -30,16 +30,24 @@ def load_records(out_dir: Path) -> dict[str, Record]:
     for item in manifest.get("files", []) if manifest else []:
         if all(f in item for f in fields):  # previews and reports are not task records
             records[item["key"]] = Record(**{f: item[f] for f in fields})
-    journal = out_dir / JOURNAL
-    if journal.is_file() and not journal.is_symlink():  # a planted link is not our journal
-        with open(journal, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rec = Record(**json.loads(line))
-                except (ValueError, TypeError):
-                    continue  # a line cut short by a crash
-                records[rec.key] = rec
+    for line in _journal_lines(out_dir):
+        try:
+            rec = Record(**json.loads(line))
+        except (ValueError, TypeError):
+            continue  # a line cut short by a crash, a selections or error line
+        records[rec.key] = rec
     return records
+
+
+def _journal_lines(out_dir: Path) -> Iterator[str]:
+    """Lines of the journal; a planted link (symbolic, or a hard link to a file elsewhere) is
+    not our journal and gives none."""
+    try:
+        fd = open_own_file(out_dir / JOURNAL, os.O_RDONLY, "read")
+    except (OSError, UnsafeNameError):
+        return
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+        yield from f
 
 
 def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
@@ -57,16 +65,13 @@ def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
             found.extend(d for d in listed if isinstance(d, dict))
         elif isinstance(manifest.get("selection"), dict):
             found.append({**manifest["selection"], "camera_ids": manifest.get("cameras_selected")})
-    journal = out_dir / JOURNAL
-    if journal.is_file() and not journal.is_symlink():
-        with open(journal, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith('{"selections"'):
-                    try:
-                        listed = json.loads(line)["selections"]
-                    except (ValueError, KeyError, TypeError):
-                        continue
-                    found.extend(d for d in listed if isinstance(d, dict) and d not in found)
+    for line in _journal_lines(out_dir):
+        if line.startswith('{"selections"'):
+            try:
+                listed = json.loads(line)["selections"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            found.extend(d for d in listed if isinstance(d, dict) and d not in found)
     return found
 
 
@@ -77,8 +82,7 @@ class Journal:
         self.path = out_dir / JOURNAL
         if self.path.is_symlink():  # never append through a link planted in the output folder
             self.path.unlink()
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(self.path, flags, 0o644)
+        fd = open_own_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "append to")
         self._f = os.fdopen(fd, "a", encoding="utf-8")  # kept open for the run
 
     def add_scopes(self, scopes: Iterable[Mapping[str, Any]]) -> None:
@@ -88,6 +92,12 @@ class Journal:
 
     def add(self, records: Iterable[Record]) -> None:
         self._f.write("".join(json.dumps(r.to_dict()) + "\n" for r in records))
+        self._f.flush()
+
+    def add_error(self, key: str, traceback: str) -> None:
+        """Record the traceback of an unexpected failure (a line resume skips: no Record)."""
+        doc = {"error": key, "traceback": traceback, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self._f.write(json.dumps(doc) + "\n")
         self._f.flush()
 
     def close(self) -> None:
@@ -111,12 +121,7 @@ def performance_lock(out: OutputDir, wait: bool = False) -> Iterator[None]:
 
     out.ensure_root()
     path = out.root / LOCK
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        raise UnsafeNameError(f"refusing to lock {path}: it is a symlink") from None
+    fd = open_own_file(path, os.O_RDWR | os.O_CREAT, "lock")  # truncated below: never another file
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

@@ -19,7 +19,9 @@ from typing import Any
 
 from ..errors import (
     DiskFullError,
+    ExtractionFailed,
     InsufficientSpaceError,
+    LockedError,
     Renderme360Error,
     UsageError,
     is_disk_full,
@@ -124,7 +126,8 @@ class Survey:
 
 @dataclass
 class Outcome:
-    """How one performance ended: done, skipped (already complete), failed, or interrupted."""
+    """How one performance ended: done, skipped (already complete), failed, locked (another
+    process is extracting it), or interrupted."""
 
     key: str
     actor: str
@@ -311,7 +314,11 @@ def run_performance(
             )
         else:
             progress.finishing(perf.key)
-            _finish(plan, out, records, req, exec_seconds)
+            try:
+                _finish(plan, out, records, req, exec_seconds)
+            except BaseException:
+                out.clean_tmp()  # nothing half-written stays behind, whatever went wrong
+                raise
     outcome.seconds = time.monotonic() - start
     _fill_counts(outcome, out_dir, records)
     return outcome
@@ -346,6 +353,9 @@ def _execute(
                 )
             )
         journal.add(new)
+        for key, text in result.tracebacks:
+            journal.add_error(key, text)
+            log.info("unexpected failure of %s:\n%s", key or "a unit", text.rstrip())
         records.update((r.key, r) for r in new)
         failures.extend(msg for _key, msg in result.failed)
         progress.advance(len(result.done) + len(result.failed), sum(r.bytes for r in new))
@@ -365,7 +375,11 @@ def _finish(
             from ..preview import make_previews
 
             paths = sorted(r.path for r in records.values())
-            extra.extend(make_previews(out, paths, rig=whole_rig(plan)))
+            notes: list[str] = []
+            extra.extend(make_previews(out, paths, rig=whole_rig(plan), notes=notes))
+            if notes:
+                plan.warnings.extend(dict.fromkeys(notes))  # once each, in order
+                doc = plan_document(plan)
         except (Renderme360Error, OSError, ValueError) as exc:
             if is_disk_full(exc):
                 raise
@@ -492,10 +506,16 @@ def extract_batch(
                 with contextlib.suppress(OSError):  # the disk may be why we stopped
                     append_batch_row(Path(req.out_root), interrupted_outcome(s, req).row())
             raise
+        except LockedError as exc:  # not a failure of the data: another run has it in hand
+            outcome = Outcome(
+                s.perf.key, s.perf.actor, s.perf.performance, "locked", error=str(exc)
+            )
         except Renderme360Error as exc:
             outcome = Outcome(
                 s.perf.key, s.perf.actor, s.perf.performance, "failed", error=str(exc)
             )
+        except Exception as exc:  # never a bare traceback: this performance fails, others run
+            outcome = _unexpected_outcome(s, req, exc)
         progress.performance_finished(outcome)
         if record_batch:
             append_batch_row(Path(req.out_root), outcome.row())
@@ -514,6 +534,33 @@ def interrupted_outcome(s: Survey, req: Request) -> Outcome:
     return outcome
 
 
+def batch_exit_code(outcomes: Sequence[Outcome]) -> int:
+    """6 when a performance failed, else 4 when one was locked by another process, else 0."""
+    if any(o.status == "failed" for o in outcomes):
+        return ExtractionFailed.exit_code
+    return LockedError.exit_code if any(o.status == "locked" for o in outcomes) else 0
+
+
+def _unexpected_outcome(s: Survey, req: Request, exc: Exception) -> Outcome:
+    """A performance failed by an exception no check anticipated: one line for the summary,
+    the traceback under ``-v`` and in the performance's journal."""
+    from .execute import Unexpected
+
+    bad = Unexpected.of(exc, s.perf.key)
+    log.info("unexpected failure of %s:\n%s", s.perf.key, bad.traceback.rstrip())
+    out_dir = Path(req.out_root) / s.perf.key
+    if out_dir.is_dir() and not out_dir.is_symlink():
+        try:
+            journal = Journal(out_dir)
+            try:
+                journal.add_error("", bad.traceback)
+            finally:
+                journal.close()
+        except (OSError, Renderme360Error):
+            log.debug("could not record the traceback in %s", out_dir, exc_info=True)
+    return Outcome(s.perf.key, s.perf.actor, s.perf.performance, "failed", error=bad.message)
+
+
 def survey_all(
     performances: Sequence[Performance],
     req: Request,
@@ -528,6 +575,12 @@ def survey_all(
             raise
         except Renderme360Error as exc:
             s = Survey(p, "", error=str(exc))
+        except Exception as exc:  # never a bare traceback: this performance fails, others run
+            from .execute import Unexpected
+
+            bad = Unexpected.of(exc, p.key)
+            log.info("unexpected failure of %s:\n%s", p.key, bad.traceback.rstrip())
+            s = Survey(p, "", error=bad.message)
         if on_each:
             on_each(s)
         out.append(s)

@@ -37,7 +37,7 @@ from ..errors import (
 )
 from ..formats.image import image_extension
 from ..naming import CAMERA_RE, FRAME_RE
-from . import schema
+from . import h5safe, schema
 from .h5safe import to_str
 from .reader import ExtractionReader
 
@@ -138,22 +138,20 @@ class GroupView(Mapping[str, Any]):
         return len(self._group)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and bool(MEMBER_RE.fullmatch(key)) and key in self._group
+        return (
+            isinstance(key, str)
+            and bool(MEMBER_RE.fullmatch(key))
+            and _member(self._reader, self._group, key) is not None
+        )
 
     def __repr__(self) -> str:
         return f"<GroupView {self.name!r} ({len(self)} members) of {str(self._reader.path)!r}>"
 
 
 def _member(reader: ExtractionReader, group: h5py.Group, name: str) -> Any:
-    """Member ``name`` of ``group``, or None when absent; an external link is refused."""
-    link = group.get(name, getlink=True)
-    if link is None:
-        return None
-    if isinstance(link, h5py.ExternalLink):
-        raise UnsafeNameError(
-            f"{reader.path}: refusing {group.name}/{name}: an external link to {link.filename!r}"
-        )
-    return group.get(name)
+    """Member ``name`` of ``group``, or None when absent; an external link (also behind soft
+    links) is refused before it is followed (see :func:`.h5safe.child`)."""
+    return h5safe.child(reader.path, group, name)
 
 
 def _public(reader: ExtractionReader, node: Any) -> Any:

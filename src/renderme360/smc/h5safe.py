@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5d, h5s, h5t
+from h5py import h5d, h5g, h5l, h5s, h5t
 
 from ..errors import SMCFormatError, UnsafeNameError, one_line
 from . import schema
@@ -119,29 +118,138 @@ def to_py(value: Any) -> Any:
     return str(value)
 
 
-def checked_keys(path: Path, group: Any, pattern: Any, what: str) -> Iterator[str]:
-    """Member names of a group, each checked against the documented grammar."""
+# ---------------------------------------------------------------------- inside-the-file guard
+# HDF5 can make an object's bytes come from outside the file: an external link (another file),
+# external storage (raw bytes of any file) or a virtual dataset (slices of other files). Every
+# object is reached through get/child, which never follow an external link, and every dataset
+# passes checked_dataset (or refuse_outside_storage when probed low-level), which refuses
+# external and virtual storage before a byte is read. Soft links stay inside the file and work.
+
+#: Soft links followed while resolving one path (a chain or loop of soft links ends here).
+MAX_SOFT_HOPS = 16
+_ANY_NAME_RE = re.compile(r".*", re.DOTALL)
+
+
+def inside_path(path: Path, root: h5py.File, where: str) -> str | None:
+    """``where`` rewritten to hard links only (soft links resolved inside the file), or None when
+    it does not exist. An external or user-defined link on the way is refused before HDF5
+    follows it (following would open the other file, which may even be a FIFO)."""
+    parts = [p for p in where.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name == ".":
+            continue
+        group_id = _open_group(root.id, "/" + "/".join(done))
+        bname = name.encode("utf-8", "surrogateescape")
+        if group_id is None or not group_id.links.exists(bname):
+            return None
+        kind = group_id.links.get_info(bname).type
+        if kind == h5l.TYPE_HARD:
+            done.append(name)
+            continue
+        at = "/" + "/".join([*done, name])
+        if kind != h5l.TYPE_SOFT:
+            raise UnsafeNameError(f"{path}: {_link_refusal(kind)}: {at}")
+        hops += 1
+        if hops > MAX_SOFT_HOPS:
+            raise SMCFormatError(f"{path}: soft links loop or chain too long at {at}")
+        target = group_id.links.get_val(bname).decode("utf-8", "surrogateescape")
+        if target.startswith("/"):
+            done = []
+        parts = [p for p in target.split("/") if p] + parts
+    return "/" + "/".join(done)
+
+
+def get(path: Path, root: h5py.File, where: str) -> Any:
+    """The object at ``where`` (from the root), or None when absent; refuses external links."""
+    inside = inside_path(path, root, where)
+    return None if inside is None else root[inside]
+
+
+def child(path: Path, group: Any, name: str) -> Any:
+    """Member ``name`` of a group reached through :func:`get`, or None when absent (or when
+    ``group`` is no group)."""
+    if not isinstance(group, h5py.Group):
+        return None
+    return get(path, group.file, f"{group.name}/{name}")
+
+
+def member_links(path: Path, group: Any, pattern: Any, what: str) -> dict[str, int]:
+    """Member names of a group -> link type, each name checked against the documented grammar
+    and each link against the inside-the-file rule (one low-level pass over the group)."""
     if not isinstance(group, h5py.Group):
         raise SMCFormatError(f"{path}: {group.name} should be a group")
-    for key in group:
+    links: dict[str, int] = {}
+
+    def visit(name: bytes, info: Any) -> None:
+        links[name.decode("utf-8", "surrogateescape")] = info.type
+
+    group.id.links.iterate(visit, info=True)
+    for key, kind in links.items():
         if not pattern.fullmatch(key):
             raise UnsafeNameError(
                 f"{path}: refusing {what} key {key!r} in {group.name}: not of the documented form"
             )
-        yield key
+        if kind not in (h5l.TYPE_HARD, h5l.TYPE_SOFT):
+            raise UnsafeNameError(f"{path}: {_link_refusal(kind)}: {group.name.rstrip('/')}/{key}")
+    return links
+
+
+def refuse_outside_storage(dsid: Any, prefix: str, where: str) -> None:
+    """Refuse a dataset whose bytes would come from outside the file: external storage (raw
+    bytes of another file) or a virtual layout (slices of other datasets); header only."""
+    plist = dsid.get_create_plist()
+    if plist.get_external_count():
+        raise SMCFormatError(f"{prefix}external storage is not allowed: {where}")
+    if plist.get_layout() == h5d.VIRTUAL:
+        raise SMCFormatError(f"{prefix}virtual dataset is not allowed: {where}")
+
+
+def check_member_storage(path: Path, group: Any, name: str, link: int) -> None:
+    """Refuse a member whose bytes lie outside the file (low-level for a hard link)."""
+    if link == h5l.TYPE_HARD:
+        dsid = open_dataset(group.id, name)
+        if dsid is not None:
+            refuse_outside_storage(dsid, f"{path}: ", f"{group.name}/{name}")
+        return
+    obj = child(path, group, name)
+    if isinstance(obj, h5py.Dataset):
+        checked_dataset(path, obj)
+
+
+def _link_refusal(kind: int) -> str:
+    """What a link of this type is called in a refusal message."""
+    if kind == h5l.TYPE_EXTERNAL:
+        return "external link is not allowed"
+    return "user-defined link is not allowed"
+
+
+def _open_group(file_id: Any, where: str) -> Any:
+    """Low-level id of the group at a hard-link-only path, or None when it is no group."""
+    try:
+        return h5g.open(file_id, where.encode("utf-8", "surrogateescape"))
+    except (KeyError, ValueError, TypeError, OSError, RuntimeError):
+        return None
+
+
+def checked_keys(path: Path, group: Any, pattern: Any, what: str) -> list[str]:
+    """Member names of a group, each checked against the documented grammar (and no member
+    may be an external link)."""
+    return list(member_links(path, group, pattern, what))
 
 
 def safe_member_names(path: Path, group: h5py.Group) -> list[str]:
-    names = []
-    for key in group:
+    names = list(member_links(path, group, _ANY_NAME_RE, "dataset"))
+    for key in names:
         if not key.isidentifier():
             raise UnsafeNameError(f"{path}: refusing dataset name {key!r} in {group.name}")
-        names.append(key)
     return names
 
 
 def read_array(path: Path, group: Any, name: str) -> np.ndarray:
-    dset = group.get(name) if isinstance(group, h5py.Group) else None
+    dset = child(path, group, name)
     if not isinstance(dset, h5py.Dataset):
         raise SMCFormatError(f"{path}: {getattr(group, 'name', '?')}/{name} is missing")
     return np.asarray(checked_dataset(path, dset)[()])
@@ -169,18 +277,25 @@ def checked_dataset(
     if dset.dtype.kind not in kinds:
         kind = "non-numeric" if kinds == "biuf" else "unexpected"
         raise SMCFormatError(f"{what} has {kind} dtype {dset.dtype}")
+    refuse_outside_storage(dset.id, f"{path}: ", dset.name)
     nbytes = declared_bytes(dset)
     if nbytes > limit:
         raise SMCFormatError(
             f"{what} declares shape {dset.shape} {dset.dtype} ({nbytes:,} bytes), too large "
             f"(limit {limit:,}); refusing to read it"
         )
-    if nbytes > schema.SPARSE_OK_BYTES and not is_filtered(dset):
+    if nbytes > schema.SPARSE_OK_BYTES:
         stored = int(dset.id.get_storage_size())
-        if stored < nbytes:
+        if not is_filtered(dset):
+            if stored < nbytes:
+                raise SMCFormatError(
+                    f"{what} declares {nbytes:,} bytes but only {stored:,} are stored "
+                    "(never written or truncated)"
+                )
+        elif nbytes > schema.MAX_EXPANSION * stored:
             raise SMCFormatError(
-                f"{what} declares {nbytes:,} bytes but only {stored:,} are stored "
-                "(never written or truncated)"
+                f"{what} would expand from {stored:,} stored bytes to {nbytes:,} "
+                f"(more than {schema.MAX_EXPANSION}x); refusing to read it"
             )
     return dset
 
@@ -223,12 +338,14 @@ def open_dataset(group_id: Any, name: str) -> Any:
         return None
 
 
-def plain_nbytes(group_id: Any, name: str) -> int | None:
-    """Declared bytes of a simple numeric dataset, read from its header alone; None for
-    anything else (the caller then takes the checked high-level path)."""
+def plain_nbytes(group_id: Any, name: str, prefix: str, where: str) -> int | None:
+    """Declared bytes of a simple numeric dataset, read from its header alone (its storage
+    checked to be inside the file); None for anything else (the caller then takes the checked
+    high-level path)."""
     dsid = open_dataset(group_id, name)
     if dsid is None:
         return None
+    refuse_outside_storage(dsid, prefix, where)
     space = dsid.get_space()
     if space.get_simple_extent_type() != h5s.SIMPLE:
         return None

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import h5py
 import numpy as np
+from h5py import h5l
 
 from ..errors import (
     InvalidIdError,
@@ -190,9 +192,10 @@ class ExtractionReader:
     @_guard
     def read_camera_info(self) -> dict[str, Any] | None:
         """``num_device, num_frame, resolution`` (height, width) of the Camera group, or None."""
-        if schema.CAMERA not in self.smc:
+        camera = self._get(schema.CAMERA)
+        if camera is None:
             return None
-        a = self.smc[schema.CAMERA].attrs
+        a = camera.attrs
         info = {k: to_py(a[k]) if k in a else None for k in ("num_device", "num_frame")}
         info["resolution"] = to_py(a["resolution"]) if "resolution" in a else None
         self._check_camera_info(info)
@@ -215,7 +218,7 @@ class ExtractionReader:
     @_guard
     def read_calibration_all(self) -> dict[str, dict[str, np.ndarray]] | None:
         """``{cam: {'K', 'D', 'RT'}}`` for every calibrated camera (None without calibration)."""
-        if schema.CALIBRATION not in self.smc:
+        if not self._has(schema.CALIBRATION):
             return None
         cams = self.list_calibration_cameras()
         return {cam: self.read_calibration(cam) for cam in cams}  # type: ignore[misc]
@@ -224,16 +227,25 @@ class ExtractionReader:
     def read_calibration(self, Camera_id: int | str) -> dict[str, np.ndarray] | None:
         """``{'K' (3,3), 'D' (5,), 'RT' (4,4)}`` of one camera, shapes checked; RT maps camera
         to world. None when the file has no calibration; InvalidIdError for an absent camera."""
-        if schema.CALIBRATION not in self.smc:
+        if not self._has(schema.CALIBRATION):
             return None
         cam = camera_key(Camera_id)
-        group = self.smc[schema.CALIBRATION]
-        if cam not in group:
+        node = self._get(f"{schema.CALIBRATION}/{cam}")
+        if node is None:
             raise InvalidIdError(f"{self.path}: no calibration for camera {cam}")
         shapes = schema.CALIBRATION_SHAPES
         out = {}
         for name, shape in shapes.items():
-            arr = self._read_array(group[cam], name)
+            # shape checked from the header, before a byte is read (a K may declare 1 GiB)
+            declared = getattr(self._child(node, name), "shape", None)
+            if declared is not None and (
+                math.prod(declared) != math.prod(shape)
+                or (len(declared) != len(shape) and name != "D")
+            ):
+                raise SMCFormatError(
+                    f"{self.path}: Calibration/{cam}/{name} has shape {declared}, expected {shape}"
+                )
+            arr = self._read_array(node, name)
             if name == "D" and arr.size == 5:
                 arr = arr.reshape(5)
             if arr.shape != shape or not np.issubdtype(arr.dtype, np.number):
@@ -246,35 +258,40 @@ class ExtractionReader:
     @_guard
     def list_calibration_cameras(self) -> list[str]:
         """Camera ids with calibration, sorted."""
-        if schema.CALIBRATION not in self.smc:
+        group = self._get(schema.CALIBRATION)
+        if group is None:
             return []
-        return sorted(self._checked_keys(self.smc[schema.CALIBRATION], CAMERA_RE, "camera"))
+        cams = sorted(self._checked_keys(group, CAMERA_RE, "camera"))
+        for cam in cams:  # headers only: K/D/RT must be stored inside this file
+            node = self._child(group, cam)
+            if isinstance(node, h5py.Group):
+                links = h5safe.member_links(self.path, node, h5safe._ANY_NAME_RE, "dataset")
+                for name, link in links.items():
+                    h5safe.check_member_storage(self.path, node, name, link)
+        return cams
 
     # ------------------------------------------------------------------ images
     @_guard
     def list_cameras(self, Image_type: str = "color") -> list[str]:
         """Cameras holding at least one frame of ``Image_type`` ('color' or 'mask'), sorted."""
-        if schema.CAMERA not in self.smc:
+        camera = self._get(schema.CAMERA)
+        if camera is None:
             return []
         cams = []
-        for cam in sorted(self._checked_keys(self.smc[schema.CAMERA], CAMERA_RE, "camera")):
-            group = self.smc[schema.CAMERA][cam]
-            if isinstance(group, h5py.Group) and Image_type in group:
-                sub = group[Image_type]
-                if isinstance(sub, h5py.Group) and len(sub) > 0:
-                    cams.append(cam)
+        for cam in sorted(self._checked_keys(camera, CAMERA_RE, "camera")):
+            sub = self._child(self._child(camera, cam), Image_type)
+            if isinstance(sub, h5py.Group) and len(sub) > 0:
+                cams.append(cam)
         return cams
 
     @_guard
     def list_frames(self, Camera_id: int | str, Image_type: str = "color") -> list[int]:
         """Frame indices stored for one camera and image type, ascending ([] when none)."""
         cam = camera_key(Camera_id)
-        if schema.CAMERA not in self.smc or cam not in self.smc[schema.CAMERA]:
+        sub = self._child(self._get(f"{schema.CAMERA}/{cam}"), Image_type)
+        if sub is None:
             return []
-        group = self.smc[schema.CAMERA][cam]
-        if not isinstance(group, h5py.Group) or Image_type not in group:
-            return []
-        return sorted(int(k) for k in self._checked_keys(group[Image_type], FRAME_RE, "frame"))
+        return sorted(int(k) for k in self._checked_keys(sub, FRAME_RE, "frame"))
 
     def get_img_bytes(self, Camera_id: int | str, Image_type: str, Frame_id: int | str) -> bytes:
         """The stored encoded bytes (a JPEG/PNG file) of one colour image or mask, undecoded."""
@@ -288,7 +305,7 @@ class ExtractionReader:
         c = camera_key(cam) if kind in ("color", "mask", "scan_mask") else None  # type: ignore[arg-type]
         f = _frame_arg(frame) if kind in ("color", "mask", "uv") else None  # type: ignore[arg-type]
         path, what = schema.blob_path(kind, c, f)
-        obj = self.smc.get(path)
+        obj = self._get(path)
         if obj is None:
             raise InvalidIdError(f"{self.path}: no {what}")
         expected = f"{self.path}: {path} should be 1-D uint8 encoded bytes"
@@ -339,13 +356,16 @@ class ExtractionReader:
         calls; anything else goes through the checked path and its errors.
         """
         cam = camera_key(Camera_id)
-        group = self.smc.get(f"{schema.CAMERA}/{cam}/{Image_type}")
+        group = self._get(f"{schema.CAMERA}/{cam}/{Image_type}")
         if group is None:
             return {}
-        keys = self._checked_keys(group, FRAME_RE, "frame")
+        links = h5safe.member_links(self.path, group, FRAME_RE, "frame")
+        hard = h5l.TYPE_HARD
         out = {}
-        for key in sorted(keys, key=int):
-            loc = h5safe.plain_blob_location(group.id, key)
+        for key in sorted(links, key=int):
+            # only a hard link is opened low-level: it names an object of THIS file, so the
+            # offset is one in this file; soft links take the checked path, which resolves them
+            loc = h5safe.plain_blob_location(group.id, key) if links[key] == hard else None
             out[int(key)] = loc or self.blob_location(Image_type, cam, key)
         return out
 
@@ -371,10 +391,10 @@ class ExtractionReader:
         return {"audio": audio, "sample_rate": self.audio_sample_rate()}
 
     def _audio_group(self) -> h5py.Group | None:
-        group = self.smc.get(schema.AUDIO_GROUP)
+        group = self._get(schema.AUDIO_GROUP)
         if group is None:
             return None
-        if not isinstance(group, h5py.Group) or "audio" not in group:
+        if not isinstance(group, h5py.Group) or self._child(group, "audio") is None:
             raise SMCFormatError(f"{self.path}: Camera/00/audio is not an audio group")
         return group
 
@@ -384,7 +404,7 @@ class ExtractionReader:
         group = self._audio_group()
         if group is None:
             return None
-        dset = group["audio"]
+        dset = self._child(group, "audio")
         if not isinstance(dset, h5py.Dataset):
             raise SMCFormatError(f"{self.path}: Camera/00/audio/audio is not a dataset")
         self._checked_dataset(dset)
@@ -404,7 +424,7 @@ class ExtractionReader:
     def audio_sample_rate(self) -> int:
         """Sample rate stored beside the audio (Hz)."""
         group = self._audio_group()
-        if group is None or "sample_rate" not in group:
+        if group is None or self._child(group, "sample_rate") is None:
             raise SMCFormatError(f"{self.path}: audio has no sample_rate")
         rate = to_py(self._read_array(group, "sample_rate"))
         if isinstance(rate, list):
@@ -419,16 +439,16 @@ class ExtractionReader:
         """(106, 2) pixel landmarks of one camera and frame; None when absent or empty."""
         cam = camera_key(Camera_id)
         frame = _frame_arg(Frame_id)
-        if cam not in KEYPOINT2D_CAMERAS or schema.KEYPOINTS2D not in self.smc:
+        if cam not in KEYPOINT2D_CAMERAS or not self._has(schema.KEYPOINTS2D):
             return None
-        node = self.smc[schema.KEYPOINTS2D].get(cam)
+        node = self._get(f"{schema.KEYPOINTS2D}/{cam}")
         return self._frame_array(node, frame, f"Keypoints2d/{cam}", last_dim=2)
 
     @_guard
     def read_keypoints3d(self, Frame_id: int | str) -> np.ndarray | None:
         """(73, 3) world landmarks of one frame; None when absent or empty."""
         frame = _frame_arg(Frame_id)
-        return self._frame_array(self.smc.get(schema.KEYPOINTS3D), frame, "Keypoints3d", last_dim=3)
+        return self._frame_array(self._get(schema.KEYPOINTS3D), frame, "Keypoints3d", last_dim=3)
 
     def _frame_array(self, node: Any, frame: str, where: str, last_dim: int) -> np.ndarray | None:
         """Per-frame array from a group of frames, or a row of a stacked (frames, n, d) dataset."""
@@ -443,7 +463,7 @@ class ExtractionReader:
                 return None
             arr = np.asarray(node[idx])
         else:
-            if frame not in node:
+            if self._child(node, frame) is None:
                 return None
             arr = self._read_array(node, frame)
         if arr.size == 0:
@@ -458,23 +478,24 @@ class ExtractionReader:
     @_guard
     def list_keypoints2d_cameras(self) -> list[str]:
         """Frontal cameras (18..32, the only ones with 2-D keypoints) with an entry, sorted."""
-        if schema.KEYPOINTS2D not in self.smc:
+        group = self._get(schema.KEYPOINTS2D)
+        if group is None:
             return []
-        keys = self._checked_keys(self.smc[schema.KEYPOINTS2D], CAMERA_RE, "camera")
+        keys = self._checked_keys(group, CAMERA_RE, "camera")
         return sorted(k for k in keys if k in KEYPOINT2D_CAMERAS)
 
     @_guard
     def list_keypoints2d_frames(self, Camera_id: int | str) -> list[int]:
         """Frames of one camera whose 2D keypoints are present and non-empty."""
         cam = camera_key(Camera_id)
-        if schema.KEYPOINTS2D not in self.smc or cam not in KEYPOINT2D_CAMERAS:
+        if cam not in KEYPOINT2D_CAMERAS or not self._has(schema.KEYPOINTS2D):
             return []
-        return self._nonempty_frames(self.smc[schema.KEYPOINTS2D].get(cam), f"Keypoints2d/{cam}")
+        return self._nonempty_frames(self._get(f"{schema.KEYPOINTS2D}/{cam}"), f"Keypoints2d/{cam}")
 
     @_guard
     def list_keypoints3d_frames(self) -> list[int]:
         """Frames whose 3D keypoints are present and non-empty."""
-        return self._nonempty_frames(self.smc.get(schema.KEYPOINTS3D), "Keypoints3d")
+        return self._nonempty_frames(self._get(schema.KEYPOINTS3D), "Keypoints3d")
 
     def _nonempty_frames(self, node: Any, where: str) -> list[int]:
         if node is None:
@@ -485,11 +506,19 @@ class ExtractionReader:
                 raise SMCFormatError(f"{self.path}: {where} has shape {node.shape}")
             return list(range(node.shape[0])) if node.shape[1] else []
         frames = []
-        for key in self._checked_keys(node, FRAME_RE, "frame"):
-            nbytes = h5safe.plain_nbytes(node.id, key)
-            if nbytes is None:  # not a plain dataset: look closer
-                obj = node[key]
-                nbytes = declared_bytes(obj) if isinstance(obj, h5py.Dataset) else 0
+        for key, link in h5safe.member_links(self.path, node, FRAME_RE, "frame").items():
+            nbytes = (
+                h5safe.plain_nbytes(node.id, key, f"{self.path}: ", f"{node.name}/{key}")
+                if link == h5l.TYPE_HARD
+                else None
+            )
+            if nbytes is None:  # not a plain dataset in this file: look closer
+                obj = self._child(node, key)
+                nbytes = (
+                    declared_bytes(self._checked_dataset(obj))
+                    if isinstance(obj, h5py.Dataset)
+                    else 0
+                )
             if nbytes > 0:
                 frames.append(int(key))
         return sorted(frames)
@@ -499,31 +528,49 @@ class ExtractionReader:
     def read_flame_field(self, Frame_id: int | str, name: str) -> np.ndarray:
         """One FLAME dataset of one frame (e.g. ``verts`` (5023, 3))."""
         frame = _frame_arg(Frame_id)
-        node = self.smc.get(f"{schema.FLAME}/{frame}")
+        node = self._get(f"{schema.FLAME}/{frame}")
         if not isinstance(node, h5py.Group):
             raise InvalidIdError(f"{self.path}: no FLAME parameters for frame {frame}")
-        if name not in node:
+        if self._child(node, name) is None:
             raise SMCFormatError(f"{self.path}: FLAME/{frame} has no {name!r} (other frames do)")
         return self._read_array(node, name)
 
     @_guard
     def list_flame_frames(self) -> list[int]:
         """Frames with FLAME parameters, ascending."""
-        group = self.smc.get(schema.FLAME)
+        group = self._get(schema.FLAME)
         if group is None:
             return []
         return sorted(int(k) for k in self._checked_keys(group, FRAME_RE, "frame"))
 
     @_guard
+    def flame_field_frames(self) -> dict[str, list[int]]:
+        """FLAME field name -> frames that hold it, ascending. Every field of every frame is
+        checked from its header (name, storage inside this file) without reading it."""
+        group = self._get(schema.FLAME)
+        if group is None:
+            return {}
+        out: dict[str, list[int]] = {}
+        for key in sorted(self._checked_keys(group, FRAME_RE, "frame"), key=int):
+            node = self._child(group, key)
+            if not isinstance(node, h5py.Group):
+                raise SMCFormatError(f"{self.path}: FLAME/{key} is not a group")
+            for name in self._safe_member_names(node):
+                link = node.id.links.get_info(name.encode("utf-8", "surrogateescape")).type
+                h5safe.check_member_storage(self.path, node, name, link)
+                out.setdefault(name, []).append(int(key))
+        return out
+
+    @_guard
     def flame_fields(self, Frame_id: int | str) -> dict[str, tuple[tuple[int, ...], str]]:
         """Name -> (shape, dtype) of the FLAME datasets of one frame, without reading them."""
         frame = _frame_arg(Frame_id)
-        node = self.smc.get(f"{schema.FLAME}/{frame}")
+        node = self._get(f"{schema.FLAME}/{frame}")
         if not isinstance(node, h5py.Group):
             return {}
         out = {}
         for name in self._safe_member_names(node):
-            d = node[name]
+            d = self._child(node, name)
             if isinstance(d, h5py.Dataset):
                 self._checked_dataset(d)  # the planner sizes the output from these shapes
                 out[name] = (tuple(int(s) for s in d.shape), str(d.dtype))
@@ -536,7 +583,7 @@ class ExtractionReader:
     @_guard
     def list_uv_frames(self) -> list[int]:
         """Frames with a UV texture, ascending."""
-        group = self.smc.get(schema.UV_TEXTURE)
+        group = self._get(schema.UV_TEXTURE)
         if group is None:
             return []
         return sorted(int(k) for k in self._checked_keys(group, FRAME_RE, "frame"))
@@ -544,7 +591,7 @@ class ExtractionReader:
     @_guard
     def read_scan(self) -> dict[str, np.ndarray] | None:
         """``{'vertex': (n, 3), 'vertex_indices': (m, 3)}`` of the static scan, checked, or None."""
-        group = self.smc.get(schema.SCAN)
+        group = self._get(schema.SCAN)
         if group is None:
             return None
         vertex = self._read_array(group, "vertex")
@@ -564,15 +611,16 @@ class ExtractionReader:
     @_guard
     def scan_info(self) -> dict[str, Any] | None:
         """Vertex and face counts of the scan without reading it, or None."""
-        group = self.smc.get(schema.SCAN)
+        group = self._get(schema.SCAN)
         if group is None:
             return None
         if not isinstance(group, h5py.Group):
             raise SMCFormatError(f"{self.path}: Scan should be a group")
-        if "vertex" not in group:
+        vertex = self._child(group, "vertex")
+        if vertex is None:
             return None
-        v = self._checked_dataset(group["vertex"], kinds="f")
-        f = group.get("vertex_indices")
+        v = self._checked_dataset(vertex, kinds="f")
+        f = self._child(group, "vertex_indices")
         if f is not None:
             f = self._checked_dataset(f, kinds="iu")
         if v.ndim != 2 or v.shape[1] != 3 or (f is not None and f.ndim != 2):
@@ -591,7 +639,7 @@ class ExtractionReader:
     @_guard
     def list_scanmask_cameras(self) -> list[str]:
         """Cameras with a scan mask, sorted."""
-        group = self.smc.get(schema.SCAN_MASK)
+        group = self._get(schema.SCAN_MASK)
         if group is None:
             return []
         return sorted(self._checked_keys(group, CAMERA_RE, "camera"))
@@ -599,10 +647,20 @@ class ExtractionReader:
     # ------------------------------------------------------------------ helpers
     def has_group(self, name: str) -> bool:
         """Whether a top-level group (``FLAME``, ``Scan``, ...) exists."""
-        return name in self.smc
+        return self._has(name)
 
     # ------------------------------------------------------------------ checks (see h5safe)
-    def _checked_keys(self, group: Any, pattern: Any, what: str) -> Iterator[str]:
+    def _get(self, where: str) -> Any:
+        """The object at ``where``, or None; never follows a link out of the file."""
+        return h5safe.get(self.path, self.smc, where)
+
+    def _child(self, group: Any, name: str) -> Any:
+        return h5safe.child(self.path, group, name)
+
+    def _has(self, where: str) -> bool:
+        return h5safe.inside_path(self.path, self.smc, where) is not None
+
+    def _checked_keys(self, group: Any, pattern: Any, what: str) -> list[str]:
         return h5safe.checked_keys(self.path, group, pattern, what)
 
     def _safe_member_names(self, group: h5py.Group) -> list[str]:

@@ -43,6 +43,9 @@ MAX_DEVICES = 1000
 # would otherwise hand back fill values for storage that was never written (a few-KB file can
 # declare gigabytes), which is never real SMC data.
 SPARSE_OK_BYTES = 1 << 20
+# A filtered (compressed) dataset may expand to at most this many times its stored bytes once it
+# is larger than SPARSE_OK_BYTES: a 1 MB gzip "image" must not become 1 GiB in memory and output.
+MAX_EXPANSION = 64
 
 
 def blob_path(kind: str, cam: str | None, frame: str | None) -> tuple[str, str]:

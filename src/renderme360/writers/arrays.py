@@ -105,9 +105,17 @@ def write_keypoints3d(ctx: WriteContext, task: Task) -> Written:
 
 def write_flame(ctx: WriteContext, task: Task) -> Written:
     """``flame/all_frames.npz``: frame_ids and one stacked array per FLAME dataset found."""
-    frames = task.frames
+    frames, names = task.frames, task.fields
     r = ctx.reader
-    fields = r.flame_fields(frames[0])
+    fields = {k: v for k, v in r.flame_fields(frames[0]).items() if names is None or k in names}
+    if "frame_ids" in fields:  # the npz's own member: a second one would shadow it
+        raise SMCFormatError(
+            f"{ctx.source}: FLAME field 'frame_ids' collides with the frame index of "
+            f"{task.key}; refusing to write it"
+        )
+    if names is not None and set(names) - set(fields):
+        lacking = ", ".join(sorted(set(names) - set(fields)))
+        raise SMCFormatError(f"{ctx.source}: FLAME/{frames[0]} lacks {lacking} (planned)")
     with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
         z.add("frame_ids", np.asarray(frames, dtype=np.int64))
         for name, (shape, dtype) in sorted(fields.items()):
