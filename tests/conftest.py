@@ -19,13 +19,34 @@ def run(*args: object) -> int:
     return main(["extract", *[str(a) for a in args]])
 
 
+#: The file lists hold the checksum of the timestamped extraction_info.txt: compared without it.
+LISTS = {"manifest.jsonl", "SHA256SUMS"}
+
+
+def without_timestamped_lines(data: bytes) -> bytes:
+    """A file list without the line of extraction_info.txt."""
+    lines = data.splitlines(keepends=True)
+    return b"".join(x for x in lines if b"extraction_info.txt" not in x)
+
+
 def tree(root: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file, without the files that hold timestamps."""
+    """Relative path -> sha256 of every file, without the files that hold timestamps (the file
+    lists are compared without the line of the timestamped extraction_info.txt)."""
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.name not in VOLATILE:
-            out[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+            data = p.read_bytes()
+            if p.name in LISTS:
+                data = without_timestamped_lines(data)
+            out[p.relative_to(root).as_posix()] = hashlib.sha256(data).hexdigest()
     return out
+
+
+def file_entries(perf: Path) -> list[dict]:
+    """The file list of an extracted performance (manifest.jsonl, one JSON object a line)."""
+    import json
+
+    return [json.loads(line) for line in (perf / "manifest.jsonl").read_text().splitlines()]
 
 
 def stats(root: Path) -> dict[str, tuple[int, int]]:

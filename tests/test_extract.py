@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import assert_no_empty_dirs, files_under, run
+from conftest import assert_no_empty_dirs, file_entries, files_under, run
 from plyfile import PlyData
 from smcfactory import build_smc, full_pair, jpeg
 
@@ -108,16 +108,24 @@ def test_full_extraction_separate_layout(pair, tmp_path):
     assert info["inventory"]["cameras_with_masks"] == ["25", "30"]
     assert info["camera_info"]["resolution"] == [24, 32]
     assert (raw / "metadata/info.txt").read_text().startswith("RenderMe360 0026_e0 (raw file)")
-    # records: manifest lists every file with size and sha256; marker last
+    # records: manifest.jsonl lists every file with size and sha256, SHA256SUMS every
+    # checksum (sha256sum -c format), manifest.json sums them up; marker last
     manifest = json.loads((perf / "manifest.json").read_text())
-    listed = {f["path"] for f in manifest["files"]}
-    on_disk = files_under(perf) - {"manifest.json", ".extraction_complete", ".lock"}
-    assert listed == on_disk
+    assert "files" not in manifest and manifest["file_list"] == "manifest.jsonl"
+    entries = file_entries(perf)
+    listed = [f["path"] for f in entries]
+    state = {"manifest.json", "manifest.jsonl", "SHA256SUMS", ".extraction_complete", ".lock"}
+    on_disk = files_under(perf) - state
+    assert sorted(listed) == sorted(on_disk) and len(listed) == len(set(listed))
     import hashlib
 
-    for f in manifest["files"]:
+    for f in entries:
         data = (perf / f["path"]).read_bytes()
         assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"]
+    sums = (perf / "SHA256SUMS").read_text().splitlines()
+    assert sorted(sums) == sorted(f"{f['sha256']}  {f['path']}" for f in entries)
+    assert manifest["total_files"] == len(entries)
+    assert manifest["total_bytes"] == sum(f["bytes"] for f in entries)
     assert manifest["counts"]["images"] == 5 and manifest["counts"]["masks"] == 4
     assert (perf / ".extraction_complete").is_file()
     for name in ("extraction_info.txt", "size_summary.txt"):
@@ -393,8 +401,7 @@ def test_copy_paths_are_byte_identical(tmp_path, chunked, checksum):
         assert (perf / f"from_anno/uv_textures/frame_{fr:06d}.jpg").read_bytes() == data
     for cam, data in pair["scanmask"].items():
         assert (perf / f"from_anno/scan_masks/cam_{cam}.png").read_bytes() == data
-    manifest = json.loads((perf / "manifest.json").read_text())
-    shas = {f["sha256"] for f in manifest["files"] if f.get("modality") == "images"}
+    shas = {f["sha256"] for f in file_entries(perf) if f.get("modality") == "images"}
     assert (shas == {""}) == (not checksum)
 
 
@@ -515,11 +522,7 @@ def test_large_blobs_hashed_alongside_writes_have_exact_checksums(tmp_path, chun
     args = ["--modalities", "images", "--workers", "1", "-q", "--no-preview"]
     assert run(tmp_path / "data", "-o", out, *args) == 0
     perf = out / "0026_e0"
-    files = {
-        f["path"]: f["sha256"]
-        for f in json.loads((perf / "manifest.json").read_text())["files"]
-        if f.get("modality") == "images"
-    }
+    files = {f["path"]: f["sha256"] for f in file_entries(perf) if f.get("modality") == "images"}
     expected = {
         f"from_raw/images/cam_{cam}/frame_{fr:06d}.jpg": hashlib.sha256(data).hexdigest()
         for cam, frames in color.items()

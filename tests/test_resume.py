@@ -150,6 +150,7 @@ def test_marker_is_not_trusted_over_lost_files(data, reference, tmp_path, capsys
     after = stats(out)
     rewritten = {k for k in after if before.get(k) != after[k]}
     reports = {"0026_e0/manifest.json", "0026_e0/.extraction_complete", "0026_e0/size_summary.txt"}
+    reports |= {"0026_e0/manifest.jsonl", "0026_e0/SHA256SUMS"}
     reports |= {"0026_e0/extraction_info.txt", "0026_e0/.lock", "MANIFEST.csv"}
     previews = {k for k in rewritten if k.startswith("0026_e0/visualization/")}
     assert len(previews) == 4  # drawn again from the completed set

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LISTS, without_timestamped_lines
 
 from renderme360.cli import main
 from renderme360.synth import synthesize
@@ -21,12 +22,16 @@ ARGS = ["--workers", "1", "-q"]
 
 
 def tree(perf: Path) -> dict[str, str]:
-    """sha256 of every file of a performance folder except the ones holding timestamps."""
-    return {
-        p.relative_to(perf).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(perf.rglob("*"))
-        if p.is_file() and p.name not in TIMESTAMPED
-    }
+    """sha256 of every file of a performance folder except the ones holding timestamps (the
+    file lists without the line of the timestamped extraction_info.txt)."""
+    out = {}
+    for p in sorted(perf.rglob("*")):
+        if p.is_file() and p.name not in TIMESTAMPED:
+            data = p.read_bytes()
+            if p.name in LISTS:
+                data = without_timestamped_lines(data)
+            out[p.relative_to(perf).as_posix()] = hashlib.sha256(data).hexdigest()
+    return out
 
 
 def state(perf: Path) -> dict[str, tuple[int, int, str]]:

@@ -22,7 +22,8 @@ from renderme360.output.read import (
 from renderme360.pipeline.discover import Performance
 from renderme360.pipeline.inventory import FileInventory
 from renderme360.pipeline.plan import PLANNERS, UNIT_MAX_TASKS, plan_performance
-from renderme360.pipeline.resume import left_to_do, valid_records
+from renderme360.pipeline.record import ResumeState, record_line, scan_previous
+from renderme360.pipeline.resume import is_current, left_to_do
 from renderme360.selection import Selection, parse_cameras, parse_frames
 from renderme360.smc.h5safe import BlobLocation
 from renderme360.tasks import SourceId
@@ -160,30 +161,52 @@ def record_of(t, source: SourceId, **change) -> Record:
     return Record(**{**fields, **change})
 
 
-def test_resume_skips_current_records_only():
+def _recorded(root, records, sizes=None) -> None:
+    """Put files of the records' sizes (or ``sizes``) in place and journal the records."""
+    for r in records:
+        path = root / r.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * (sizes or {}).get(r.key, r.bytes))
+    (root / layout.JOURNAL).write_text("".join(record_line(r) for r in records))
+
+
+def test_resume_skips_current_records_only(tmp_path):
     inv = inventory(cams=1)
     p = plan(inv, selection=Selection(("images",)))
     t0, t1, t2 = p.tasks
-    records = {
-        t0.key: record_of(t0, inv.source),  # done and current
-        t1.key: record_of(t1, inv.source, variant="reencode:q95"),  # other options
-        t2.key: record_of(t2, inv.source, source_mtime_ns=8),  # source changed since
-    }
-    (unit,) = left_to_do(p, records)
+    _recorded(
+        tmp_path,
+        [
+            record_of(t0, inv.source),  # done and current
+            record_of(t1, inv.source, variant="reencode:q95"),  # other options
+            record_of(t2, inv.source, source_mtime_ns=8),  # source changed since
+        ],
+    )
+    (unit,) = left_to_do(p, scan_previous(tmp_path, is_current(p)))
     assert [t.key for t in unit.tasks] == [t1.key, t2.key]
-    assert left_to_do(p, {}) == p.units
+    assert left_to_do(p, ResumeState()) == p.units
 
 
-def test_valid_records_need_the_file_with_its_size(tmp_path):
+def test_resume_needs_the_file_with_its_size(tmp_path):
     inv = inventory(cams=1)
     p = plan(inv, selection=Selection(("images",)))
-    t0, t1, _ = p.tasks
-    for t, size in ((t0, t0.nbytes), (t1, t1.nbytes - 1)):
-        path = tmp_path / t.key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x" * size)
-    records = {t.key: record_of(t, inv.source) for t in p.tasks}
-    assert list(valid_records(tmp_path, records)) == [t0.key]
+    t0, t1, t2 = p.tasks
+    records = [record_of(t, inv.source) for t in (t0, t1)]
+    _recorded(tmp_path, records, sizes={t1.key: t1.nbytes - 1})
+    state = scan_previous(tmp_path, is_current(p))
+    assert state.is_done(t0.role, t0.key)
+    assert not state.is_done(t1.role, t1.key) and not state.is_done(t2.role, t2.key)
+
+
+def test_last_record_of_a_key_wins(tmp_path):
+    """A key recorded twice (an interrupted run, then another) counts with its last record."""
+    inv = inventory(cams=1)
+    p = plan(inv, selection=Selection(("images",)))
+    t0 = p.tasks[0]
+    _recorded(tmp_path, [record_of(t0, inv.source), record_of(t0, inv.source, variant="x")])
+    assert not scan_previous(tmp_path, is_current(p)).done
+    _recorded(tmp_path, [record_of(t0, inv.source, variant="x"), record_of(t0, inv.source)])
+    assert scan_previous(tmp_path, is_current(p)).is_done(t0.role, t0.key)
 
 
 # ---------------------------------------------------------------------------- layout

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import file_entries
 from smcfactory import full_pair
 
 from renderme360.cli import main
@@ -26,8 +27,7 @@ def test_clean_extraction_verifies(extracted, capsys):
     assert main(["verify", str(perf), "--source", str(data), "--json"]) == 0
     (report,) = json.loads(capsys.readouterr().out)
     assert report["problems"] == [] and report["complete"]
-    manifest = json.loads((perf / "manifest.json").read_text())
-    assert report["checked"] == len(manifest["files"])
+    assert report["checked"] == len(file_entries(perf))
     assert report["checked_against_source"] == 5 + 4 + 2 + 2  # images, masks, UV, scan masks
 
 
@@ -51,11 +51,7 @@ def test_source_check_catches_a_consistent_but_wrong_copy(extracted, capsys):
     a = perf / "from_raw/images/cam_25/frame_000000.jpg"
     b = perf / "from_raw/images/cam_25/frame_000001.jpg"
     shutil.copyfile(b, a)
-    manifest = json.loads((perf / "manifest.json").read_text())
-    for f in manifest["files"]:
-        if f["path"] == "from_raw/images/cam_25/frame_000000.jpg":
-            f["bytes"], f["sha256"] = a.stat().st_size, sha256_file(a)
-    (perf / "manifest.json").write_text(json.dumps(manifest))
+    _replace_listed(perf, "from_raw/images/cam_25/frame_000000.jpg", a.read_bytes())
     assert main(["verify", str(perf)]) == 0
     capsys.readouterr()
     assert main(["verify", str(perf), "--source", str(data)]) == 5
@@ -75,11 +71,11 @@ def _replace_listed(perf, rel, data: bytes) -> None:
     """Put other bytes under ``rel`` and update its manifest entry (size and sha256 agree)."""
     path = perf / rel
     path.write_bytes(data)
-    manifest = json.loads((perf / "manifest.json").read_text())
-    for f in manifest["files"]:
+    entries = file_entries(perf)
+    for f in entries:
         if f["path"] == rel:
             f["bytes"], f["sha256"] = path.stat().st_size, sha256_file(path)
-    (perf / "manifest.json").write_text(json.dumps(manifest))
+    (perf / "manifest.jsonl").write_text("".join(json.dumps(f) + "\n" for f in entries))
 
 
 def test_source_check_catches_stale_aggregates(tmp_path, capsys):

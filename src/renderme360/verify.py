@@ -10,16 +10,18 @@ that records every frame) is caught.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import NotFoundError, Renderme360Error, UnsafeNameError
-from .output.layout import COMPLETE_MARKER, JOURNAL, MANIFEST, parse_path
-from .output.outdir import check_relative, sha256_file
-from .output.read import path_exists_with_size, read_manifest
+from .errors import NotFoundError, Renderme360Error
+from .output.layout import COMPLETE_MARKER, FILE_LIST, JOURNAL, MANIFEST, parse_path
+from .output.outdir import sha256_file
+from .output.read import iter_file_entries, read_manifest
 
 #: Derived files not compared by content with the source: metadata records the source's path
 #: (which may differ between machines); everything else derived is.
@@ -60,26 +62,7 @@ def verify(
     report = VerifyReport(str(folder), complete=(folder / COMPLETE_MARKER).is_file())
     if not report.complete:
         report.problems.append(f"{COMPLETE_MARKER} missing: the extraction did not finish")
-    files = manifest.get("files")
-    malformed = not isinstance(files, list)
-    if malformed:
-        report.problems.append(f"{MANIFEST}: malformed: 'files' is not a list")
-        files = []
-    for i, item in enumerate(files):
-        why = _malformed(item) or _outside(folder, item["path"])
-        if why:
-            report.problems.append(f"{MANIFEST}: files[{i}] {why}")
-            malformed = True
-            continue
-        rel, size, digest = item["path"], item["bytes"], item.get("sha256", "")
-        report.checked += 1
-        if not path_exists_with_size(folder, rel, size):
-            what = "missing" if not (folder / rel).exists() else "wrong size or not a regular file"
-            report.problems.append(f"{rel}: {what}")
-        elif digest and sha256_file(folder / rel) != digest:
-            report.problems.append(f"{rel}: content differs from manifest (sha256)")
-        if on_file:
-            on_file(1)
+    malformed = _check_listed_files(folder, manifest, report, on_file)
     if source_root is not None and not malformed:  # only a well-formed manifest is followed
         if not all(isinstance(manifest.get(k), str) for k in ("actor", "performance")):
             report.problems.append(f"{MANIFEST}: malformed: 'actor'/'performance' missing")
@@ -87,6 +70,107 @@ def verify(
             _against_source(folder, manifest, Path(source_root), report)
             _derived_against_source(folder, manifest, Path(source_root), report)
     return report
+
+
+def _listed_entries(folder: Path, manifest: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(where, entry) of every listed file, as written: the ``files`` of an earlier
+    manifest.json, or the lines of manifest.jsonl read one at a time (a line that is not JSON
+    is given as None, to be reported)."""
+    files = manifest.get("files")
+    if files is not None:
+        yield from ((f"{MANIFEST}: files[{i}]", item) for i, item in enumerate(files))
+        return
+    path = folder / FILE_LIST
+    if path.is_symlink() or not path.is_file():
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            yield f"{FILE_LIST}: line {n}", entry
+
+
+def _check_listed_files(
+    folder: Path,
+    manifest: dict[str, Any],
+    report: VerifyReport,
+    on_file: Callable[[int], None] | None = None,
+) -> bool:
+    """Size and sha256 of every listed file, the list read as a stream; a list shorter or
+    longer than the manifest's count is a problem. Return whether an entry was malformed."""
+    malformed = False
+    files = manifest.get("files")
+    if files is not None and not isinstance(files, list):
+        report.problems.append(f"{MANIFEST}: malformed: 'files' is not a list")
+        return True
+    if files is None and not (folder / FILE_LIST).is_file():
+        report.problems.append(f"{FILE_LIST} missing: the file list of this folder is gone")
+    root = str(folder)
+    parents: dict[str, str | None] = {}  # folder of a listed path -> why it is outside, or None
+    for where, item in _listed_entries(folder, manifest):
+        why = _malformed(item) or _outside(folder, item["path"], parents)
+        if why:
+            report.problems.append(f"{where} {why}")
+            malformed = True
+            continue
+        rel, size, digest = item["path"], item["bytes"], item.get("sha256") or ""
+        report.checked += 1
+        problem = _check_file(os.path.join(root, rel), size, digest)
+        if problem:
+            report.problems.append(f"{rel}: {problem}")
+        if on_file:
+            on_file(1)
+    declared = manifest.get("total_files")
+    if isinstance(declared, int) and declared != report.checked and not malformed:
+        report.problems.append(
+            f"the file list has {report.checked:,} entries but {MANIFEST} counts {declared:,} "
+            "files: the list was cut short or edited"
+        )
+    return malformed
+
+
+def _plain_relative(rel: object) -> bool:
+    """Whether a listed path is a relative path that stays inside the folder (no ``..``,
+    no empty or ``.`` component, no NUL): checked with string operations, once per file."""
+    if not isinstance(rel, str) or "\0" in rel:
+        return False
+    wrapped = f"/{rel}/"  # every component between slashes, the first and last included
+    return not ("//" in wrapped or "/./" in wrapped or "/../" in wrapped)
+
+
+def _check_file(path: str, size: int, digest: str) -> str | None:
+    """What is wrong with one listed file (None: regular file, right size and sha256).
+
+    One open: the size comes from ``fstat`` of the descriptor that is then hashed, and a
+    symlink is refused by ``O_NOFOLLOW`` (a link is never a file we wrote).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return "missing"
+    except OSError:
+        return "wrong size or not a regular file"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return "wrong size or not a regular file"
+        if not digest:
+            return None
+        h = hashlib.sha256()
+        left = size  # the size is known: no extra read to find the end
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                return "wrong size or not a regular file"
+            h.update(chunk)
+            left -= len(chunk)
+        if h.hexdigest() != digest:
+            return "content differs from manifest (sha256)"
+        return None
+    finally:
+        os.close(fd)
 
 
 def is_performance_folder(path: Path) -> bool:
@@ -183,7 +267,7 @@ def _derived_against_source(
     inventories = {role: probe(p, role) for role, p in files.items()}
     layout = manifest.get("layout", "separate")
     plan = plan_performance(perf, inventories, folder.parent, None, layout, options, scopes=scopes)
-    listed = {item["path"] for item in manifest.get("files", [])}
+    listed = {item.get("path") for item in iter_file_entries(folder)}
     with tempfile.TemporaryDirectory(prefix="renderme360-verify-") as tmp:
         for unit in plan.units:
             for t in unit.tasks:
@@ -200,10 +284,11 @@ def _derived_against_source(
             if not tasks:
                 continue
             result = run_unit(Unit(unit.role, unit.source, tasks), tmp, options)
-            for key, written in result.done:
+            for rec in result.done:
+                key = rec.key
                 report.derived_against_source += 1
                 path = folder / key
-                if not path.is_file() or sha256_file(path) != written.sha256:
+                if not path.is_file() or sha256_file(path) != rec.sha256:
                     report.problems.append(
                         f"{key}: differs from what {files[unit.role]} holds for the recorded "
                         "selection (stale or altered)"
@@ -226,18 +311,20 @@ def _malformed(item: Any) -> str | None:
     return None
 
 
-def _outside(folder: Path, rel: str) -> str | None:
+def _outside(folder: Path, rel: str, parents: dict[str, str | None]) -> str | None:
     """Why a listed path is not a file inside the performance folder, or None when it is
-    (no absolute path, no ``..``, no symlinked folder on the way out)."""
-    try:
-        check_relative(rel)
-    except UnsafeNameError:
+    (no absolute path, no ``..``, no symlinked folder on the way out). Each folder is resolved
+    once (``parents`` caches it): a performance has ~120 folders and 300,000 files."""
+    if not _plain_relative(rel):
         return f"({rel!r}) points outside the performance folder: refused"
-    root = os.path.realpath(folder)
-    parent = os.path.realpath(os.path.join(root, os.path.dirname(rel)))
-    if os.path.commonpath([root, parent]) != root:
-        return f"({rel!r}) resolves outside the performance folder: refused"
-    return None
+    parent = os.path.dirname(rel)
+    if parent not in parents:
+        root = os.path.realpath(folder)
+        real = os.path.realpath(os.path.join(root, parent))
+        outside = os.path.commonpath([root, real]) != root
+        parents[parent] = "resolves outside the performance folder: refused" if outside else None
+    why = parents[parent]
+    return None if why is None else f"({rel!r}) {why}"
 
 
 def _against_source(
@@ -248,7 +335,7 @@ def _against_source(
     _, files = _source_files(root, manifest)
     readers: dict[str, ExtractionReader] = {}
     try:
-        for item in manifest.get("files", []):
+        for item in iter_file_entries(folder):
             role = item.get("role")
             if role not in files or item.get("variant") != "copy":
                 continue

@@ -55,6 +55,10 @@ SOURCE_FOLDERS = {"anno": "from_anno", "raw": "from_raw", "smc": "from_smc"}
 EXTRACTION_INFO = "extraction_info.txt"
 SIZE_SUMMARY = "size_summary.txt"
 MANIFEST = "manifest.json"
+#: Every file with its size, sha256 and origin, one JSON object per line (read as a stream).
+FILE_LIST = "manifest.jsonl"
+#: ``sha256sum -c`` list of every file with a checksum, paths relative to the performance folder.
+CHECKSUMS = "SHA256SUMS"
 COMPLETE_MARKER = ".extraction_complete"
 JOURNAL = ".journal.jsonl"
 LOCK = ".lock"

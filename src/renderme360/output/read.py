@@ -8,12 +8,21 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .layout import COMPLETE_MARKER, FIXED_PATHS, MANIFEST, SOURCE_FOLDERS, OutputPath, parse_path
+from .layout import (
+    COMPLETE_MARKER,
+    FILE_LIST,
+    FIXED_PATHS,
+    MANIFEST,
+    SOURCE_FOLDERS,
+    OutputPath,
+    image_path,
+    parse_path,
+)
 
 #: (modality, camera, frame) of one extracted item; camera/frame None when the item has none.
 ItemKey = tuple[str, "str | None", "int | None"]
@@ -38,6 +47,57 @@ class Record:
         return dict(self.__dict__)
 
 
+_RECORD_FIELDS = tuple(Record.__dataclass_fields__)
+
+
+def as_record(entry: Any) -> Record | None:
+    """A file-list entry as a Record, or None when it is not a task record (previews, reports,
+    selection lines of a journal) or is malformed."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return Record(**{f: entry[f] for f in _RECORD_FIELDS})
+    except (KeyError, TypeError):
+        return None
+
+
+def iter_json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """Objects of a JSON Lines file, one line at a time; a line cut short by a crash is skipped,
+    and a symlink planted in the output folder is not read."""
+    if path.is_symlink() or not path.is_file():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                yield doc
+
+
+def iter_file_entries(out_dir: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Every file a performance folder's manifest lists (path, bytes, sha256, origin), streamed.
+
+    Reads ``manifest.jsonl`` line by line; a folder written before it existed keeps its list
+    inside ``manifest.json`` (``"files"``), which is then read whole.
+    """
+    out_dir = Path(out_dir)
+    doc = read_manifest(out_dir)
+    if doc is not None and isinstance(doc.get("files"), list):
+        yield from (e for e in doc["files"] if isinstance(e, dict))
+    elif doc is not None:
+        yield from iter_json_lines(out_dir / FILE_LIST)
+
+
+def has_file_list(out_dir: Path, doc: dict[str, Any] | None = None) -> bool:
+    """Whether a folder's manifest has its file list (inside it, or in manifest.jsonl)."""
+    doc = read_manifest(out_dir) if doc is None else doc
+    if doc is None:
+        return False
+    return isinstance(doc.get("files"), list) or (Path(out_dir) / FILE_LIST).is_file()
+
+
 def _read_json_object(path: Path) -> dict[str, Any] | None:
     """A JSON object from a file, or None when absent, unreadable or not an object."""
     try:
@@ -59,11 +119,11 @@ def read_marker(out_dir: Path) -> dict[str, Any] | None:
 
 
 def files_in_place(out_dir: Path) -> bool:
-    """Whether every file the manifest lists exists with its recorded size (stat only)."""
-    doc = read_manifest(out_dir)
-    if doc is None or not isinstance(doc.get("files"), list):
+    """Whether every file the manifest lists exists with its recorded size (stat only, the
+    list read as a stream)."""
+    if not has_file_list(out_dir):
         return False
-    for item in doc["files"]:
+    for item in iter_file_entries(out_dir):
         try:
             if not path_exists_with_size(out_dir, item["path"], item["bytes"]):
                 return False
@@ -82,12 +142,16 @@ def path_exists_with_size(root: Path, rel: str, size: int) -> bool:
 
 
 def manifest_paths(out_dir: Path) -> list[str]:
-    """Relative paths of every file the manifest lists ([] without a readable manifest)."""
-    doc = read_manifest(out_dir)
-    files = doc.get("files") if doc else None
-    if not isinstance(files, list):
-        return []
-    return [f["path"] for f in files if isinstance(f, dict) and isinstance(f.get("path"), str)]
+    """Relative paths of every file the manifest lists ([] without a readable manifest).
+    A list of a real performance's ~300,000 paths; :func:`iter_manifest_paths` streams them."""
+    return list(iter_manifest_paths(out_dir))
+
+
+def iter_manifest_paths(out_dir: Path) -> Iterator[str]:
+    """Relative paths of every file the manifest lists, one at a time."""
+    for f in iter_file_entries(out_dir):
+        if isinstance(f.get("path"), str):
+            yield f["path"]
 
 
 def choose_sources(
@@ -127,6 +191,91 @@ def frames_by_camera(
         if m == modality and cam is not None and frame is not None:
             out.setdefault(cam, {})[frame] = rel
     return out
+
+
+class FrameFiles:
+    """``frame -> relative path`` of one camera's images (or masks), where one source folder
+    wins over another (lower rank first). Held as a bit set of frames per source folder and the
+    extension they share (paths in another form are kept one by one): a 300,000-file folder is
+    not listed in memory to choose a few preview frames."""
+
+    _MAX_BIT = 1 << 20  # frames beyond this (never seen in practice) are kept one by one
+
+    def __init__(self, modality: str, camera: str) -> None:
+        self.modality, self.camera = modality, camera
+        self._sources: dict[int, tuple[str | None, str]] = {}  # rank -> (source role, ext)
+        self._bits: dict[int, int] = {}  # rank -> bit set of frames
+        self._odd: dict[tuple[int, int], str] = {}  # (rank, frame) -> path
+
+    def _path(self, source: str | None, frame: int, ext: str) -> str:
+        prefix = "" if source is None else SOURCE_FOLDERS[source] + "/"
+        return prefix + image_path(self.modality, self.camera, frame, ext)
+
+    def add(self, rank: int, p: OutputPath, rel: str) -> None:
+        """Record one file (``p`` its parsed path) of the source folder ranked ``rank``."""
+        frame = p.frame if p.frame is not None else -1
+        pattern = self._sources.setdefault(rank, (p.source, p.ext))
+        if (
+            pattern == (p.source, p.ext)
+            and 0 <= frame < self._MAX_BIT
+            and rel == self._path(p.source, frame, p.ext)
+        ):
+            self._bits[rank] = self._bits.get(rank, 0) | (1 << frame)
+        else:
+            self._odd.setdefault((rank, frame), rel)
+
+    def _has(self, rank: int, frame: int) -> bool:
+        if 0 <= frame < self._MAX_BIT and (self._bits.get(rank, 0) >> frame) & 1:
+            return True
+        return (rank, frame) in self._odd
+
+    def __contains__(self, frame: object) -> bool:
+        return isinstance(frame, int) and any(self._has(r, frame) for r in self._sources)
+
+    def __getitem__(self, frame: int) -> str:
+        for rank in sorted(self._sources):
+            if (rank, frame) in self._odd:
+                return self._odd[(rank, frame)]
+            if self._has(rank, frame):
+                source, ext = self._sources[rank]
+                return self._path(source, frame, ext)
+        raise KeyError(frame)
+
+    def __iter__(self) -> Iterator[int]:
+        frames: set[int] = {f for _r, f in self._odd}
+        for bits in self._bits.values():
+            frames.update(_bit_positions(bits))
+        return iter(sorted(frames))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def items(self) -> Iterator[tuple[int, str]]:
+        """(frame, path) pairs, by frame."""
+        return ((f, self[f]) for f in self)
+
+    def get(self, frame: int, default: str | None = None) -> str | None:
+        try:
+            return self[frame]
+        except KeyError:
+            return default
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (FrameFiles, dict)):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _bit_positions(bits: int) -> Iterator[int]:
+    """Positions of the set bits of a non-negative integer, ascending."""
+    data = bits.to_bytes((bits.bit_length() + 7) // 8, "little")
+    for i, byte in enumerate(data):
+        while byte:
+            low = byte & -byte
+            yield i * 8 + low.bit_length() - 1
+            byte ^= low
 
 
 def calibration_path(source: str | None) -> str:

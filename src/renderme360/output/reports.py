@@ -12,7 +12,16 @@ from typing import Any
 
 from .._version import __version__
 from ..textsafe import printable
-from .layout import BATCH_MANIFEST, FOLDERS, SOURCE_FOLDERS, top_folder
+from .layout import (
+    BATCH_MANIFEST,
+    CHECKSUMS,
+    FILE_LIST,
+    FOLDERS,
+    MANIFEST,
+    SOURCE_FOLDERS,
+    parse_path,
+    top_folder,
+)
 from .outdir import open_own_file
 from .read import Record
 
@@ -26,18 +35,64 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def size_summary(records: Iterable[Record], layout: str) -> str:
+class Tally:
+    """Counts gathered while a file list streams by: what the reports and summaries say,
+    without keeping the records (bounded by modalities, folders, cameras and frames)."""
+
+    def __init__(self, layout: str) -> None:
+        self.layout = layout
+        self.files = 0
+        self.bytes = 0
+        self.counts: dict[str, int] = {}
+        self.by_mod: dict[tuple[str, str], list[int]] = {}  # (role, modality) -> [files, bytes]
+        self.folders: dict[str, int] = {}
+        self.cameras: set[str] = set()
+        self.frames: set[int] = set()
+
+    def add(self, r: Record) -> None:
+        """Count one task record."""
+        self.add_fields(r.path, r.bytes, r.modality, r.role)
+
+    def add_fields(self, path: str, nbytes: int, modality: str, role: str) -> None:
+        """Count one task file from its path, size, modality and source role."""
+        self.files += 1
+        self.bytes += nbytes
+        self.counts[modality] = self.counts.get(modality, 0) + 1
+        entry = self.by_mod.get((role, modality))
+        if entry is None:
+            entry = self.by_mod[(role, modality)] = [0, 0]
+        entry[0] += 1
+        entry[1] += nbytes
+        top = top_folder(path, self.layout)
+        self.folders[top] = self.folders.get(top, 0) + 1
+        if modality in ("images", "masks"):
+            parsed = parse_path(path)
+            if parsed is not None and parsed.camera is not None and parsed.frame is not None:
+                self.cameras.add(parsed.camera)
+                self.frames.add(parsed.frame)
+
+    @classmethod
+    def of(cls, records: Iterable[Record], layout: str) -> Tally:
+        """The tally of some records."""
+        t = cls(layout)
+        for r in records:
+            t.add(r)
+        return t
+
+
+def size_summary(records: Iterable[Record] | Tally, layout: str) -> str:
     """size_summary.txt: bytes per source folder and per modality, and the total."""
+    tally = records if isinstance(records, Tally) else Tally.of(records, layout)
     by_source: dict[str, int] = {}
     by_mod: dict[tuple[str, str], list[int]] = {}
     total = 0
-    for r in records:
-        folder = SOURCE_FOLDERS.get(r.role, r.role) if layout == "separate" else "(combined)"
-        by_source[folder] = by_source.get(folder, 0) + r.bytes
-        entry = by_mod.setdefault((folder, FOLDERS.get(r.modality, r.modality)), [0, 0])
-        entry[0] += 1
-        entry[1] += r.bytes
-        total += r.bytes
+    for (role, modality), (n, nbytes) in tally.by_mod.items():
+        folder = SOURCE_FOLDERS.get(role, role) if layout == "separate" else "(combined)"
+        by_source[folder] = by_source.get(folder, 0) + nbytes
+        entry = by_mod.setdefault((folder, FOLDERS.get(modality, modality)), [0, 0])
+        entry[0] += n
+        entry[1] += nbytes
+        total += nbytes
     out = io.StringIO()
     out.write(
         "Size summary (bytes written by the extraction; previews and reports not counted)\n\n"
@@ -70,8 +125,11 @@ def _write_selections(out: io.StringIO, selections: Sequence[Mapping[str, Any]])
         out.write(lead + "; ".join(f"{k}: {v}" for k, v in shown.items()) + "\n")
 
 
-def extraction_info(plan_doc: Mapping[str, Any], records: Iterable[Record], layout: str) -> str:
+def extraction_info(
+    plan_doc: Mapping[str, Any], records: Iterable[Record] | Tally, layout: str
+) -> str:
     """extraction_info.txt: what is where, from which source file, with which options."""
+    tally = records if isinstance(records, Tally) else Tally.of(records, layout)
     out = io.StringIO()
     out.write(f"RenderMe360 extraction of {plan_doc['actor']}_{plan_doc['performance']}\n")
     out.write(f"written by renderme360 {__version__} on {time.strftime('%Y-%m-%d %H:%M')}\n\n")
@@ -85,12 +143,8 @@ def extraction_info(plan_doc: Mapping[str, Any], records: Iterable[Record], layo
         out.write(f"  {k}: {v}\n")
     for note in plan_doc.get("notes", []):
         out.write(f"  note: {note}\n")
-    folders: dict[str, int] = {}
-    for r in records:
-        top = top_folder(r.path, layout)
-        folders[top] = folders.get(top, 0) + 1
     out.write("\nWhat is where (files per folder):\n")
-    for folder, n in sorted(folders.items()):
+    for folder, n in sorted(tally.folders.items()):
         out.write(f"  {folder + '/':<28} {n:>8,}\n")
     out.write(
         "\nConventions: images/masks/UV/scan masks are the stored bytes, byte-identical; "
@@ -102,8 +156,9 @@ def extraction_info(plan_doc: Mapping[str, Any], records: Iterable[Record], layo
         out.write("\nWarnings:\n")
         out.writelines(f"  - {w}\n" for w in plan_doc["warnings"])
     out.write(
-        "\nmanifest.json lists every file with its size and sha256; "
-        "`renderme360 verify` re-checks them.\n"
+        f"\n{FILE_LIST} lists every file with its size and sha256 ({MANIFEST} sums them up); "
+        f"`renderme360 verify` re-checks them, and so does `sha256sum -c {CHECKSUMS}` run "
+        "in this folder.\n"
     )
     return out.getvalue()
 

@@ -1,7 +1,10 @@
-"""Record what a run wrote: the journal (resume), the lock, manifest.json and the marker.
+"""Record what a run wrote: the journal (resume), the lock, the file lists, the manifest and
+the marker.
 
-The journal holds one line per finished file; the manifest is written from it when a performance
-completes, and the completion marker (``.extraction_complete``) last of all.
+The journal holds one line per finished file; when a performance completes, manifest.jsonl and
+SHA256SUMS are written from it as streams (sorted on disk), then the summary manifest.json, and
+the completion marker (``.extraction_complete``) last of all. Nothing here holds one object per
+file of a fresh extraction.
 """
 
 from __future__ import annotations
@@ -11,32 +14,137 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
 from ..errors import LockedError, UnsafeNameError
-from ..output.layout import COMPLETE_MARKER, JOURNAL, LOCK, MANIFEST
-from ..output.outdir import OutputDir, Written, open_own_file
-from ..output.read import Record, read_manifest
+from ..output.layout import CHECKSUMS, COMPLETE_MARKER, FILE_LIST, JOURNAL, LOCK, MANIFEST
+from ..output.outdir import TMP_DIR, OutputDir, Written, open_own_file
+from ..output.read import (
+    Record,
+    as_record,
+    iter_json_lines,
+    path_exists_with_size,
+    read_manifest,
+)
+from ..output.reports import Tally
+
+_q = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
-def load_records(out_dir: Path) -> dict[str, Record]:
-    """Files known to be in place: the last manifest plus the journal of an unfinished run."""
-    records: dict[str, Record] = {}
-    manifest = read_manifest(out_dir)
-    fields = Record.__dataclass_fields__
-    for item in manifest.get("files", []) if manifest else []:
-        if all(f in item for f in fields):  # previews and reports are not task records
-            records[item["key"]] = Record(**{f: item[f] for f in fields})
-    for line in _journal_lines(out_dir):
-        try:
-            rec = Record(**json.loads(line))
-        except (ValueError, TypeError):
-            continue  # a line cut short by a crash, a selections or error line
-        records[rec.key] = rec
-    return records
+def record_line(r: Record) -> str:
+    """One journal / file-list line (JSON, the keys of :meth:`Record.to_dict`). Written by hand:
+    at 300,000 files a performance, ``json.dumps`` per line is a visible cost."""
+    return (
+        f'{{"key":{_q(r.key)},"path":{_q(r.path)},"bytes":{int(r.bytes)},'
+        f'"sha256":{_q(r.sha256)},"modality":{_q(r.modality)},"role":{_q(r.role)},'
+        f'"variant":{_q(r.variant)},"source_size":{int(r.source_size)},'
+        f'"source_mtime_ns":{int(r.source_mtime_ns)}}}\n'
+    )
+
+
+def extra_line(w: Written) -> str:
+    """File-list line of a preview or report (not made by a plan task: no origin fields)."""
+    return (
+        f'{{"key":{_q(w.path)},"path":{_q(w.path)},"bytes":{int(w.bytes)},'
+        f'"sha256":{_q(w.sha256)}}}\n'
+    )
+
+
+def checksum_line(sha256: str, path: str) -> str:
+    """One ``sha256sum`` line (text mode: two spaces). Paths are the tool's own validated
+    names, so none needs the backslash escaping coreutils uses for newlines."""
+    return f"{sha256}  {path}\n"
+
+
+def _previous_entries(out_dir: Path) -> Iterator[dict[str, Any]]:
+    """File lists a folder may hold from earlier runs, oldest first: an old-format
+    manifest.json, manifest.jsonl, then an interrupted run's journal."""
+    doc = read_manifest(out_dir)
+    if doc is not None and isinstance(doc.get("files"), list):
+        yield from (e for e in doc["files"] if isinstance(e, dict))
+    yield from iter_json_lines(out_dir / FILE_LIST)
+    yield from _journal_entries(out_dir)
+
+
+def _latest_in_place(out_dir: Path) -> Iterator[Record]:
+    """The latest record of each file earlier runs recorded, if the file is still in place with
+    its size. Two streaming passes; memory grows only with what earlier runs recorded."""
+    last: dict[str, int] = {}  # key -> index of its last record (the last line wins)
+    for i, entry in enumerate(_previous_entries(out_dir)):
+        rec = as_record(entry)
+        if rec is not None:
+            last[rec.key] = i
+    if not last:
+        return
+    for i, entry in enumerate(_previous_entries(out_dir)):
+        rec = as_record(entry)
+        if rec is None or last.get(rec.key) != i:
+            continue
+        if path_exists_with_size(out_dir, rec.path, rec.bytes):
+            yield rec
+
+
+@dataclass
+class ResumeState:
+    """What a run starts from: which recorded files are in place and current for the plan."""
+
+    done: set[str] = field(default_factory=set)  # "role\0key" of files that need no rewrite
+
+    def is_done(self, role: str, key: str) -> bool:
+        """Whether the planned file ``key`` of source ``role`` is in place and up to date."""
+        return f"{role}\0{key}" in self.done
+
+
+def scan_previous(out_dir: Path, is_current: Callable[[Record], bool]) -> ResumeState:
+    """Which recorded files are in place and match the current plan (``is_current``); reads
+    the earlier file lists as streams and writes nothing (for the survey)."""
+    state = ResumeState()
+    if out_dir.is_dir():
+        for rec in _latest_in_place(out_dir):
+            if is_current(rec):
+                state.done.add(f"{rec.role}\0{rec.key}")
+    return state
+
+
+def consolidate_journal(out_dir: Path, is_current: Callable[[Record], bool]) -> ResumeState:
+    """Start a run: fold the earlier file lists and journal into a fresh journal holding, once
+    per file, the latest record of every file still in place (and the selections an interrupted
+    run recorded); return what is done.
+
+    A fresh extraction holds nothing per file. The journal is replaced atomically (the earlier
+    lists stay until the run finishes), so a crash here loses nothing.
+    """
+    journal = out_dir / JOURNAL
+    if journal.is_symlink():
+        journal.unlink()
+    state = ResumeState()
+    if not any(p.is_file() for p in (out_dir / MANIFEST, out_dir / FILE_LIST, journal)):
+        return state
+    notes = [e for e in _journal_entries(out_dir) if as_record(e) is None]  # selections, errors
+    tmp = out_dir / f"{JOURNAL}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a leftover (or a planted link): never written through
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(tmp, flags, 0o644), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(d) + "\n" for d in notes)
+        for rec in _latest_in_place(out_dir):
+            f.write(record_line(rec))
+            if is_current(rec):
+                state.done.add(f"{rec.role}\0{rec.key}")
+    os.replace(tmp, journal)
+    return state
+
+
+def iter_journal(out_dir: Path) -> Iterator[Record]:
+    """Records of the journal, in the order written (lines cut short are skipped)."""
+    for entry in _journal_entries(out_dir):
+        rec = as_record(entry)
+        if rec is not None:
+            yield rec
 
 
 def _journal_lines(out_dir: Path) -> Iterator[str]:
@@ -48,6 +156,17 @@ def _journal_lines(out_dir: Path) -> Iterator[str]:
         return
     with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
         yield from f
+
+
+def _journal_entries(out_dir: Path) -> Iterator[dict[str, Any]]:
+    """JSON objects of the journal, one line at a time (lines cut short by a crash skipped)."""
+    for line in _journal_lines(out_dir):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            yield doc
 
 
 def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
@@ -91,7 +210,7 @@ class Journal:
         self._f.flush()
 
     def add(self, records: Iterable[Record]) -> None:
-        self._f.write("".join(json.dumps(r.to_dict()) + "\n" for r in records))
+        self._f.write("".join(map(record_line, records)))
         self._f.flush()
 
     def add_error(self, key: str, traceback: str) -> None:
@@ -140,36 +259,160 @@ def performance_lock(out: OutputDir, wait: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
+#: Lines sorted in memory at once when the file lists are written; beyond this, sorted runs go
+#: to ``.tmp/`` and are merged (memory stays flat however many files a performance has).
+SORT_RUN_LINES = 20_000
+
+
+class FileListWriter:
+    """Writes manifest.jsonl and SHA256SUMS: every task record of the journal sorted by key,
+    one line per file (a key recorded twice keeps its last record), then previews and reports.
+
+    Sorting is external (runs of :data:`SORT_RUN_LINES` under ``.tmp/``, then a merge), so the
+    lists are identical however the files were written (resumed, in parallel) while memory
+    does not grow with the file count. Use: :meth:`add_journal` (or :meth:`add_record`),
+    :meth:`write_records` (fills :attr:`tally`), :meth:`add_extra`, :meth:`commit`.
+    """
+
+    def __init__(self, out: OutputDir, layout: str) -> None:
+        self.out = out
+        self.tally = Tally(layout)
+        self.total_files = 0
+        self.total_bytes = 0
+        self._buffer: list[str] = []
+        self._runs: list[Path] = []
+        self._seq = 0
+        self._extra: set[str] = set()
+        self._tmp = out.ensure_dir(TMP_DIR)
+        self._list_tmp = self._tmp / f"{FILE_LIST}.part"
+        self._sums_tmp = self._tmp / f"{CHECKSUMS}.part"
+        self._lf: Any = None
+        self._sf: Any = None
+
+    def add_journal(self) -> None:
+        """Every record of the journal (earlier runs' files first, then this run's)."""
+        for rec in iter_journal(self.out.root):
+            self.add_record(rec)
+
+    def add_record(self, rec: Record) -> None:
+        """One task record. Besides the JSON line, the sort line carries what the merge needs
+        without parsing JSON again (no field holds a tab: paths are validated names, and JSON
+        escapes tabs)."""
+        self._buffer.append(
+            f"{rec.key}\t{self._seq:012d}\t{rec.bytes}\t{rec.modality}\t{rec.role}\t"
+            f"{rec.path}\t{rec.sha256}\t{record_line(rec)}"
+        )
+        self._seq += 1
+        if len(self._buffer) >= SORT_RUN_LINES:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._buffer.sort()
+        path = self._tmp / f"filelist-run-{len(self._runs):05d}.part"
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(self._buffer)
+        self._runs.append(path)
+        self._buffer = []
+
+    def _merged(self) -> Iterator[str]:
+        import heapq
+
+        self._buffer.sort()
+        if not self._runs:
+            yield from self._buffer
+            return
+        files = [open(p, encoding="utf-8") for p in self._runs]  # noqa: SIM115
+        try:
+            yield from heapq.merge(*files, self._buffer)
+        finally:
+            for f in files:
+                f.close()
+
+    def _open(self) -> None:
+        if self._lf is None:
+            self._lf = open(self._list_tmp, "w", encoding="utf-8")  # noqa: SIM115
+            self._sf = open(self._sums_tmp, "w", encoding="utf-8")  # noqa: SIM115
+
+    def write_records(self) -> Tally:
+        """Sort the task records, drop superseded ones, write them; return their tally."""
+        self._open()
+        held: list[str] | None = None
+        for line in self._merged():
+            parts = line.split("\t", 7)
+            if held is not None and held[0] != parts[0]:
+                self._emit(held)
+            held = parts
+        if held is not None:
+            self._emit(held)
+        for p in self._runs:
+            p.unlink()
+        self._runs, self._buffer = [], []
+        return self.tally
+
+    def _emit(self, parts: list[str]) -> None:
+        _key, _seq, nbytes, modality, role, path, sha, line = parts
+        size = int(nbytes)
+        self._lf.write(line)
+        if sha:
+            self._sf.write(checksum_line(sha, path))
+        self.total_files += 1
+        self.total_bytes += size
+        self.tally.add_fields(path, size, modality, role)
+
+    def add_extra(self, w: Written) -> None:
+        """A preview or report, after the task records (listed with its checksum, not counted
+        as extracted data)."""
+        self._open()
+        if w.path in self._extra:
+            return
+        self._extra.add(w.path)
+        self._lf.write(extra_line(w))
+        if w.sha256:
+            self._sf.write(checksum_line(w.sha256, w.path))
+        self.total_files += 1
+        self.total_bytes += w.bytes
+
+    def commit(self) -> None:
+        """Close both lists and rename them into place."""
+        self._open()
+        self._lf.close()
+        self._sf.close()
+        os.replace(self._list_tmp, self.out.root / FILE_LIST)
+        os.replace(self._sums_tmp, self.out.root / CHECKSUMS)
+
+    def abort(self) -> None:
+        """Close without putting anything in place (``.tmp`` is cleaned by the caller)."""
+        for f in (self._lf, self._sf):
+            if f is not None:
+                f.close()
+
+
+#: 2: manifest.json is a summary; the files are listed in manifest.jsonl and SHA256SUMS.
+#: (Earlier folders, without the number, hold every file in manifest.json under "files".)
+MANIFEST_FORMAT = 2
+
+
 def write_manifest(
     out: OutputDir,
     *,
     plan_doc: Mapping[str, Any],
-    records: Mapping[str, Record],
-    extra_files: Iterable[Written],
+    listed: FileListWriter,
     timings: Mapping[str, float],
 ) -> Written:
-    """Write manifest.json: tool version, options, sources, every file with size and sha256."""
-    files = sorted(
-        [r.to_dict() for r in records.values()]
-        + [
-            {"key": w.path, "path": w.path, "bytes": w.bytes, "sha256": w.sha256}
-            for w in extra_files
-        ],
-        key=lambda d: d["path"],
-    )
-    counts: dict[str, int] = {}
-    for r in records.values():
-        counts[r.modality] = counts.get(r.modality, 0) + 1
+    """Write manifest.json: tool version, options, sources, counts and totals; the files
+    themselves are in manifest.jsonl (size, sha256, origin) and SHA256SUMS."""
     doc = {
         "tool": "renderme360",
         "version": __version__,
+        "manifest_format": MANIFEST_FORMAT,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **plan_doc,
-        "counts": dict(sorted(counts.items())),
-        "total_files": len(files),
-        "total_bytes": sum(f["bytes"] for f in files),
+        "counts": dict(sorted(listed.tally.counts.items())),
+        "total_files": listed.total_files,
+        "total_bytes": listed.total_bytes,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        "files": files,
+        "file_list": FILE_LIST,
+        "checksums": CHECKSUMS,
     }
     return out.write_text(MANIFEST, json.dumps(doc, indent=1) + "\n")
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,16 @@ from ..errors import (
     UsageError,
     is_disk_full,
 )
-from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY, parse_path
+from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY
 from ..output.outdir import OutputDir, Written, free_bytes
-from ..output.read import Record, files_in_place, read_marker
-from ..output.reports import append_batch_row, extraction_info, human_bytes, size_summary
+from ..output.read import Record, as_record, files_in_place, iter_file_entries, read_marker
+from ..output.reports import (
+    Tally,
+    append_batch_row,
+    extraction_info,
+    human_bytes,
+    size_summary,
+)
 from ..selection import Selection, parse_cameras, parse_frames, parse_modalities
 from ..tasks import Options, SourceId, Unit
 from .discover import Performance
@@ -37,15 +43,18 @@ from .execute import Executor, SerialExecutor
 from .inventory import probe, read_camera_poses
 from .plan import Plan, Scope, describe_union, plan_performance, request_fingerprint
 from .record import (
+    FileListWriter,
     Journal,
-    load_records,
+    consolidate_journal,
+    iter_journal,
     performance_lock,
     recorded_scopes,
     remove_marker,
+    scan_previous,
     write_manifest,
     write_marker,
 )
-from .resume import left_to_do, valid_records
+from .resume import is_current, left_to_do
 
 log = logging.getLogger(__name__)
 # Room kept free beyond the planned bytes: estimates of arrays and audio may come out a little
@@ -114,7 +123,7 @@ class Survey:
     def remaining_files(self) -> int:
         if self.compacted:
             return self.compacted[1]
-        return sum(len(u.tasks) for u in self.remaining)
+        return sum(u.count for u in self.remaining)
 
     def compact(self) -> None:
         """Drop the plan, keeping its totals, so a large batch holds one plan at a time;
@@ -223,8 +232,7 @@ def survey(perf: Performance, req: Request) -> Survey:
     s.plan = plan_performance(
         perf, inventories, req.out_root, req.selection, req.layout, req.options, previous
     )
-    records = valid_records(out_dir, load_records(out_dir)) if out_dir.is_dir() else {}
-    s.remaining = left_to_do(s.plan, records)
+    s.remaining = left_to_do(s.plan, scan_previous(out_dir, is_current(s.plan)))
     if covered_by_complete_folder(s, marker, out_dir):
         s.complete = True  # a narrower selection into a complete folder: nothing to change
     return s
@@ -285,29 +293,28 @@ def run_performance(
     out = OutputDir(out_dir)
     with performance_lock(out, wait=req.wait):
         # Another process may have finished part of the work while we waited for the lock.
-        records = valid_records(out_dir, load_records(out_dir))
-        remaining = left_to_do(plan, records)
         remove_marker(out_dir)
         out.clean_tmp()
-        progress.performance_started(
-            perf.key, sum(len(u.tasks) for u in remaining), sum(u.nbytes for u in remaining)
-        )
+        state = consolidate_journal(out_dir, is_current(plan))
+        remaining = left_to_do(plan, state)
+        todo_files = sum(u.count for u in remaining)
+        progress.performance_started(perf.key, todo_files, sum(u.nbytes for u in remaining))
         failures: list[str] = []
         journal = Journal(out_dir)
         journal.add_scopes(sc.record() for sc in plan.scopes)
         try:
-            _execute(remaining, out, req.options, executor, journal, records, failures, progress)
+            written = _execute(remaining, out, req.options, executor, journal, failures, progress)
         finally:
             journal.close()
             out.clean_tmp()
             _remove_empty_dirs(out_dir)
         exec_seconds = time.monotonic() - start
-        plan_keys = {t.key for t in plan.tasks}
-        missing = [k for k in plan_keys if k not in records]
+        missing = todo_files - written
+        tally: Tally | None = None
         if failures or missing or s.unreadable:
             outcome.status = "failed"
             shown = s.unreadable + (
-                failures[:3] or ([f"{len(missing)} planned files missing"] if missing else [])
+                failures[:3] or ([f"{missing} planned files missing"] if missing else [])
             )
             outcome.error = "; ".join(shown) + (
                 f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
@@ -315,12 +322,12 @@ def run_performance(
         else:
             progress.finishing(perf.key)
             try:
-                _finish(plan, out, records, req, exec_seconds)
+                tally = _finish(plan, out, req, exec_seconds)
             except BaseException:
                 out.clean_tmp()  # nothing half-written stays behind, whatever went wrong
                 raise
     outcome.seconds = time.monotonic() - start
-    _fill_counts(outcome, out_dir, records)
+    _fill_counts(outcome, out_dir, tally)
     return outcome
 
 
@@ -330,43 +337,31 @@ def _execute(
     options: Options,
     executor: Executor,
     journal: Journal,
-    records: dict[str, Record],
     failures: list[str],
     progress: Progress,
-) -> None:
-    by_key = {t.key: (t, u) for u in units for t in u.tasks}
+) -> int:
+    """Run the units, journaling each result as it comes; return how many files were written
+    (counted, not kept: the journal holds the records)."""
+    written = 0
     for _i, result in executor.run(units, str(out.root), options):
-        new = []
-        for key, w in result.done:
-            task, unit = by_key[key]
-            new.append(
-                Record(
-                    key,
-                    w.path,
-                    w.bytes,
-                    w.sha256,
-                    task.modality,
-                    task.role,
-                    task.variant,
-                    unit.source.size,
-                    unit.source.mtime_ns,
-                )
-            )
+        new = result.done
         journal.add(new)
         for key, text in result.tracebacks:
             journal.add_error(key, text)
             log.info("unexpected failure of %s:\n%s", key or "a unit", text.rstrip())
-        records.update((r.key, r) for r in new)
+        written += len(new)
         failures.extend(msg for _key, msg in result.failed)
-        progress.advance(len(result.done) + len(result.failed), sum(r.bytes for r in new))
+        progress.advance(len(new) + len(result.failed), sum(r.bytes for r in new))
         if result.fatal:
             raise DiskFullError(result.fatal)
+    return written
 
 
-def _finish(
-    plan: Plan, out: OutputDir, records: dict[str, Record], req: Request, seconds: float
-) -> None:
-    """Previews, reports, manifest, and the completion marker last."""
+def _finish(plan: Plan, out: OutputDir, req: Request, seconds: float) -> Tally:
+    """Previews, reports, the file lists and manifest, and the completion marker last.
+
+    Every pass over the files reads the journal as a stream: nothing per file is kept.
+    """
     t0 = time.monotonic()
     extra: list[Written] = []
     doc = plan_document(plan)
@@ -374,7 +369,7 @@ def _finish(
         try:
             from ..preview import make_previews
 
-            paths = sorted(r.path for r in records.values())
+            paths = (r.path for r in iter_journal(out.root))
             notes: list[str] = []
             extra.extend(make_previews(out, paths, rig=whole_rig(plan), notes=notes))
             if notes:
@@ -385,23 +380,32 @@ def _finish(
                 raise
             plan.warnings.append(f"previews not written: {exc}")
             doc = plan_document(plan)
-    extra.append(
-        out.write_text(EXTRACTION_INFO, extraction_info(doc, records.values(), plan.layout))
-    )
-    extra.append(out.write_text(SIZE_SUMMARY, size_summary(records.values(), plan.layout)))
+    listed = FileListWriter(out, plan.layout)
+    try:
+        listed.add_journal()
+        tally = listed.write_records()
+        extra.append(out.write_text(EXTRACTION_INFO, extraction_info(doc, tally, plan.layout)))
+        extra.append(out.write_text(SIZE_SUMMARY, size_summary(tally, plan.layout)))
+        for w in extra:
+            listed.add_extra(w)
+    except BaseException:
+        listed.abort()
+        raise
+    listed.commit()
     timings = {"extract": seconds, "finish": time.monotonic() - t0}
-    write_manifest(out, plan_doc=doc, records=records, extra_files=extra, timings=timings)
+    write_manifest(out, plan_doc=doc, listed=listed, timings=timings)
     write_marker(
         out,
         plan.fingerprint,
-        len(records) + len(extra),
-        sum(r.bytes for r in records.values()),
+        listed.total_files,
+        tally.bytes,
         sync=req.sync,
         selections=[sc.record() for sc in plan.scopes],
     )
     with contextlib.suppress(FileNotFoundError):
         (out.root / JOURNAL).unlink()
     out.clean_tmp()
+    return tally
 
 
 def whole_rig(plan: Plan) -> dict[str, Any] | None:
@@ -451,20 +455,19 @@ def _remove_empty_dirs(root: Path) -> None:
                 os.rmdir(dirpath)  # succeeds only if its subfolders were removed
 
 
-def _fill_counts(outcome: Outcome, out_dir: Path, records: dict[str, Record] | None = None) -> None:
-    if records is None:
-        records = valid_records(out_dir, load_records(out_dir))
-    outcome.files = len(records)
-    outcome.bytes = sum(r.bytes for r in records.values())
-    cams = set()
-    frames = set()
-    for r in records.values():
-        if r.modality in ("images", "masks"):
-            parsed = parse_path(r.path)
-            if parsed is not None:
-                cams.add(parsed.camera)
-                frames.add(parsed.frame)
-    outcome.cameras, outcome.frames = len(cams), len(frames)
+def _fill_counts(outcome: Outcome, out_dir: Path, tally: Tally | None = None) -> None:
+    """Files, bytes, cameras and frames of a performance folder (streamed from its lists)."""
+    if tally is None:
+        tally = Tally("separate")
+        if (out_dir / JOURNAL).is_file():  # a run that stopped: what it recorded so far
+            records: Iterable[Record] = iter_journal(out_dir)
+        else:
+            records = filter(None, map(as_record, iter_file_entries(out_dir)))
+        for r in records:
+            tally.add(r)
+    outcome.files = tally.files
+    outcome.bytes = tally.bytes
+    outcome.cameras, outcome.frames = len(tally.cameras), len(tally.frames)
 
 
 #: Above this many planned tasks in a batch, plans are dropped after the survey and redone
@@ -474,7 +477,7 @@ KEEP_PLANNED_TASKS = 200_000
 
 def bound_memory(surveys: Sequence[Survey]) -> None:
     """Drop the plans of a large batch (keeping their totals); ``extract_batch`` re-plans."""
-    if sum(len(s.plan.tasks) for s in surveys if s.plan) > KEEP_PLANNED_TASKS:
+    if sum(s.plan.total_files for s in surveys if s.plan) > KEEP_PLANNED_TASKS:
         for s in surveys:
             s.compact()
 
