@@ -6,6 +6,7 @@ The planner produces :class:`Task` objects; writers consume them. Neither side i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -70,17 +71,67 @@ class Task:
     fields: tuple[str, ...] | None = None  # FLAME datasets to write (None: every one found)
 
 
-@dataclass
-class Unit:
-    """Tasks that read one source file together (one worker opens the file once)."""
+class LazyTasks(Protocol):
+    """Tasks built only when iterated (a real performance has ~300,000 blob tasks): a sized
+    iterable with its total bytes, that can drop the tasks already done."""
 
-    role: str
-    source: SourceId
-    tasks: list[Task]
+    nbytes: int
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Task]: ...
+
+    def without(self, is_done: Callable[[str, str], bool]) -> LazyTasks | None: ...
+
+
+class Unit:
+    """Tasks that read one source file together (one worker opens the file once).
+
+    ``tasks`` is a list, or a :class:`LazyTasks` that builds its tasks when iterated.
+    """
+
+    def __init__(self, role: str, source: SourceId, tasks: list[Task] | LazyTasks) -> None:
+        self.role = role
+        self.source = source
+        self.tasks = tasks
+
+    def __repr__(self) -> str:
+        return f"Unit({self.role!r}, {self.source!r}, {self.count} tasks)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Unit):
+            return NotImplemented
+        return (self.role, self.source, list(self.tasks)) == (
+            other.role,
+            other.source,
+            list(other.tasks),
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def count(self) -> int:
+        """Number of files this unit writes."""
+        return len(self.tasks)
 
     @property
     def nbytes(self) -> int:
-        return sum(t.nbytes for t in self.tasks)
+        if isinstance(self.tasks, list):
+            return sum(t.nbytes for t in self.tasks)
+        return self.tasks.nbytes
+
+    def without(self, is_done: Callable[[str, str], bool]) -> Unit | None:
+        """This unit minus its tasks whose file is done (``is_done(role, key)``); None when
+        nothing is left."""
+        if not isinstance(self.tasks, list):
+            left = self.tasks.without(is_done)
+            if left is self.tasks:
+                return self
+            return None if left is None else Unit(self.role, self.source, left)
+        todo = [t for t in self.tasks if not is_done(t.role, t.key)]
+        if len(todo) == len(self.tasks):
+            return self
+        return Unit(self.role, self.source, todo) if todo else None
 
 
 class Writer(Protocol):

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..output.layout import parent_folder
 from .run import Request, Survey
 
 
@@ -45,7 +44,7 @@ def dry_run_document(surveys: Sequence[Survey], req: Request) -> dict[str, Any]:
                 "bytes_by_modality": plan.bytes_by("modality") if plan else {},
                 "files_by_modality": plan.files_by_modality() if plan else {},
                 "cameras": plan.cameras if plan else None,
-                "folders": sorted({parent_folder(t.key) for t in plan.tasks}) if plan else [],
+                "folders": plan.folders() if plan else [],
                 "notes": plan.notes if plan else [],
                 "warnings": plan.warnings if plan else [],
                 "out_dir": str(Path(req.out_root) / s.perf.key),

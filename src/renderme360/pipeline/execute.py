@@ -25,7 +25,8 @@ from ..errors import (
     UsageError,
 )
 from ..output.outdir import OutputDir, PendingDigest, Written
-from ..tasks import Options, Unit
+from ..output.read import Record
+from ..tasks import Options, Task, Unit
 from ..writers import WriteContext, get_writer
 
 if TYPE_CHECKING:
@@ -40,9 +41,9 @@ HASH_DEPTH = 3
 
 @dataclass
 class UnitResult:
-    """What one unit wrote (task key -> file) and which tasks failed, with the reason."""
+    """What one unit wrote (one record per file) and which tasks failed, with the reason."""
 
-    done: list[tuple[str, Written]] = field(default_factory=list)
+    done: list[Record] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None  # a failure that stops the whole run (disk full)
     tracebacks: list[tuple[str, str]] = field(default_factory=list)  # (task key, traceback)
@@ -67,8 +68,8 @@ class Unexpected:
 
 def iter_unit(
     unit: Unit, out_dir: str, options: Options
-) -> Iterator[tuple[str, Written | str | Unexpected]]:
-    """Execute a unit task by task, yielding (key, Written) or (key, error message).
+) -> Iterator[tuple[Task, Written | str | Unexpected]]:
+    """Execute a unit task by task, yielding (task, Written) or (task, error message).
 
     Raises DiskFullError (stop everything) and KeyboardInterrupt; other per-file problems
     (a corrupt blob) are yielded as messages so the rest of the unit still gets written.
@@ -79,8 +80,8 @@ def iter_unit(
         raise SMCFormatError(f"{unit.source.path}: cannot read ({exc.strerror})") from exc
     if (st.st_size, st.st_mtime_ns) != (unit.source.size, unit.source.mtime_ns):
         raise SMCFormatError(f"{unit.source.path}: changed since it was planned; run again")
-    out = OutputDir(out_dir)
-    hashing: deque[tuple[str, PendingDigest]] = deque()  # files in place, digest in progress
+    out = _output_dir(out_dir)
+    hashing: deque[tuple[Task, PendingDigest]] = deque()  # files in place, digest in progress
     with WriteContext(out, unit.source.path, options) as ctx:
         for task in unit.tasks:
             try:
@@ -88,30 +89,58 @@ def iter_unit(
             except DiskFullError:
                 raise
             except Renderme360Error as exc:
-                yield task.key, str(exc)
+                yield task, str(exc)
                 continue
             except Exception as exc:  # fails this file only; the traceback goes to the journal
-                yield task.key, Unexpected.of(exc, f"{unit.source.path}: {task.key}")
+                yield task, Unexpected.of(exc, f"{unit.source.path}: {task.key}")
                 continue
             if isinstance(got, PendingDigest):
-                hashing.append((task.key, got))
+                hashing.append((task, got))
             else:
-                yield task.key, got
+                yield task, got
             while hashing and (len(hashing) > HASH_DEPTH or hashing[0][1].done()):
-                key, pending = hashing.popleft()
-                yield key, pending.written()
+                done_task, pending = hashing.popleft()
+                yield done_task, pending.written()
         while hashing:
-            key, pending = hashing.popleft()
-            yield key, pending.written()
+            done_task, pending = hashing.popleft()
+            yield done_task, pending.written()
+
+
+_OUT: OutputDir | None = None
+
+
+def _output_dir(out_dir: str) -> OutputDir:
+    """The OutputDir of ``out_dir``, kept from one unit to the next so its folders are
+    validated and created once per run, not once per unit. Every run starts by removing
+    ``.tmp`` (and ends removing empty folders): a missing ``.tmp`` means a new run, so
+    nothing known from the last one is trusted."""
+    global _OUT
+    if _OUT is None or str(_OUT.root) != out_dir or not os.path.isdir(_OUT.tmp):
+        _OUT = OutputDir(out_dir)
+    return _OUT
 
 
 def run_unit(unit: Unit, out_dir: str, options: Options) -> UnitResult:
     """Execute a whole unit and collect its results (the picklable worker entry point)."""
     result = UnitResult()
+    size, mtime = unit.source.size, unit.source.mtime_ns
     try:
-        for key, got in iter_unit(unit, out_dir, options):
+        for task, got in iter_unit(unit, out_dir, options):
+            key = task.key
             if isinstance(got, Written):
-                result.done.append((key, got))
+                result.done.append(
+                    Record(
+                        key,
+                        got.path,
+                        got.bytes,
+                        got.sha256,
+                        task.modality,
+                        task.role,
+                        task.variant,
+                        size,
+                        mtime,
+                    )
+                )
             elif isinstance(got, Unexpected):
                 result.failed.append((key, got.message))
                 result.tracebacks.append((key, got.traceback))
@@ -126,7 +155,7 @@ def run_unit(unit: Unit, out_dir: str, options: Options) -> UnitResult:
             bad = Unexpected.of(exc, unit.source.path)
             message = bad.message
             result.tracebacks.append(("", bad.traceback))
-        done = {k for k, _ in result.done} | {k for k, _ in result.failed}
+        done = {r.key for r in result.done} | {k for k, _ in result.failed}
         result.failed.extend((t.key, message) for t in unit.tasks if t.key not in done)
     return result
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ..output.layout import (
     calibration_camera_path,
     image_path,
     keypoints2d_path,
+    parent_folder,
     performance_dir,
     scan_mask_path,
     source_prefix,
@@ -36,7 +38,7 @@ from ..selection import FrameRange, Selection, parse_frames, resolve_cameras
 from ..tasks import Options, SourceId, Task, Unit
 from ..textsafe import encode_text
 from .discover import Performance
-from .inventory import FileInventory, info_json, info_text
+from .inventory import BlobStream, FileInventory, info_json, info_text
 
 UNIT_MAX_TASKS = 64
 UNIT_MAX_BYTES = 96 << 20
@@ -161,7 +163,13 @@ class Plan:
 
     @property
     def tasks(self) -> list[Task]:
-        return [t for u in self.units for t in u.tasks]
+        """Every task as a list (small plans and tests; large plans use :meth:`iter_tasks`)."""
+        return list(self.iter_tasks())
+
+    def iter_tasks(self) -> Iterator[Task]:
+        """Every task, built one unit at a time."""
+        for u in self.units:
+            yield from u.tasks
 
     @property
     def total_bytes(self) -> int:
@@ -169,21 +177,48 @@ class Plan:
 
     @property
     def total_files(self) -> int:
-        return sum(len(u.tasks) for u in self.units)
+        return sum(u.count for u in self.units)
 
     def bytes_by(self, what: str) -> dict[str, int]:
-        """Planned bytes per ``modality`` or per ``role``."""
+        """Planned bytes per ``modality`` or per ``role`` (blob streams counted whole)."""
         out: dict[str, int] = {}
-        for t in self.tasks:
-            k = getattr(t, what)
-            out[k] = out.get(k, 0) + t.nbytes
+        for u in self.units:
+            if isinstance(u.tasks, BlobTasks):
+                k = getattr(u.tasks, what)
+                out[k] = out.get(k, 0) + u.tasks.nbytes
+                continue
+            for t in u.tasks:
+                k = getattr(t, what)
+                out[k] = out.get(k, 0) + t.nbytes
         return out
 
     def files_by_modality(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for t in self.tasks:
-            out[t.modality] = out.get(t.modality, 0) + 1
+        for u in self.units:
+            if isinstance(u.tasks, BlobTasks):
+                out[u.tasks.modality] = out.get(u.tasks.modality, 0) + len(u.tasks)
+                continue
+            for t in u.tasks:
+                out[t.modality] = out.get(t.modality, 0) + 1
         return out
+
+    def folders(self) -> list[str]:
+        """Folders the plan writes into, sorted (one path per blob stream is looked at)."""
+        out: set[str] = set()
+        for u in self.units:
+            first = [next(iter(u.tasks))] if isinstance(u.tasks, BlobTasks) else u.tasks
+            out.update(parent_folder(t.key) for t in first)
+        return sorted(out)
+
+    def variants(self) -> dict[tuple[str, str], str]:
+        """(role, key) -> variant of the tasks that are not blob streams (a few hundred):
+        their variant may carry a digest of the selection; a blob's is its modality's."""
+        return {
+            (t.role, t.key): t.variant
+            for u in self.units
+            if isinstance(u.tasks, list)
+            for t in u.tasks
+        }
 
     @property
     def fingerprint(self) -> str:
@@ -416,7 +451,7 @@ def _compare_copies(
             return (inv.actor_id, inv.performance, inv.capture_date, inv.actor_info)
         kind = BLOB_MODALITY.get(modality) or {"uv": "uv", "scan_masks": "scan_mask"}.get(modality)
         if kind:
-            return sorted((k, v.nbytes) for k, v in inv.blobs.items() if k[0] == kind)
+            return inv.blobs.signature(kind)
         return json.dumps(inv.summary().get(modality), sort_keys=True, default=str)
 
     ref = signature(inventories[winner])
@@ -521,9 +556,7 @@ def _plan_images(f: _FilePlan, m: str = "images") -> None:
     kind = BLOB_MODALITY[m]
     streams = f.inv.images if m == "images" else f.inv.masks
     for c in f.cams(sorted(streams)):
-        ext = _ext(f.inv, kind, c, f.plan.options, m)
-        tasks = [f.blob(image_path(m, c, fr, ext), m, kind, c, fr) for fr in f.pick(streams[c], c)]
-        f.stream(tasks)
+        _add_blob_units(f, m, kind, c)
 
 
 def _plan_masks(f: _FilePlan) -> None:
@@ -531,8 +564,7 @@ def _plan_masks(f: _FilePlan) -> None:
 
 
 def _plan_uv(f: _FilePlan) -> None:
-    ext = _ext(f.inv, "uv", "", f.plan.options, "uv")
-    f.stream([f.blob(uv_path(fr, ext), "uv", "uv", None, fr) for fr in f.pick(f.inv.uv)])
+    _add_blob_units(f, "uv", "uv", None)
 
 
 def _plan_scan_masks(f: _FilePlan) -> None:
@@ -653,6 +685,140 @@ def _ext(inv: FileInventory, kind: str, cam: str, opts: Options, modality: str) 
     if opts.image_mode == "reencode" and modality == "masks":
         return "png"
     return inv.extensions.get((kind, cam), "bin")
+
+
+class BlobTasks:
+    """The blob tasks of a run of one stream (images/masks of one camera, UV textures), built
+    only when iterated: a real performance has ~300,000 of them, and a Task object each would
+    hold ~150 MB. Holds the inventory's stream arrays and the positions in them."""
+
+    def __init__(
+        self,
+        modality: str,
+        prefix: str,
+        kind: str,
+        cam: str | None,
+        ext: str,
+        role: str,
+        variant: str,
+        exact: bool,
+        stream: BlobStream,
+        positions: range | array,
+    ) -> None:
+        self.modality, self.prefix, self.kind, self.cam, self.ext = modality, prefix, kind, cam, ext
+        self.role, self.variant, self.exact = role, variant, exact
+        self.stream = stream
+        self.positions = positions
+        sizes = stream.sizes
+        self.nbytes = sum(sizes[i] for i in positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def key(self, frame: int) -> str:
+        """Planned relative path of one frame's file."""
+        if self.cam is None:
+            return self.prefix + uv_path(frame, self.ext)
+        return self.prefix + image_path(self.modality, self.cam, frame, self.ext)
+
+    def __iter__(self) -> Iterator[Task]:
+        frames, offsets, sizes = self.stream.frames, self.stream.offsets, self.stream.sizes
+        for i in self.positions:
+            f, off, n = frames[i], offsets[i], sizes[i]
+            yield Task(
+                self.key(f),
+                self.modality,
+                "blob",
+                self.role,
+                n,
+                self.exact,
+                self.variant,
+                camera=self.cam,
+                frame=f,
+                blob_kind=self.kind,
+                offset=None if off < 0 else off,
+            )
+
+    def without(self, is_done: Callable[[str, str], bool]) -> BlobTasks | None:
+        """The same run minus the frames whose file is done (None when nothing is left)."""
+        frames = self.stream.frames
+        left = array(
+            "q", (i for i in self.positions if not is_done(self.role, self.key(frames[i])))
+        )
+        if len(left) == len(self.positions):
+            return self
+        if not left:
+            return None
+        return self._with_positions(left)
+
+    def _with_positions(self, positions: range | array) -> BlobTasks:
+        return BlobTasks(
+            self.modality,
+            self.prefix,
+            self.kind,
+            self.cam,
+            self.ext,
+            self.role,
+            self.variant,
+            self.exact,
+            self.stream,
+            positions,
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to a worker: only this run's part of the stream, not the whole camera.
+        part = BlobStream()
+        s = self.stream
+        for i in self.positions:
+            part.frames.append(s.frames[i])
+            part.offsets.append(s.offsets[i])
+            part.sizes.append(s.sizes[i])
+        state = dict(self.__dict__)
+        state["stream"], state["positions"] = part, range(len(part))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def _add_blob_units(f: _FilePlan, modality: str, kind: str, cam: str | None) -> None:
+    """Units of one blob stream (the frames the scopes select), chunked like :func:`_add_units`,
+    as :class:`BlobTasks` that build their tasks only when run."""
+    stream = f.inv.blobs.stream(kind, cam or "")
+    if stream is None or not len(stream):
+        return
+    opts = f.plan.options
+    picked = f.pick(stream.frames, cam)
+    n = len(stream)
+    if len(picked) == n:
+        positions: range | array = range(n)
+    else:
+        positions = array("q", (i for i in map(stream.position, picked) if i is not None))
+    ext = _ext(f.inv, kind, cam or "", opts, modality)
+    whole = BlobTasks(
+        modality,
+        f.prefix,
+        kind,
+        cam,
+        ext,
+        f.role,
+        opts.variant(modality),
+        opts.image_mode == "copy",
+        stream,
+        positions,
+    )
+    sizes = stream.sizes
+    start = count = size = 0
+    for j in range(len(positions) + 1):
+        if j < len(positions):
+            nb = sizes[positions[j]]
+            if not (count and (count >= UNIT_MAX_TASKS or size + nb > UNIT_MAX_BYTES)):
+                count += 1
+                size += nb
+                continue
+        f.plan.units.append(Unit(f.role, f.inv.source, whole._with_positions(positions[start:j])))
+        if j < len(positions):
+            start, count, size = j, 1, sizes[positions[j]]
 
 
 def _add_units(plan: Plan, role: str, inv: FileInventory, tasks: list[Task]) -> None:
