@@ -122,6 +122,7 @@ class ExtractionReader:
             raise SMCOpenError(
                 f"{self.path}: not a readable HDF5/SMC file ({h5safe.open_failure(exc)})"
             ) from exc
+        h5safe.bound_metadata_cache(self.smc)
         try:
             self._check_root()
         except BaseException:
