@@ -25,15 +25,15 @@ import logging
 import math
 import struct
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .output.layout import VISUALIZATION_FILES, OutputPath
+from .output.layout import VISUALIZATION_FILES, OutputPath, parse_path
 from .output.outdir import OutputDir, Written
-from .output.read import choose_sources, frames_by_camera
+from .output.read import FrameFiles, choose_sources
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,8 +86,8 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
 class _Inputs:
     """Preview inputs found among the extracted files (relative paths)."""
 
-    images: dict[str, dict[int, str]] = field(default_factory=dict)  # cam -> frame -> path
-    masks: dict[str, dict[int, str]] = field(default_factory=dict)
+    images: dict[str, FrameFiles] = field(default_factory=dict)  # cam -> frame -> path
+    masks: dict[str, FrameFiles] = field(default_factory=dict)
     keypoints: dict[str, str] = field(default_factory=dict)  # cam -> path
     calibration: str | None = None
 
@@ -103,13 +103,13 @@ class _Tile:
 
 def make_previews(
     out: OutputDir,
-    files: Sequence[str],
+    files: Iterable[str],
     max_cameras: int = 60,
     rig: Mapping[str, np.ndarray] | None = None,
     notes: list[str] | None = None,
 ) -> list[Written]:
-    """Write visualization/* previews from already-extracted files (relative paths in `files`);
-    return what was written. Each preview only when its inputs exist.
+    """Write visualization/* previews from already-extracted files (relative paths in `files`,
+    read once as a stream); return what was written. Each preview only when its inputs exist.
 
     ``rig`` (camera id -> RT of every camera of the rig, read from the source) lets the rig plot
     show the whole rig greyed, with the extracted cameras highlighted.
@@ -149,8 +149,12 @@ def make_previews(
 # --------------------------------------------------------------------------- inputs
 
 
-def _find_inputs(files: Sequence[str]) -> _Inputs:
-    """Sort the extracted files into preview inputs, choosing one source folder per item."""
+def _find_inputs(files: Iterable[str]) -> _Inputs:
+    """Sort the extracted files into preview inputs, choosing one source folder per item.
+
+    ``files`` is read once, as a stream: images and masks go into :class:`FrameFiles` (a bit
+    per frame), the few other inputs through :func:`choose_sources`.
+    """
 
     def preference(p: OutputPath) -> tuple[str | None, ...]:
         return _IMAGE_SOURCES if p.modality == "images" else _ANNO_SOURCES
@@ -162,11 +166,24 @@ def _find_inputs(files: Sequence[str]) -> _Inputs:
             return True
         return p.modality == "calibration" and p.camera is None and p.ext == "npz"
 
-    chosen = choose_sources(files, preference, accept)
-    found = _Inputs(
-        images=frames_by_camera(chosen, "images"), masks=frames_by_camera(chosen, "masks")
-    )
-    for (modality, cam, _frame), (rel, _p) in chosen.items():
+    found = _Inputs()
+    others: list[str] = []
+    for rel in files:
+        p = parse_path(rel)
+        if p is None or not accept(p):
+            continue
+        if p.modality not in ("images", "masks") or p.camera is None or p.frame is None:
+            others.append(rel)
+            continue
+        order = preference(p)
+        if p.source not in order:
+            continue
+        table = found.images if p.modality == "images" else found.masks
+        frames = table.get(p.camera)
+        if frames is None:
+            frames = table[p.camera] = FrameFiles(p.modality, p.camera)
+        frames.add(order.index(p.source), p, rel)
+    for (modality, cam, _frame), (rel, _p) in choose_sources(others, preference, accept).items():
         if modality == "keypoints2d" and cam is not None:
             found.keypoints[cam] = rel
         elif modality == "calibration":
@@ -174,7 +191,7 @@ def _find_inputs(files: Sequence[str]) -> _Inputs:
     return found
 
 
-def _common_frame(images: dict[str, dict[int, str]]) -> int | None:
+def _common_frame(images: Mapping[str, Iterable[int]]) -> int | None:
     """The smallest frame number among those that the largest number of cameras have."""
     counts: dict[int, int] = {}
     for frames in images.values():
