@@ -577,8 +577,19 @@ def _extracted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Path:
 
 
 def _edit_manifest(perf: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit manifest.json with its file list in hand as ``doc["files"]``: a list goes back to
+    manifest.jsonl (one JSON value a line, the count in manifest.json kept in step), anything
+    else into manifest.json itself, as a malformed earlier-format manifest."""
     doc = json.loads((perf / "manifest.json").read_text())
+    lines = (perf / "manifest.jsonl").read_text().splitlines()
+    doc["files"] = [json.loads(line) for line in lines]
     edit(doc)
+    files = doc.pop("files")
+    if isinstance(files, list):
+        (perf / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in files))
+        doc["total_files"] = len(files)
+    else:
+        doc["files"] = files
     (perf / "manifest.json").write_text(json.dumps(doc))
 
 

@@ -121,6 +121,8 @@ def consolidate_journal(out_dir: Path, is_current: Callable[[Record], bool]) -> 
     journal = out_dir / JOURNAL
     if journal.is_symlink():
         journal.unlink()
+    elif journal.exists():  # a planted hard link is refused as the journal would refuse it
+        os.close(open_own_file(journal, os.O_RDONLY, "append to"))
     state = ResumeState()
     if not any(p.is_file() for p in (out_dir / MANIFEST, out_dir / FILE_LIST, journal)):
         return state
