@@ -305,9 +305,11 @@ def test_scaled_intrinsics_and_reduced_decode(tmp_path: Path) -> None:
         area = cv2.resize(full, (scaled.width, scaled.height), interpolation=cv2.INTER_AREA)
         diff = np.abs(small.astype(int) - area.astype(int))
         assert diff.mean() < 2.0 and np.percentile(diff, 99) < 8, (k, diff.mean())
-        np.testing.assert_allclose(scaled.K[:2], cam.K[:2] / k)
+        np.testing.assert_allclose(scaled.K[:2, :2], cam.K[:2, :2] / k)
+        np.testing.assert_allclose(scaled.K[:2, 2], (cam.K[:2, 2] + 0.5) / k - 0.5)
         np.testing.assert_array_equal(scaled.c2w, cam.c2w)
-        np.testing.assert_allclose(scaled.project(points), cam.project(points) / k, atol=1e-9)
+        expected = (cam.project(points) + 0.5) / k - 0.5  # pixel centres stay pixel centres
+        np.testing.assert_allclose(scaled.project(points), expected, atol=1e-9)
         # the head silhouette lands where the scaled camera puts it
         mask = perf.mask("25", 0, scale=k)
         assert mask.shape == small.shape[:2]
@@ -320,6 +322,31 @@ def test_scaled_intrinsics_and_reduced_decode(tmp_path: Path) -> None:
             perf.image("25", 0, scale=bad)
     with pytest.raises(ValueError):
         cam.scaled(0)
+
+
+def test_scaled_camera_follows_pixels_through_an_area_reduction() -> None:
+    """Ground truth independent of the formula: a bright block is area-reduced, and the reduced
+    camera must project the point seen at the block's centre onto the reduced block's centroid."""
+    cam = rm.Camera(
+        "00",
+        K=np.array([[100.0, 0, 31.0], [0, 100.0, 27.0], [0, 0, 1]]),
+        D=np.zeros(5),
+        c2w=np.eye(4),
+        width=64,
+        height=64,
+    )
+    full = np.zeros((64, 64), np.float64)
+    full[26:34, 32:40] = 1.0  # pixel centres 32..39 and 26..33: centroid (35.5, 29.5)
+    point = np.array([[0.045, 0.025, 1.0]])  # seen at (35.5, 29.5) in the full image
+    assert tuple(cam.project(point)[0]) == pytest.approx((35.5, 29.5))
+    for k in (2, 4, 8):
+        small = cv2.resize(full, (64 // k, 64 // k), interpolation=cv2.INTER_AREA)
+        ys, xs = np.mgrid[: small.shape[0], : small.shape[1]]
+        centroid = ((xs * small).sum() / small.sum(), (ys * small).sum() / small.sum())
+        reduced = cam.scaled(k).project(point)[0]
+        assert tuple(reduced) == pytest.approx(centroid, abs=1e-9), (k, reduced, centroid)
+        naive = 35.5 / k  # plain K / k misses by (k - 1) / (2k) reduced pixels
+        assert abs(naive - centroid[0]) == pytest.approx((k - 1) / (2 * k))
 
 
 # ------------------------------------------------------------------------------ dataset

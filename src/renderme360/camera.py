@@ -91,10 +91,11 @@ class Camera:
     def scaled(self, k: int) -> Camera:
         """This camera for an image decoded at ``1/k`` size (``image(..., scale=k)``).
 
-        ``fx, fy, cx, cy`` are divided by ``k`` (pixel coordinates measured from the image's
-        top-left corner, the convention under which a k-times reduced image has exactly ``K/k``;
-        under the pixel-centre convention the exact principal point is ``(c + 0.5)/k - 0.5``, less
-        than half a reduced pixel away). Width and height are rounded up, as JPEG decoders do.
+        ``K`` keeps OpenCV's pixel-centre convention (the top-left pixel's centre is (0, 0)), so a
+        full-size pixel ``u`` lands at ``(u + 0.5) / k - 0.5`` in the reduced image: ``fx, fy`` are
+        divided by ``k`` and ``c' = (c + 0.5) / k - 0.5``. Plain ``K / k`` would be off by
+        ``(k - 1) / (2k)`` reduced pixels (0.375 px at ``k = 4``). Width and height are rounded
+        up, as JPEG decoders do.
         """
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ValueError(f"scale must be a positive integer, got {k!r}")
@@ -102,6 +103,7 @@ class Camera:
             return self
         intrinsics = self.K.astype(np.float64, copy=True)
         intrinsics[:2, :] /= k
+        intrinsics[:2, 2] += 0.5 / k - 0.5
         return replace(
             self,
             K=intrinsics,
