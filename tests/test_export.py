@@ -683,3 +683,10 @@ def test_camera_rules_choose_from_calibration(extracted, tmp_path, capsys) -> No
     assert len(front["cameras"]) == 2 and set(front["cameras"]) <= {"22", "25", "28", "29"}
     doc = json.loads((tmp_path / "f" / "transforms.json").read_text())
     assert len(doc["frames"]) == 2
+
+
+def test_export_workers_zero_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "nerfstudio", "anywhere", "--workers", "0"])
+    assert exc.value.code == 2
+    assert "--workers: must be at least 1, got 0" in capsys.readouterr().err

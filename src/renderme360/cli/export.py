@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..config import positive_int
+
 EPILOG = """\
 examples:
   renderme360 export nerfstudio OUT/0026_e0 --frames 0                 # one time step
@@ -46,7 +48,9 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         p.add_argument("--masks", action="store_true", help="export masks too")
         p.add_argument("-o", "--output", help="export folder (default: see below)")
         p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
-        p.add_argument("--workers", type=int, help="processes for --downscale (default: CPUs)")
+        p.add_argument(
+            "--workers", type=positive_int, help="processes for --downscale (default: CPUs)"
+        )
         p.add_argument("--json", action="store_true", help="print the summary as JSON")
         common(p)
     ex.set_defaults(command="export", export_format=None, _help=ex.print_help)
@@ -54,15 +58,12 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Run one export and print its summary (or JSON)."""
-    from ..errors import UsageError
     from ..export.run import export_colmap, export_nerfstudio
     from ..loader import load
 
     if args.export_format is None:
         args._help()
         return 2
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
     perf = load(args.perf, subject=args.subject, performance=args.performance)
     opts = dict(cameras=args.cameras, downscale=args.downscale, masks=args.masks,
                 workers=args.workers, progress=_progress(args))  # fmt: skip
