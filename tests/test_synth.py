@@ -565,3 +565,34 @@ def test_full_resolution_jpeg_is_realistic(tmp_path: Path) -> None:
         assert 400_000 <= dset.shape[0] <= 900_000
         assert _decode(dset, cv2.IMREAD_COLOR).shape == (2048, 2448, 3)
         assert f["Calibration/25/K"][0, 0] == pytest.approx(4700, rel=0.01)
+
+
+def test_synth_replaces_its_own_files_but_never_a_foreign_one(tmp_path: Path) -> None:
+    """Synthetic ids are real ids: pointed at a real dataset, synth must not replace a download."""
+    from renderme360.cli import main
+
+    first = synthesize(tmp_path, performances=["e0"], frames=1)
+    again = synthesize(tmp_path, performances=["e0"], frames=2)  # its own files: replaced
+    assert again == first
+    with h5py.File(first[0], "r") as f:
+        assert f["Keypoints3d"].attrs["num_frame"] == 2
+    real = tmp_path / "raw" / "0026" / "0026_s1_all_raw.smc"
+    real.parent.mkdir(parents=True, exist_ok=True)
+    real.write_bytes(b"REALDATA")
+    with h5py.File(tmp_path / "anno" / "0026" / "0026_h0_anno.smc", "w") as f:
+        f.attrs["actor_id"] = "0026"  # an HDF5 file without the synth mark
+    for perf, victim in (("s1_all", real), ("h0", tmp_path / "anno/0026/0026_h0_anno.smc")):
+        before = victim.read_bytes()
+        with pytest.raises(UsageError, match=r"refusing to overwrite .*not written by"):
+            synthesize(tmp_path, performances=["e0", perf])
+        assert victim.read_bytes() == before
+    link = tmp_path / "anno" / "0026" / "0026_h2_anno.smc"
+    link.symlink_to(first[0])
+    with pytest.raises(UsageError, match="refusing to overwrite"):
+        synthesize(tmp_path, performances=["h2"])
+    assert link.is_symlink()
+    # nothing was written for the refused runs (checked before writing): e0 kept 2 frames
+    with h5py.File(first[0], "r") as f:
+        assert f["Keypoints3d"].attrs["num_frame"] == 2
+    assert main(["synth", str(tmp_path), "--performances", "s1_all"]) == 2
+    assert real.read_bytes() == b"REALDATA"

@@ -53,6 +53,8 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {"small": (96, 120), "full": (2048, 24
 RELEASES: tuple[int, ...] = (21, 500)
 #: Number of cameras of the rig (``Camera`` attr ``num_device``).
 NUM_DEVICES = 60
+#: Root attribute marking a file as written by :func:`synthesize` (so it may be replaced).
+SYNTH_MARK = "renderme360_synthetic"
 #: World position of the head centre (metres); world "up" is -y.
 HEAD_CENTER = np.array([-0.04, -0.50, 0.00])
 #: The frontal camera: it always holds images (speech parts of release 500 hold only this one).
@@ -246,7 +248,9 @@ def synthesize(
     out
         Root folder. Release 21 writes ``anno/{subject}/{subject}_{perf}_anno.smc`` and
         ``raw/{subject}/{subject}_{perf}_raw.smc``; release 500 writes
-        ``{subject}/{subject}_{perf}_raw.smc``. Existing files are replaced atomically.
+        ``{subject}/{subject}_{perf}_raw.smc``. Existing files written by this function (they
+        carry the root attribute :data:`SYNTH_MARK`) are replaced atomically; any other file at
+        a target path (a real download, say) is refused before anything is written.
     subject
         4-digit actor id.
     performances
@@ -268,7 +272,8 @@ def synthesize(
     Raises
     ------
     UsageError
-        Any invalid argument (one-line message).
+        Any invalid argument (one-line message), or a target path holding a file this
+        function did not write.
     """
     subject, perfs = _check_names(subject, performances)
     if release not in RELEASES or isinstance(release, bool):
@@ -280,6 +285,10 @@ def synthesize(
     root = Path(out)
     rig = make_rig(NUM_DEVICES, seed, resolution)
     meta = _subject_meta(subject, seed)
+    targets = {perf: _targets(root, subject, perf, release) for perf in perfs}
+    for paths in targets.values():
+        for path in paths:
+            _refuse_foreign(path)
     written: list[Path] = []
     for perf in perfs:
         image_cams = select_image_cameras(cameras)
@@ -287,16 +296,45 @@ def synthesize(
             image_cams = [FRONT_CAMERA]
         scene = _Scene(subject, perf, frames, height, width, seed, rig, image_cams, meta)
         if release == 21:
-            anno = root / "anno" / subject / f"{subject}_{perf}_anno.smc"
-            raw = root / "raw" / subject / f"{subject}_{perf}_raw.smc"
+            anno, raw = targets[perf]
             _write_atomic(anno, scene.write_anno_21)
             _write_atomic(raw, scene.write_raw_21)
-            written += [anno, raw]
         else:
-            path = root / subject / f"{subject}_{perf}_raw.smc"
+            (path,) = targets[perf]
             _write_atomic(path, scene.write_500)
-            written.append(path)
+        written += targets[perf]
     return sorted(written)
+
+
+def _targets(root: Path, subject: str, perf: str, release: int) -> list[Path]:
+    """The file(s) one performance is written to, in the release's layout."""
+    if release == 21:
+        return [
+            root / "anno" / subject / f"{subject}_{perf}_anno.smc",
+            root / "raw" / subject / f"{subject}_{perf}_raw.smc",
+        ]
+    return [root / subject / f"{subject}_{perf}_raw.smc"]
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Refuse a target path that holds anything but a file written by :func:`synthesize`.
+
+    Synthetic ids are real subject ids (``0026``): pointed at a real dataset, ``synth`` must not
+    replace a downloaded file.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_symlink() and path.is_file():
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                if SYNTH_MARK in f.attrs:
+                    return
+        except (OSError, ValueError, RuntimeError, KeyError):
+            pass  # unreadable: not ours
+    raise UsageError(
+        f"refusing to overwrite {path}: it was not written by 'renderme360 synth' "
+        "(real data?); choose another folder"
+    )
 
 
 # ------------------------------------------------------------------------------- validation
@@ -429,6 +467,7 @@ class _Scene:
     # ---- file contents
     def write_root_attrs(self, f: h5py.File, as_bytes: Sequence[str]) -> None:
         attrs = dict(self.meta, performance_part=self.perf)
+        f.attrs[SYNTH_MARK] = "synthetic data: not a RenderMe360 recording"
         for name in (
             "actor_id",
             "performance_part",

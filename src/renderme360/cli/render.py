@@ -59,7 +59,7 @@ def explore_table(docs: Sequence[dict[str, Any]]) -> None:
             size = human_bytes(f["source"].get("size", 0)) if "size" in f["source"] else "?"
             if f.get("error"):
                 t.add_row(name, role, size, "[red]unreadable[/red]", *[""] * 9)
-                notes.append(f"[red]unreadable[/red] {f['source']['path']}: {f['error']}")
+                notes.append(f"[red]unreadable[/red] {f['error']}")  # the error names the file
             else:
                 img, msk = f["images"], f["masks"]
                 frames = max([*img.values(), *msk.values(), 0])

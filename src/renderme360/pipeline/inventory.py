@@ -234,7 +234,7 @@ def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -
         source = SourceId(str(Path(path).absolute()), 0, 0)
         inv = FileInventory(role=role, source=source)
         inv.error = f"{path}: cannot read ({exc.strerror or exc})"
-        log.warning("%s", inv.error)
+        log.debug("%s", inv.error)  # recorded in inv.error: the caller reports it once
         return inv
     inv = FileInventory(role=role, source=source)
     try:
@@ -242,10 +242,9 @@ def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -
             _probe_into(reader, inv, camera_poses)
     except Renderme360Error as exc:
         inv.error = str(exc)
-        log.warning("%s", exc)
+        log.debug("%s", exc)
     except Exception as exc:  # a hostile file reached a failure mode nobody anticipated
         inv.error = f"{path}: cannot read ({type(exc).__name__}: {one_line(exc)})"
-        log.warning("%s", inv.error)
         log.debug("unexpected error while probing %s", path, exc_info=True)
     if inv.error is not None:  # nothing half-probed may reach the planner
         _clear(inv)
