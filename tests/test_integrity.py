@@ -772,3 +772,33 @@ def test_previews_skip_images_above_the_pixel_budget_with_a_note(capsys, tmp_pat
     assert any("preview skipped" in w and "30000 x 30000 pixels" in w for w in warnings), warnings
     assert (perf / "visualization" / "cameras_frame_000000.jpg").is_file()  # the other camera
     assert peak < 200 << 20, peak
+
+
+def test_a_refused_file_is_reported_once_not_logged_at_every_probe(tmp_path):
+    """The terminal of a real run (logging configured): the plan's warning and the failure,
+    no extra WARNING log line for each time the file is probed."""
+    made = pair_with_neighbour(tmp_path)
+    role, mutate, needle = CASES[8]  # external storage on a colour image of the raw file
+    with h5py.File(made[role], "r+") as f:
+        mutate(f, tmp_path)
+    cmd = [sys.executable, "-m", "renderme360", "extract", str(tmp_path / "data")]
+    env = {**os.environ, "COLUMNS": "1000"}  # no wrapped lines
+    proc = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "out"), "--workers", "1", "--no-preview"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 6, proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    text = " ".join(proc.stderr.split())  # long lines may wrap
+    assert text.count(needle) == 2, proc.stderr  # plan warning + failure line
+    explore = subprocess.run(
+        [sys.executable, "-m", "renderme360", "explore", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert explore.returncode == 1 and "WARNING" not in explore.stderr, explore.stderr
