@@ -454,3 +454,64 @@ def test_loading_is_lazy_and_light(shapes) -> None:
         "assert 'cv2' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_modality_not_held_is_not_found_naming_what_is(shapes) -> None:
+    """Masks, 2D keypoints and UV of a performance without them: NotFoundError, both backends."""
+    data, out = shapes["r500"]
+    for perf in (rm.load(out / "0026_e0"), rm.load(data, subject="0026", performance="e0")):
+        assert "masks" not in perf.modalities and "uv" not in perf.modalities
+        held = ", ".join(perf.modalities)
+        for call, what in (
+            (lambda p: p.mask("25", 0), "no masks"),
+            (lambda p: p.mask_bytes(25, 0), "no masks"),
+            (lambda p: p.keypoints2d("25"), "no 2D keypoints"),
+            (lambda p: p.uv(0), "no UV textures"),
+        ):
+            with pytest.raises(NotFoundError, match=what) as exc:
+                call(perf)
+            assert f"holds: {held})" in str(exc.value)
+    # inside a held modality, an unknown camera or frame stays an InvalidIdError
+    _, out21 = shapes["r21"]
+    perf = rm.load(out21 / "0026_e0")
+    for call in (
+        lambda: perf.mask("59", 0),
+        lambda: perf.mask("25", 99),
+        lambda: perf.keypoints2d("00"),
+        lambda: perf.uv(99),
+    ):
+        with pytest.raises(InvalidIdError):
+            call()
+
+
+def test_python_api_selections_name_what_exists(shapes) -> None:
+    data, out = shapes["r21"]
+    perf = rm.load(out / "0026_e0")
+    with pytest.raises(InvalidIdError, match=r"frame\(s\) 99 have no image .*frames: 0\.\.3"):
+        perf.dataset(frames=[99])
+    with pytest.raises(InvalidIdError, match="frame.* 7, 99 .*frames: 0..3"):
+        perf.dataset(frames=[0, 7, 99])
+    assert len(perf.dataset(frames=[1])) == len(perf.image_camera_ids)
+    with pytest.raises(InvalidIdError, match="camera 99 has no images"):
+        perf.dataset(cameras=["99"])
+    cams = ", ".join(perf.cameras)
+    with pytest.raises(KeyError, match=f"no calibration for camera 99 .calibrated: {cams}"):
+        perf.cameras["99"]
+    assert perf.cameras[25] is perf.cameras["25"] and 25 in perf.cameras and "x" not in perf.cameras
+    assert list(perf.cameras) == sorted(perf.cameras) and len(perf.cameras) == len(cams.split(","))
+    assert pickle.loads(pickle.dumps(perf)).cameras[25].id == "25"
+    by_int = rm.load(data, subject=26, performance="e0")
+    assert (by_int.actor, by_int.performance) == ("0026", "e0")
+    assert rm.load(out, subject=26, performance="e0").source.kind == "folder"
+    with pytest.raises(UsageError, match="subject must be a string like '0026' or 26"):
+        rm.load(data, subject=2.5, performance="e0")
+    with pytest.raises(UsageError, match="performance must be a string"):
+        rm.load(data, subject="0026", performance=0)
+    for p in (perf, rm.load(data, subject="0026", performance="e0")):
+        one = p.flame("exp")
+        assert sorted(one) == ["exp", "frame_ids"]
+        np.testing.assert_array_equal(one["exp"], p.flame(["exp"])["exp"])
+        with pytest.raises(InvalidIdError, match=r"no FLAME field\(s\) nope \(stored: .*exp"):
+            p.flame(["exp", "nope"])
+        with pytest.raises(UsageError, match="field names"):
+            p.flame([1])

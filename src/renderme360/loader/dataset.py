@@ -36,7 +36,8 @@ class FrameDataset:
         From :func:`renderme360.load`.
     cameras, frames
         Camera ids and frame indices to use (default: every camera with images, every frame).
-        A named camera without images or calibration is an error.
+        A named camera without images or calibration, or a named frame none of the chosen
+        cameras has an image of, raises InvalidIdError naming what there is.
     scale
         1, 2, 4 or 8: images decoded at ``1/scale`` size, ``K`` to match.
     masks
@@ -75,6 +76,15 @@ class FrameDataset:
         if missing:
             raise InvalidIdError(f"camera(s) {', '.join(missing)} have images but no calibration")
         wanted = None if frames is None else {int(f) for f in frames}
+        if wanted is not None:
+            held = {f for c in cams for f in perf.image_frame_ids(c)}
+            absent = sorted(wanted - held)
+            if absent:
+                shown = ", ".join(map(str, absent[:10])) + (" ..." if len(absent) > 10 else "")
+                span = f"{min(held)}..{max(held)}, {len(held)} frames" if held else "none"
+                raise InvalidIdError(
+                    f"frame(s) {shown} have no image in the chosen cameras (frames: {span})"
+                )
         self.items: list[tuple[str, int]] = [
             (cam, f)
             for cam in cams

@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -72,7 +71,7 @@ class Source(Protocol):
 
 def load(
     path: str | os.PathLike[str],
-    subject: str | None = None,
+    subject: str | int | None = None,
     performance: str | None = None,
 ) -> Performance:
     """Open one performance: an extracted folder, or SMC files under a dataset root.
@@ -83,9 +82,9 @@ def load(
         ``OUT/{actor}_{perf}`` written by ``extract`` (either layout), a dataset root holding
         SMC files (any release layout), or one ``.smc`` file.
     subject, performance
-        Which performance to read under a dataset root or an output root ``OUT`` (``"0026"``,
-        ``"e0"``); not needed for one performance folder, a single file, or a root holding one
-        performance.
+        Which performance to read under a dataset root or an output root ``OUT`` (``"0026"``
+        or ``26``, ``"e0"``); not needed for one performance folder, a single file, or a root
+        holding one performance.
 
     Raises
     ------
@@ -98,6 +97,7 @@ def load(
     from ..output.layout import parse_performance_dir
     from .smc_source import SMCSource
 
+    subject, performance = _id_arg(subject, "subject"), _id_arg(performance, "performance")
     root = Path(path)
     if not root.exists():
         raise NotFoundError(f"{root}: no such file or folder")
@@ -132,17 +132,6 @@ class Performance:
 
     def __repr__(self) -> str:
         return f"<Performance {self.actor}_{self.performance} from {self.source!r}>"
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()  # cached listings travel along; readers reopen (see source)
-        if "cameras" in state:
-            state["cameras"] = dict(state["cameras"])
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "cameras" in state:
-            state["cameras"] = MappingProxyType(state["cameras"])
-        self.__dict__.update(state)
 
     # ------------------------------------------------------------------ what is there
     @property
@@ -203,7 +192,11 @@ class Performance:
     # ------------------------------------------------------------------ cameras
     @cached_property
     def cameras(self) -> Mapping[str, Camera]:
-        """Every calibrated camera by id: a read-only mapping of :class:`Camera`."""
+        """Every calibrated camera by id: a read-only mapping of :class:`Camera`.
+
+        Ids are 2-digit strings; ``cameras[25]`` works too. An id not calibrated raises
+        InvalidIdError (a KeyError) naming the calibrated ones.
+        """
         calibration = self.source.calibration()
         height, width = self._resolution()
         cams = {
@@ -217,18 +210,11 @@ class Performance:
             )
             for cam, c in sorted(calibration.items())
         }
-        return MappingProxyType(cams)
+        return CameraMap(self._name, cams)
 
     def camera(self, camera: int | str) -> Camera:
         """One calibrated camera; InvalidIdError (a KeyError) naming the calibrated ones."""
-        cam = camera_key(camera)
-        try:
-            return self.cameras[cam]
-        except KeyError:
-            have = ", ".join(self.cameras) or "none"
-            raise InvalidIdError(
-                f"{self._name}: no calibration for camera {cam} (have {have})"
-            ) from None
+        return self.cameras[camera]  # type: ignore[index]
 
     def _resolution(self) -> tuple[int, int]:
         """(height, width) of the colour images: recorded, else read from one image's header."""
@@ -311,6 +297,7 @@ class Performance:
         what = "image" if kind == "color" else kind
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
             raise InvalidIdError(f"frame must be an integer, got {frame!r}")
+        self._need_modality(_BLOB_MODALITY[kind], f"{what}s")
         frames = self.source.frames(kind, cam)
         if not frames:
             have = ", ".join(self.source.cameras(kind)) or "none"
@@ -334,6 +321,7 @@ class Performance:
         ``33 + i`` is 3D index ``i``); rows ``:33`` are the face contour.
         """
         cam = camera_key(camera)
+        self._need_modality("keypoints2d", "2D keypoints")
         got = self.source.keypoints2d(cam)
         if got is None:
             have = ", ".join(self.keypoints2d_camera_ids) or "none"
@@ -347,9 +335,14 @@ class Performance:
     def flame(self, fields: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """``{"frame_ids": (M,), name: (M, ...)}``: every FLAME dataset stacked over frames.
 
-        ``fields`` limits the read to some datasets (``verts`` and ``albedos`` are large).
+        ``fields`` limits the read to some datasets (``verts`` and ``albedos`` are large): a list
+        of names, or one name. A name not stored raises InvalidIdError naming the stored ones.
         """
+        if isinstance(fields, str):
+            fields = (fields,)
         wanted = None if fields is None else tuple(fields)
+        if wanted is not None and not all(isinstance(f, str) for f in wanted):
+            raise UsageError(f"flame(fields=...) takes field names (str), got {fields!r}")
         return self._need(self.source.flame(fields=wanted), "FLAME parameters")
 
     @cached_property
@@ -359,6 +352,7 @@ class Performance:
 
     def uv_bytes(self, frame: int) -> bytes:
         """The stored bytes of one UV texture."""
+        self._need_modality("uv", "UV textures")
         data = self.source.uv_bytes(int(frame))
         if data is None:
             raise InvalidIdError(
@@ -431,11 +425,67 @@ class Performance:
     def _name(self) -> str:
         return f"{self.actor}_{self.performance}"
 
+    def _need_modality(self, modality: str, what: str) -> None:
+        """NotFoundError naming what the performance holds, unless it holds ``modality``."""
+        if modality not in self.modalities:
+            self._need(None, what)
+
     def _need(self, value: Any, what: str) -> Any:
         if value is None:
             have = ", ".join(self.modalities) or "nothing"
             raise NotFoundError(f"{self._name}: no {what} (this performance holds: {have})")
         return value
+
+
+_BLOB_MODALITY = {"color": "images", "mask": "masks"}
+
+
+class CameraMap(Mapping[str, Camera]):
+    """Read-only ``{camera id: Camera}``; ``[25]`` and ``["25"]`` alike, unknown ids named."""
+
+    def __init__(self, name: str, cameras: dict[str, Camera]) -> None:
+        self._name, self._cameras = name, cameras
+
+    def __getitem__(self, camera: int | str) -> Camera:  # type: ignore[override]
+        cam = camera_key(camera)
+        try:
+            return self._cameras[cam]
+        except KeyError:
+            have = ", ".join(self._cameras) or "none"
+            raise InvalidIdError(
+                f"{self._name}: no calibration for camera {cam} (calibrated: {have})"
+            ) from None
+
+    def __contains__(self, camera: object) -> bool:
+        return camera_key(camera) in self._cameras if _is_id(camera) else False  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cameras)
+
+    def __len__(self) -> int:
+        return len(self._cameras)
+
+    def __repr__(self) -> str:
+        return f"<cameras of {self._name}: {', '.join(self._cameras) or 'none'}>"
+
+
+def _is_id(camera: object) -> bool:
+    try:
+        camera_key(camera)  # type: ignore[arg-type]
+    except InvalidIdError:
+        return False
+    return True
+
+
+def _id_arg(value: object, what: str) -> str | None:
+    """A subject/performance argument as a string: ints are accepted for subjects (26 -> 0026)."""
+    if value is None or isinstance(value, str):
+        return value
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if what == "subject" and is_int and 0 <= value <= 9999:  # type: ignore[operator]
+        return f"{value:04d}"
+    example = "'0026' or 26" if what == "subject" else "'e0'"
+    raise UsageError(f"{what} must be a string like {example}, got {value!r}")
 
 
 def _decode_flag(scale: int, color: bool) -> int:

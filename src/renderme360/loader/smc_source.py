@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NotFoundError, SMCFormatError, UsageError
+from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
 from ..output.layout import source_order
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,10 @@ class SMCSource:
         stored = r.flame_fields(frames[0])
         missing = [n for n in fields or () if n not in stored]
         if missing:
-            raise SMCFormatError(f"{r.path}: no FLAME dataset(s) {', '.join(missing)}")
+            raise InvalidIdError(
+                f"{r.path}: no FLAME field(s) {', '.join(missing)} "
+                f"(stored: {', '.join(sorted(stored))})"
+            )
         for name in sorted(stored) if fields is None else fields:
             _, out[name] = _stack(frames, lambda f, n=name: r.read_flame_field(f, n), name)
         return out

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NotFoundError, SMCFormatError
+from ..errors import InvalidIdError, NotFoundError, SMCFormatError
 from . import layout
 from .layout import OutputPath
 from .read import ItemKey, choose_sources, frames_by_camera
@@ -221,6 +221,14 @@ class ExtractedFolder:
         p = self._fixed("flame", "flame")
         if p is None:
             return None
+        if fields:
+            with np.load(p, allow_pickle=False) as z:
+                stored = [n for n in z.files if n != "frame_ids"]
+            missing = [n for n in fields if n not in stored]
+            if missing:
+                raise InvalidIdError(
+                    f"{p}: no FLAME field(s) {', '.join(missing)} (stored: {', '.join(stored)})"
+                )
         names = None if fields is None else ("frame_ids", *fields)
         return _load_npz(p, ("frame_ids",), names)
 
