@@ -132,3 +132,89 @@ def test_bad_input_is_one_line(data: Path, tmp_path: Path, capsys) -> None:
         main(["check", str(data), "--max-error", "x"])
     assert exc.value.code == 2
     assert "--max-error" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def calib_folders(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The performance extracted (calibration and keypoints only) in both layouts."""
+    out: dict[str, Path] = {}
+    for layout in ("combined", "separate"):
+        root = tmp_path_factory.mktemp(f"calib-{layout}")
+        args = ["extract", str(data), "-o", str(root), "-q", "--no-preview", "--layout", layout]
+        args += ["--performance", "e0", "--modalities", "calibration,keypoints2d,keypoints3d"]
+        assert main(args) == 0
+        out[layout] = root / "0026_e0"
+    return out
+
+
+def _edit_npz(path: Path, change) -> None:
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _edit_json(path: Path, change) -> None:
+    doc = json.loads(path.read_text())
+    change(doc["cameras"])
+    path.write_text(json.dumps(doc))
+
+
+def test_calibration_copies_that_disagree_fail_the_check(calib_folders, tmp_path, capsys, caplog):
+    def inverted(m: list) -> list:
+        return np.linalg.inv(np.array(m)).tolist()
+
+    for layout, folder in calib_folders.items():
+        pre = "" if layout == "combined" else "from_anno/"
+        cases = [  # (edit, conflicts expected)
+            (
+                lambda f: _edit_json(
+                    f / pre / "calibration/cameras.json",
+                    lambda c: c["25"].update(RT=inverted(c["25"]["RT"])),
+                ),
+                [f"{pre}calibration/cameras.json: camera(s) 25: RT differs from the copy read"],
+            ),
+            (
+                lambda f: _edit_npz(
+                    f / pre / "calibration/cam_25.npz",
+                    lambda z: z.update(RT=np.linalg.inv(z["RT"])),
+                ),
+                [f"{pre}calibration/cam_XX.npz: camera(s) 25: RT differs from the copy read"],
+            ),
+            (  # the copy read changed: both others disagree with it, on cameras 22 and 25
+                lambda f: _edit_npz(
+                    f / pre / "calibration/all_cameras.npz",
+                    lambda z: z["K"][:2, 0].__imul__(1.01),  # fx of the first two cameras
+                ),
+                [
+                    f"{pre}calibration/cameras.json: camera(s) 00, 01: K differs from the copy read",
+                    f"{pre}calibration/cam_XX.npz: camera(s) 00, 01: K differs from the copy read",
+                ],
+            ),
+            (  # float round-off is no disagreement
+                lambda f: _edit_npz(
+                    f / pre / "calibration/cam_25.npz",
+                    lambda z: z.update(RT=z["RT"] * (1 + 1e-12)),
+                ),
+                [],
+            ),
+        ]
+        for i, (edit, expected) in enumerate(cases):
+            copy = tmp_path / f"{layout}{i}" / folder.name
+            shutil.copytree(folder, copy)
+            edit(copy)
+            code, doc, _ = check(capsys, copy)
+            assert doc["calibration_conflicts"] == expected, (layout, i)
+            assert code == (5 if expected else 0) and doc["ok"] is not bool(expected)
+            if expected:
+                assert main(["check", str(copy)]) == 5
+                out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+                assert "FAILED" in out and "calibration copies disagree: " + expected[0] in out
+                import renderme360 as rm
+
+                caplog.clear()
+                perf = rm.load(copy)
+                assert [str(c) for c in perf.calibration_conflicts] == expected
+                assert perf.cameras["25"].id == "25"  # still read, from all_cameras.npz
+                assert expected[0] in caplog.text and "disagree" in caplog.text

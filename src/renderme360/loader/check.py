@@ -58,14 +58,17 @@ class CheckReport:
     median_px: float | None = None
     max_px: float | None = None
     points: int = 0
+    calibration_conflicts: list[str] = field(default_factory=list)  # copies that disagree
 
     @property
     def ok(self) -> bool:
-        """Whether the overall median error is within the threshold and no pose looks inverted."""
+        """Whether the overall median error is within the threshold, no pose looks inverted and
+        the folder's calibration copies agree."""
         return (
             self.median_px is not None
             and self.median_px <= self.max_error_px
             and not any(c.inverted for c in self.cameras)
+            and not self.calibration_conflicts
         )
 
     def table(self, show_all: bool = False) -> tuple[list[str], list[list[str]], list[str]]:
@@ -114,6 +117,8 @@ class CheckReport:
         flagged = [c.camera for c in self.cameras if c.inverted]
         if flagged:
             line += f"; pose looks inverted for camera(s) {', '.join(flagged)}"
+        if self.calibration_conflicts:
+            line += "; calibration copies disagree: " + "; ".join(self.calibration_conflicts)
         return line
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,6 +206,7 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
     kp3d = perf.keypoints3d()
     centre = rig_center(perf.cameras)
     report = CheckReport(name, [float(x) for x in centre], float(max_error_px))
+    report.calibration_conflicts = [str(c) for c in perf.calibration_conflicts]
     errors = []
     for cam_id, camera in perf.cameras.items():
         facts = axis_facts(camera, centre)

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ..camera import Camera
 from ..errors import InvalidIdError, NotFoundError, UsageError
 from ..naming import camera_key
 from .dataset import SCALES, FrameDataset
+
+if TYPE_CHECKING:
+    from ..output.extracted import CalibrationConflict
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Source(Protocol):
     def resolution(self) -> tuple[int, int] | None: ...
     def num_frames(self) -> int | None: ...
     def calibration(self) -> dict[str, dict[str, np.ndarray]]: ...
+    def calibration_conflicts(self) -> Sequence[CalibrationConflict]: ...
     def cameras(self, kind: str) -> list[str]: ...
     def frames(self, kind: str, cam: str) -> list[int]: ...
     def path(self, kind: str, cam: str, frame: int) -> Path | None: ...
@@ -195,8 +199,12 @@ class Performance:
         """Every calibrated camera by id: a read-only mapping of :class:`Camera`.
 
         Ids are 2-digit strings; ``cameras[25]`` works too. An id not calibrated raises
-        InvalidIdError (a KeyError) naming the calibrated ones.
+        InvalidIdError (a KeyError) naming the calibrated ones. An extracted folder is read
+        from ``calibration/all_cameras.npz``; where its other copies (``cameras.json``,
+        ``cam_XX.npz``) disagree, a warning names them (see :attr:`calibration_conflicts`).
         """
+        for conflict in self.calibration_conflicts:
+            log.warning("%s: calibration copies disagree: %s", self._name, conflict)
         calibration = self.source.calibration()
         height, width = self._resolution()
         cams = {
@@ -211,6 +219,16 @@ class Performance:
             for cam, c in sorted(calibration.items())
         }
         return CameraMap(self._name, cams)
+
+    @cached_property
+    def calibration_conflicts(self) -> list[CalibrationConflict]:
+        """Calibration copies that disagree with the one read (extracted folders).
+
+        Each has ``file``, ``cameras`` and ``what``; ``str()`` is one line (``"calibration/
+        cameras.json: camera(s) 25: RT differs from the copy read"``). [] when every copy
+        agrees, and always for SMC files (one copy).
+        """
+        return list(self.source.calibration_conflicts())
 
     def camera(self, camera: int | str) -> Camera:
         """One calibrated camera; InvalidIdError (a KeyError) naming the calibrated ones."""

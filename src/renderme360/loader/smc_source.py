@@ -141,6 +141,10 @@ class SMCSource:
             return {}
         return {cam: r.read_calibration(cam) for cam in r.list_calibration_cameras()}
 
+    def calibration_conflicts(self) -> list[Any]:
+        """Always []: the calibration is read from one file (no copies to compare)."""
+        return []
+
     # ------------------------------------------------------------------ images and masks
     def cameras(self, kind: str) -> list[str]:
         """Cameras holding ``kind`` ("color" or "mask") frames, sorted."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -162,19 +163,66 @@ class ExtractedFolder:
 
     # ------------------------------------------------------------------ calibration
     def calibration(self) -> dict[str, dict[str, np.ndarray]]:
-        """``{cam: {"K", "D", "RT"}}`` (RT camera-to-world); {} when none was extracted."""
+        """``{cam: {"K", "D", "RT"}}`` (RT camera-to-world); {} when none was extracted.
+
+        Read from ``calibration/all_cameras.npz`` (of the preferred source folder), else from
+        the ``cam_XX.npz`` files; :meth:`calibration_conflicts` compares the other copies.
+        """
         p = self._fixed("calibration", "calibration_all")
         if p is not None:
-            z = _load_npz(p, ("camera_ids", "K", "D", "RT"))
-            return {
-                str(c): {"K": z["K"][i], "D": z["D"][i], "RT": z["RT"][i]}
-                for i, c in enumerate(z["camera_ids"].tolist())
-            }
-        cams = sorted(k[1] for k in self._items if k[0] == "calibration" and k[1])
-        out = {}
-        for cam in cams:
-            z = _load_npz(self._item("calibration", cam, None), ("K", "D", "RT"))  # type: ignore[arg-type]
-            out[cam] = {k: z[k] for k in ("K", "D", "RT")}
+            return _read_calibration_all(p)
+        return {cam: _read_calibration_cam(path) for cam, path in self._calibration_cam_files()}
+
+    def _calibration_cam_files(self, role: str | bool | None = False) -> list[tuple[str, Path]]:
+        """``(cam, cam_XX.npz)`` of the chosen copies (``role`` False) or of one source folder."""
+        cams = sorted({k[1] for k in self._items if k[0] == "calibration" and k[1]})
+        if role is False:
+            return [(c, self._item("calibration", c, None)) for c in cams]  # type: ignore[misc]
+        prefix = "" if role is None else layout.source_prefix(role, "separate")  # type: ignore[arg-type]
+        paths = [(c, self.root / (prefix + layout.calibration_camera_path(c))) for c in cams]
+        return [(c, path) for c, path in paths if path.is_file()]
+
+    def calibration_conflicts(self) -> list[CalibrationConflict]:
+        """Where the folder's calibration copies disagree with the one :meth:`calibration` reads.
+
+        Every copy is compared: ``all_cameras.npz``, ``cameras.json`` and the ``cam_XX.npz``
+        files of every source folder, camera by camera (K, D, RT beyond float round-off, and
+        cameras present in one copy only). [] when they agree. Reads ~N small files.
+        """
+        reference = self.calibration()
+        if not reference:
+            return []
+        ref_path = (
+            self._fixed("calibration", "calibration_all") or self._calibration_cam_files()[0][1]
+        )
+        out = []
+        for role in self._order("calibration"):
+            prefix = "" if role is None else layout.source_prefix(role, "separate")
+            copies: list[tuple[str, Any]] = []
+            for name, read in (
+                ("calibration_all", _read_calibration_all),
+                ("calibration_json", _read_calibration_json),
+            ):
+                path = self.root / (prefix + layout.FIXED_PATHS[name])
+                if path.is_file() and path != ref_path:
+                    copies.append(
+                        (path.relative_to(self.root).as_posix(), lambda p=path, r=read: r(p))
+                    )
+            cam_files = self._calibration_cam_files(role)
+            if cam_files:
+                shown = prefix + layout.calibration_camera_path("XX")
+                copies.append(
+                    (shown, lambda f=cam_files: {c: _read_calibration_cam(p) for c, p in f})
+                )
+            for shown, read in copies:
+                try:
+                    copy = read()
+                except SMCFormatError as exc:
+                    out.append(CalibrationConflict(shown, (), f"unreadable ({exc})"))
+                    continue
+                out.extend(
+                    _compare_calibration(shown, reference, copy, cam_files=shown.endswith("XX.npz"))
+                )
         return out
 
     # ------------------------------------------------------------------ images and masks
@@ -273,6 +321,76 @@ class ExtractedFolder:
 
         data, rate = soundfile.read(str(p), dtype="float32", always_2d=False)
         return data, int(rate)
+
+
+#: Calibration copies agree when every value is within this of the one read (float round-off).
+CALIBRATION_TOLERANCE = {"rtol": 1e-6, "atol": 1e-9}
+
+
+@dataclass(frozen=True)
+class CalibrationConflict:
+    """One calibration copy of a folder that disagrees with the copy the loader reads."""
+
+    file: str  # relative path of the copy (``calibration/cam_XX.npz`` for the per-camera files)
+    cameras: tuple[str, ...]  # the cameras concerned (empty: the whole file)
+    what: str  # what differs
+
+    def __str__(self) -> str:
+        cams = f" camera(s) {', '.join(self.cameras)}:" if self.cameras else ""
+        return f"{self.file}:{cams} {self.what}"
+
+
+def _compare_calibration(
+    shown: str,
+    reference: dict[str, dict[str, np.ndarray]],
+    copy: dict[str, dict[str, np.ndarray]],
+    cam_files: bool,
+) -> list[CalibrationConflict]:
+    out = []
+    if not cam_files:  # per-camera files may cover fewer cameras: a missing file is no conflict
+        only_ref = sorted(set(reference) - set(copy))
+        if only_ref:
+            out.append(CalibrationConflict(shown, tuple(only_ref), "missing from this copy"))
+    only_copy = sorted(set(copy) - set(reference))
+    if only_copy:
+        out.append(CalibrationConflict(shown, tuple(only_copy), "not in the copy read"))
+    for key in ("K", "D", "RT"):
+        differ = []
+        for cam in sorted(set(reference) & set(copy)):
+            a, b = np.asarray(reference[cam][key]), np.asarray(copy[cam][key])
+            a, b = a.reshape(-1) if key == "D" else a, b.reshape(-1) if key == "D" else b
+            if a.shape != b.shape or not np.allclose(a, b, **CALIBRATION_TOLERANCE):
+                differ.append(cam)
+        if differ:
+            out.append(
+                CalibrationConflict(shown, tuple(differ), f"{key} differs from the copy read")
+            )
+    return out
+
+
+def _read_calibration_all(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    z = _load_npz(path, ("camera_ids", "K", "D", "RT"))
+    return {
+        str(c): {"K": z["K"][i], "D": z["D"][i], "RT": z["RT"][i]}
+        for i, c in enumerate(z["camera_ids"].tolist())
+    }
+
+
+def _read_calibration_cam(path: Path) -> dict[str, np.ndarray]:
+    z = _load_npz(path, ("K", "D", "RT"))
+    return {k: z[k] for k in ("K", "D", "RT")}
+
+
+def _read_calibration_json(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """``cameras.json``: ``{"cameras": {cam: {"K", "D", "RT"}}}`` as float64 arrays."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            str(cam): {k: np.asarray(v[k], dtype=np.float64) for k in ("K", "D", "RT")}
+            for cam, v in doc["cameras"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SMCFormatError(f"{path}: unreadable calibration ({exc!r})") from exc
 
 
 def _load_npz(
