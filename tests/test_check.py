@@ -51,7 +51,7 @@ def test_check_passes_on_synthetic_data(data: Path, tmp_path: Path, capsys) -> N
     assert max(c["axis_offset_deg"] for c in doc["cameras"]) < 3.0  # every axis meets the head
     assert np.allclose(doc["rig_center"], [-0.04, -0.50, 0.00], atol=0.03)
     front = next(c for c in doc["cameras"] if c["camera"] == "25")
-    assert abs(front["azimuth_deg"] - 180) < 20 and abs(front["elevation_deg"]) < 10
+    assert abs(front["azimuth_deg"]) < 20 and abs(front["elevation_deg"]) < 10  # the front: 0
     assert 1.0 < front["distance_m"] < 1.3
     # the same on the extracted folder, and the table for people
     assert main(["extract", str(data), "-o", str(tmp_path / "out"), "-q", "--no-preview"]) == 0
@@ -161,60 +161,110 @@ def _edit_json(path: Path, change) -> None:
     path.write_text(json.dumps(doc))
 
 
-def test_calibration_copies_that_disagree_fail_the_check(calib_folders, tmp_path, capsys, caplog):
-    def inverted(m: list) -> list:
-        return np.linalg.inv(np.array(m)).tolist()
+def _invert_json_rt(path: Path) -> None:
+    _edit_json(path, lambda c: c["25"].update(RT=np.linalg.inv(np.array(c["25"]["RT"])).tolist()))
 
+
+def _invert_npz_rt(path: Path) -> None:
+    _edit_npz(path, lambda z: z.update(RT=np.linalg.inv(z["RT"])))
+
+
+def _scale_fx_of_two(path: Path) -> None:
+    _edit_npz(path, lambda z: z["K"][:2, 0].__imul__(1.01))
+
+
+def _round_off(path: Path) -> None:
+    _edit_npz(path, lambda z: z.update(RT=z["RT"] * (1 + 1e-12)))
+
+
+def test_calibration_copies_that_disagree_fail_the_check(calib_folders, tmp_path, capsys, caplog):
+    import renderme360 as rm
+
+    differs = "differs from the copy read"
     for layout, folder in calib_folders.items():
-        pre = "" if layout == "combined" else "from_anno/"
-        cases = [  # (edit, conflicts expected)
-            (
-                lambda f: _edit_json(
-                    f / pre / "calibration/cameras.json",
-                    lambda c: c["25"].update(RT=inverted(c["25"]["RT"])),
-                ),
-                [f"{pre}calibration/cameras.json: camera(s) 25: RT differs from the copy read"],
-            ),
-            (
-                lambda f: _edit_npz(
-                    f / pre / "calibration/cam_25.npz",
-                    lambda z: z.update(RT=np.linalg.inv(z["RT"])),
-                ),
-                [f"{pre}calibration/cam_XX.npz: camera(s) 25: RT differs from the copy read"],
-            ),
-            (  # the copy read changed: both others disagree with it, on cameras 22 and 25
-                lambda f: _edit_npz(
-                    f / pre / "calibration/all_cameras.npz",
-                    lambda z: z["K"][:2, 0].__imul__(1.01),  # fx of the first two cameras
-                ),
+        cal = ("" if layout == "combined" else "from_anno/") + "calibration/"
+        cases = [  # (file, edit, conflicts expected)
+            ("cameras.json", _invert_json_rt, [f"{cal}cameras.json: camera(s) 25: RT {differs}"]),
+            ("cam_25.npz", _invert_npz_rt, [f"{cal}cam_XX.npz: camera(s) 25: RT {differs}"]),
+            (  # the copy read changed: both others disagree with it
+                "all_cameras.npz",
+                _scale_fx_of_two,
                 [
-                    f"{pre}calibration/cameras.json: camera(s) 00, 01: K differs from the copy read",
-                    f"{pre}calibration/cam_XX.npz: camera(s) 00, 01: K differs from the copy read",
+                    f"{cal}cameras.json: camera(s) 00, 01: K {differs}",
+                    f"{cal}cam_XX.npz: camera(s) 00, 01: K {differs}",
                 ],
             ),
-            (  # float round-off is no disagreement
-                lambda f: _edit_npz(
-                    f / pre / "calibration/cam_25.npz",
-                    lambda z: z.update(RT=z["RT"] * (1 + 1e-12)),
-                ),
-                [],
-            ),
+            ("cam_25.npz", _round_off, []),  # float round-off is no disagreement
         ]
-        for i, (edit, expected) in enumerate(cases):
+        for i, (name, edit, expected) in enumerate(cases):
             copy = tmp_path / f"{layout}{i}" / folder.name
             shutil.copytree(folder, copy)
-            edit(copy)
+            edit(copy / cal / name)
             code, doc, _ = check(capsys, copy)
             assert doc["calibration_conflicts"] == expected, (layout, i)
             assert code == (5 if expected else 0) and doc["ok"] is not bool(expected)
-            if expected:
-                assert main(["check", str(copy)]) == 5
-                out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
-                assert "FAILED" in out and "calibration copies disagree: " + expected[0] in out
-                import renderme360 as rm
+            if not expected:
+                continue
+            assert main(["check", str(copy)]) == 5
+            out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+            assert "FAILED" in out and "calibration copies disagree: " + expected[0] in out
+            caplog.clear()
+            perf = rm.load(copy)
+            assert [str(c) for c in perf.calibration_conflicts] == expected
+            assert perf.cameras["25"].id == "25"  # still read, from all_cameras.npz
+            assert expected[0] in caplog.text and "disagree" in caplog.text
 
-                caplog.clear()
-                perf = rm.load(copy)
-                assert [str(c) for c in perf.calibration_conflicts] == expected
-                assert perf.cameras["25"].id == "25"  # still read, from all_cameras.npz
-                assert expected[0] in caplog.text and "disagree" in caplog.text
+
+def test_check_and_camera_selection_share_one_angle_convention(data: Path, capsys) -> None:
+    """The azimuth/elevation check prints are the ones ring:/front: notes give (RigFrame)."""
+    import renderme360 as rm
+    from renderme360.selection import parse_cameras, resolve_cameras
+
+    code, doc, _ = check(capsys, data, "--subject", "0026", "--performance", "e0")
+    assert code == 0
+    perf = rm.load(data, subject="0026", performance="e0")
+    rts = {c: cam.c2w for c, cam in perf.cameras.items()}
+    checked = {c["camera"]: (c["azimuth_deg"], c["elevation_deg"]) for c in doc["cameras"]}
+    for rule in ("front:3", "ring:6"):
+        chosen, note = resolve_cameras(parse_cameras(rule), list(perf.image_camera_ids), rts)
+        for cam in chosen:
+            az, el = checked[cam]
+            assert f"{cam} (az {az:+.0f}°, el {el:+.0f}°)" in note, (rule, cam, note)
+    assert all(-180 <= a < 180 for a, _ in checked.values()) and len(chosen) == 6
+    assert abs(checked["25"][0]) < 20  # the frontal camera sits at azimuth ~0
+
+
+def test_rig_frame_angles_on_a_hand_built_rig() -> None:
+    """Azimuth from the frontal cameras' side, + towards their image right; elevation up = -y."""
+    from renderme360.camera import RigFrame, rig_center
+
+    head = np.array([0.1, -0.5, 0.2])
+
+    def looking_at_head(position) -> np.ndarray:
+        z = head - position
+        z /= np.linalg.norm(z)
+        y = np.array([0.0, 1.0, 0.0]) - z[1] * z
+        y /= np.linalg.norm(y)
+        c2w = np.eye(4)
+        c2w[:3, :3] = np.column_stack([np.cross(y, z), y, z])
+        c2w[:3, 3] = position
+        return c2w
+
+    at = {  # frontal camera 25 on the world -z side, like the dataset's rig
+        "25": head + np.array([0.0, 0.0, -1.0]),
+        "10": head + np.array([1.0, 0.0, 0.0]),  # its image right (+x): azimuth +90
+        "40": head + np.array([-1.0, 0.0, 0.0]),  # azimuth -90
+        "50": head
+        + np.array([0.0, -1.0, 1.0]),  # behind and above (y up is -y): azimuth -180, el +45
+        "02": head + np.array([0.0, 0.5, -0.5]),  # in front, below: elevation -45
+    }
+    c2ws = {c: looking_at_head(p) for c, p in at.items()}
+    np.testing.assert_allclose(rig_center(c2ws), head, atol=1e-9)
+    frame = RigFrame.of(c2ws)
+    np.testing.assert_allclose(frame.front, [0.0, 0.0, -1.0], atol=1e-9)
+    expected = {"25": (0, 0), "10": (90, 0), "40": (-90, 0), "50": (-180, 45), "02": (0, -45)}
+    for cam, (az, el) in expected.items():
+        got = frame.angles(c2ws[cam][:3, 3])
+        np.testing.assert_allclose(got, (az, el), atol=1e-6, err_msg=cam)
+    # + azimuth is the frontal camera's image right (its x axis)
+    np.testing.assert_allclose(c2ws["25"][:3, 0], frame.side, atol=1e-9)

@@ -489,7 +489,7 @@ def test_python_api_selections_name_what_exists(shapes) -> None:
     perf = rm.load(out / "0026_e0")
     with pytest.raises(InvalidIdError, match=r"frame\(s\) 99 have no image .*frames: 0\.\.3"):
         perf.dataset(frames=[99])
-    with pytest.raises(InvalidIdError, match="frame.* 7, 99 .*frames: 0..3"):
+    with pytest.raises(InvalidIdError, match=r"frame.* 7, 99 .*frames: 0\.\.3"):
         perf.dataset(frames=[0, 7, 99])
     assert len(perf.dataset(frames=[1])) == len(perf.image_camera_ids)
     with pytest.raises(InvalidIdError, match="camera 99 has no images"):

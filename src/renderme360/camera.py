@@ -9,12 +9,17 @@ coefficients ``k1, k2, p1, p2, k3``. :class:`Camera` keeps them under unambiguou
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .naming import FRONTAL_CAMERAS
+
 #: Flips OpenCV camera axes (x right, y down, z forward) to OpenGL's (x right, y up, z backward).
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+#: World "up" of the dataset: -y (the world follows OpenCV's y-down habit).
+WORLD_UP = np.array([0.0, -1.0, 0.0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,3 +122,66 @@ class Camera:
             f"Camera({self.id!r}, {self.width}x{self.height}, f={self.K[0, 0]:.1f}, "
             f"center=({c[0]:.3f}, {c[1]:.3f}, {c[2]:.3f}))"
         )
+
+
+def rig_center(c2ws: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The point closest (least squares) to every camera's optical axis: what the rig looks at.
+
+    ``c2ws`` maps camera ids to camera-to-world (4, 4) poses; with fewer than two cameras, or
+    parallel axes, the mean camera centre.
+    """
+    a, b = np.zeros((3, 3)), np.zeros(3)
+    for c2w in c2ws.values():
+        m = np.asarray(c2w, dtype=np.float64)
+        d = m[:3, 2] / (np.linalg.norm(m[:3, 2]) or 1.0)
+        proj = np.eye(3) - np.outer(d, d)
+        a += proj
+        b += proj @ m[:3, 3]
+    if len(c2ws) < 2 or np.linalg.matrix_rank(a) < 3:
+        return np.mean([np.asarray(m, dtype=np.float64)[:3, 3] for m in c2ws.values()], axis=0)
+    return np.linalg.solve(a, b)
+
+
+@dataclass(frozen=True, eq=False)
+class RigFrame:
+    """Where the rig stands: the one definition of every azimuth and elevation the package reports.
+
+    ``centre`` is :func:`rig_center` (the head); ``front`` the unit horizontal direction
+    (perpendicular to world up, -y) from the centre towards the frontal cameras
+    (``naming.FRONTAL_CAMERAS`` among those given; world -z when none is). For a point (a camera
+    centre), :meth:`angles` gives its **azimuth** around the centre: the angle of its horizontal
+    direction from ``front``, in degrees in [-180, 180), positive towards ``up x front`` (the
+    image right of a frontal camera); and its **elevation**: the angle above (+) or below (-)
+    the horizontal plane through the centre.
+    """
+
+    centre: np.ndarray
+    front: np.ndarray
+
+    @classmethod
+    def of(cls, c2ws: Mapping[str, np.ndarray]) -> RigFrame:
+        """The frame of a rig (``{id: c2w}``; pass every calibrated camera for stable angles)."""
+        centre = rig_center(c2ws)
+        frontal = [c for c in c2ws if c in FRONTAL_CAMERAS]
+        front = np.zeros(3)
+        for c in frontal:
+            v = np.asarray(c2ws[c], dtype=np.float64)[:3, 3] - centre
+            front += v / (np.linalg.norm(v) or 1.0)
+        front -= (front @ WORLD_UP) * WORLD_UP
+        if np.linalg.norm(front) < 1e-9:
+            front = np.array([0.0, 0.0, -1.0])
+        return cls(centre, front / np.linalg.norm(front))
+
+    @property
+    def side(self) -> np.ndarray:
+        """Unit horizontal direction of azimuth +90 degrees: ``up x front``."""
+        return np.cross(WORLD_UP, self.front)
+
+    def angles(self, point: np.ndarray) -> tuple[float, float]:
+        """``(azimuth, elevation)`` in degrees of a world point (e.g. a camera centre)."""
+        v = np.asarray(point, dtype=np.float64) - self.centre
+        az = math.degrees(math.atan2(float(v @ self.side), float(v @ self.front)))
+        el = math.degrees(
+            math.atan2(float(v @ WORLD_UP), float(np.hypot(v @ self.side, v @ self.front)))
+        )
+        return (az + 180.0) % 360.0 - 180.0, el

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .camera import WORLD_UP, RigFrame
 from .errors import UsageError
-from .naming import FRONTAL_CAMERAS
 from .output.layout import MODALITIES
 
 MODALITY_ALIASES = {
@@ -200,13 +200,13 @@ def resolve_cameras(
         raise UsageError(
             f"--cameras {spec}: needs calibration of the cameras with images; none found"
         )
-    geo = _rig_geometry({c: rts[c] for c in cams})  # type: ignore[index]
+    geo = _rig_geometry(rts)  # type: ignore[arg-type]  # the whole rig: angles as check prints
 
     def angles(c: str) -> str:
         az, el = math.degrees(geo.azimuth[c]), math.degrees(geo.elevation[c])
         return f"{c} (az {az:+.0f}°, el {el:+.0f}°)"
 
-    legend = "az: azimuth from the frontal view, el: elevation from eye level"
+    legend = "az: azimuth around the rig centre from the frontal view, el: elevation above it"
     if spec.rule == "front":
         order = sorted(cams, key=lambda c: (geo.angle_to_front(c), c))
         chosen = sorted(order[: spec.count])
@@ -301,30 +301,14 @@ def _wrap(angle: float) -> float:
 
 
 def _rig_geometry(rts: Mapping[str, np.ndarray]) -> _Rig:
-    """Head centre (least-squares meeting point of optical axes), up, front and angles."""
-    centres = {c: np.asarray(rt, float)[:3, 3] for c, rt in rts.items()}
-    axes = {c: np.asarray(rt, float)[:3, 2] for c, rt in rts.items()}
-    a = np.zeros((3, 3))
-    b = np.zeros(3)
-    for c in rts:
-        d = axes[c] / np.linalg.norm(axes[c])
-        proj = np.eye(3) - np.outer(d, d)
-        a += proj
-        b += proj @ centres[c]
-    centre = np.linalg.lstsq(a, b, rcond=None)[0] if len(rts) > 1 else centres[next(iter(rts))]
-    up = -np.mean([np.asarray(rt, float)[:3, 1] for rt in rts.values()], axis=0)  # OpenCV y is down
-    up /= np.linalg.norm(up) or 1.0
-    direction = {}
-    for c in rts:
-        v = centres[c] - centre
+    """Rig centre, front and every camera's angles, as :class:`~.camera.RigFrame` defines them
+    (the same numbers ``check`` prints), in radians."""
+    frame = RigFrame.of(rts)
+    azimuth, elevation, direction = {}, {}, {}
+    for c, rt in rts.items():
+        centre = np.asarray(rt, float)[:3, 3]
+        az, el = frame.angles(centre)
+        azimuth[c], elevation[c] = math.radians(az), math.radians(el)
+        v = centre - frame.centre
         direction[c] = v / (np.linalg.norm(v) or 1.0)
-    frontal = [c for c in rts if c in FRONTAL_CAMERAS] or list(rts)
-    front = np.mean([direction[c] for c in frontal], axis=0)
-    front -= (front @ up) * up
-    if np.linalg.norm(front) < 1e-9:
-        front = np.cross(up, [1.0, 0.0, 0.0])
-    front /= np.linalg.norm(front)
-    side = np.cross(up, front)
-    azimuth = {c: math.atan2(direction[c] @ side, direction[c] @ front) for c in rts}
-    elevation = {c: math.asin(float(np.clip(direction[c] @ up, -1, 1))) for c in rts}
-    return _Rig(centre, up, front, azimuth, elevation, direction)
+    return _Rig(frame.centre, WORLD_UP, frame.front, azimuth, elevation, direction)

@@ -11,12 +11,12 @@ whose axis points away, or that sees the keypoints behind it, has a pose read th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..camera import RigFrame
 from ..errors import SMCFormatError, UsageError
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class CameraReport:
     median_px: float | None
     max_px: float | None
     behind: int  # keypoints projected from behind the camera (z <= 0)
-    azimuth_deg: float  # camera position around the rig centre: 180 = world -z (the front)
+    azimuth_deg: float  # around the rig centre from the frontal view (camera.RigFrame), -180..180
     elevation_deg: float  # above (+) or below (-) the rig centre; world up is -y
     axis_offset_deg: float  # angle between the optical axis and the direction to the rig centre
     axis_miss_m: float  # distance from the rig centre to the optical axis (metres)
@@ -87,7 +87,7 @@ class CheckReport:
                 str(c.points),
                 _px(c.median_px),
                 _px(c.max_px),
-                f"{c.azimuth_deg:.0f}°",
+                f"{c.azimuth_deg:+.0f}°",
                 f"{c.elevation_deg:+.0f}°",
                 f"{c.axis_offset_deg:.1f}° off, passes {c.axis_miss_m * 100:.1f} cm",
                 ("INVERTED?" if c.inverted else "ok")
@@ -105,6 +105,10 @@ class CheckReport:
             )
         x, y, z = self.rig_center
         notes.append(f"rig centre (where the optical axes meet): ({x:.3f}, {y:.3f}, {z:.3f}) m")
+        notes.append(
+            "azimuth: around the rig centre from the frontal cameras' side (+ towards their image "
+            "right); elevation: above (+) the rig centre, world up -y"
+        )
         return headers, rows, notes
 
     def verdict(self) -> str:
@@ -135,30 +139,16 @@ def _px(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}" if value < 100 else f"{value:,.0f}"
 
 
-def rig_center(cameras: Mapping[str, Camera]) -> np.ndarray:
-    """The point closest (least squares) to every camera's optical axis: what the rig looks at."""
-    a = np.zeros((3, 3))
-    b = np.zeros(3)
-    for cam in cameras.values():
-        d = cam.forward
-        proj = np.eye(3) - np.outer(d, d)
-        a += proj
-        b += proj @ cam.center
-    if len(cameras) < 2 or np.linalg.matrix_rank(a) < 3:
-        return np.mean([c.center for c in cameras.values()], axis=0)
-    return np.linalg.solve(a, b)
-
-
-def axis_facts(camera: Camera, centre: np.ndarray) -> dict[str, float]:
-    """Where a camera stands and looks relative to ``centre`` (the fields of CameraReport)."""
-    to_centre = centre - camera.center
+def axis_facts(camera: Camera, rig: RigFrame) -> dict[str, float]:
+    """Where a camera stands and looks relative to the rig (the fields of CameraReport)."""
+    to_centre = rig.centre - camera.center
     dist = float(np.linalg.norm(to_centre))
-    away = -to_centre
     along = camera.forward @ to_centre
     cos = float(np.clip(along / dist, -1.0, 1.0)) if dist else 1.0
+    azimuth, elevation = rig.angles(camera.center)
     return {
-        "azimuth_deg": float(np.degrees(np.arctan2(away[0], away[2])) % 360.0),
-        "elevation_deg": float(np.degrees(np.arctan2(-away[1], np.hypot(away[0], away[2])))),
+        "azimuth_deg": azimuth,
+        "elevation_deg": elevation,
         "axis_offset_deg": float(np.degrees(np.arccos(cos))),
         "axis_miss_m": float(np.linalg.norm(to_centre - along * camera.forward)),
         "distance_m": dist,
@@ -204,12 +194,12 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
     if "keypoints3d" not in perf.modalities:
         raise UsageError(f"{name}: no 3D keypoints; nothing to check")
     kp3d = perf.keypoints3d()
-    centre = rig_center(perf.cameras)
-    report = CheckReport(name, [float(x) for x in centre], float(max_error_px))
+    rig = RigFrame.of({c: cam.c2w for c, cam in perf.cameras.items()})
+    report = CheckReport(name, [float(x) for x in rig.centre], float(max_error_px))
     report.calibration_conflicts = [str(c) for c in perf.calibration_conflicts]
     errors = []
     for cam_id, camera in perf.cameras.items():
-        facts = axis_facts(camera, centre)
+        facts = axis_facts(camera, rig)
         med = top = None
         behind = points = frames = 0
         if cam_id in cams2d:
