@@ -77,6 +77,41 @@ def test_check_fails_on_an_inverted_rt_copy(data: Path, tmp_path: Path, capsys) 
     assert main(["check", str(copy), "--subject", "0026", "--performance", "e0"]) == 5
     out = capsys.readouterr().out
     assert "FAILED" in out and "INVERTED?" in out
+    # no camera is called "ok": those without 2D keypoints see the head behind them or
+    # outside their image, whatever the (meaningless) rig centre says of their axes
+    assert all(c["problems"] for c in doc["cameras"]), [
+        c["camera"] for c in doc["cameras"] if not c["problems"]
+    ]
+    assert all(
+        "INVERTED?" in c["problems"] or "HEAD OUT OF VIEW" in c["problems"] for c in doc["cameras"]
+    )
+    assert all("ERROR ABOVE THRESHOLD" in c["problems"] for c in with_points)
+    assert main(["check", str(copy), "--subject", "0026", "--performance", "e0", "--all"]) == 5
+    rows = re.findall(r"^│\s+(\d\d) │.*│ (\S[^│]*?)\s*│$", capsys.readouterr().out, re.MULTILINE)
+    assert len(rows) == 60 and not [cam for cam, pose in rows if pose.startswith("ok")]
+
+
+def test_one_camera_far_off_is_not_ok(data: Path, tmp_path: Path, capsys) -> None:
+    """A camera whose own median is far above the threshold fails, whatever the pooled median."""
+    copy = tmp_path / "one-off"
+    shutil.copytree(data, copy)
+    args = (copy, "--subject", "0026", "--performance", "e0")
+    _, doc, _ = check(capsys, *args)
+    with_points = [c["camera"] for c in doc["cameras"] if c["points"]]
+    assert len(with_points) >= 3
+    cam = with_points[0]
+    for path in copy.rglob("0026_e0_anno.smc"):
+        with h5py.File(path, "r+") as f:
+            for dset in f["Keypoints2d"][cam].values():
+                if dset.size:
+                    dset[...] = dset[()] + np.array([40.0, 0.0], dtype=dset.dtype)
+    code, doc, _ = check(capsys, *args)
+    assert doc["median_px"] < 0.01  # the pooled median alone would have passed
+    flagged = {c["camera"]: c["problems"] for c in doc["cameras"] if c["problems"]}
+    assert flagged == {cam: ["ERROR ABOVE THRESHOLD"]} and code == 5 and not doc["ok"]
+    assert main(["check", *map(str, args)]) == 5
+    out = " ".join(capsys.readouterr().out.split())
+    assert "FAILED" in out and f"median error above 2 px for camera(s) {cam}" in out
 
 
 def test_one_inverted_camera_is_named(data: Path, tmp_path: Path, capsys) -> None:

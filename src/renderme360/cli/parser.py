@@ -188,9 +188,9 @@ def _add_check(sub: Any) -> None:
         help="prove the geometry: reproject 3D keypoints into every annotated camera",
         description="Project the 3D keypoints through each calibrated camera with 2D keypoints "
         "(RT camera-to-world, OpenCV axes, distortion; 2D index 33+i is 3D index i); report "
-        "median and max pixel error per camera and overall, where each optical axis points "
-        "relative to the rig centre, and poses that look inverted. Exit 5 when the median "
-        "exceeds --max-error or a pose looks inverted.",
+        "median and max pixel error per camera and overall, where each camera stands and looks, "
+        "and what is wrong. Exit 5 when the overall or one camera's median exceeds --max-error, a "
+        "pose looks inverted, the head is outside an image or calibration copies disagree.",
     )
     c.add_argument("path", help="extracted folder OUT/{actor}_{perf}, dataset root or .smc file")
     c.add_argument("--subject", help="subject under a dataset or output root (e.g. 0026)")

@@ -137,7 +137,7 @@ def check_table(report: Any, show_all: bool = False, quiet: bool = False) -> Non
         for h in headers:
             t.add_column(h, justify="left" if h == "pose" else "right")
         for row in rows:
-            t.add_row(*row, style="red" if row[-1].startswith("INVERTED") else None)
+            t.add_row(*row, style=None if row[-1].startswith("ok") else "red")
         _out().print(t)
         for note in notes:
             _out().print(note, highlight=False)

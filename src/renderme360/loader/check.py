@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 MAX_ERROR_PX = 2.0
 #: A camera whose optical axis is further than this from the rig centre's direction is flagged.
 AXIS_LIMIT_DEG = 30.0
+#: Frames of 3D keypoints projected into the cameras without 2D keypoints (evenly spread).
+VIEW_FRAMES = 20
+#: Per-camera problems (the ``problems`` of a CameraReport; any of them fails the check).
+INVERTED, HIGH_ERROR, OUT_OF_VIEW, COPIES = (
+    "INVERTED?",
+    "ERROR ABOVE THRESHOLD",
+    "HEAD OUT OF VIEW",
+    "CALIBRATION COPIES DISAGREE",
+)
 
 
 @dataclass
@@ -39,12 +48,14 @@ class CameraReport:
     median_px: float | None
     max_px: float | None
     behind: int  # keypoints projected from behind the camera (z <= 0)
+    outside: int | None  # keypoints in front but outside the image (None: image size unknown)
     azimuth_deg: float  # around the rig centre from the frontal view (camera.RigFrame), -180..180
     elevation_deg: float  # above (+) or below (-) the rig centre; world up is -y
     axis_offset_deg: float  # angle between the optical axis and the direction to the rig centre
     axis_miss_m: float  # distance from the rig centre to the optical axis (metres)
     distance_m: float  # camera centre to rig centre (metres)
     inverted: bool  # pose looks inverted (axis points away or keypoints behind the camera)
+    problems: list[str] = field(default_factory=list)  # empty: this camera is "ok"
 
 
 @dataclass
@@ -67,7 +78,7 @@ class CheckReport:
         return (
             self.median_px is not None
             and self.median_px <= self.max_error_px
-            and not any(c.inverted for c in self.cameras)
+            and not any(c.problems for c in self.cameras)
             and not self.calibration_conflicts
         )
 
@@ -79,7 +90,7 @@ class CheckReport:
         """
         headers = ["camera", "frames", "points", "median px", "max px", "azimuth", "elevation"]
         headers += ["axis vs rig centre", "pose"]
-        shown = [c for c in self.cameras if show_all or c.points or c.inverted]
+        shown = [c for c in self.cameras if show_all or c.points or c.problems]
         rows = [
             [
                 c.camera,
@@ -90,7 +101,7 @@ class CheckReport:
                 f"{c.azimuth_deg:+.0f}°",
                 f"{c.elevation_deg:+.0f}°",
                 f"{c.axis_offset_deg:.1f}° off, passes {c.axis_miss_m * 100:.1f} cm",
-                ("INVERTED?" if c.inverted else "ok")
+                (", ".join(c.problems) or "ok")
                 + (f" ({c.behind} points behind)" if c.behind else ""),
             ]
             for c in shown
@@ -118,9 +129,14 @@ class CheckReport:
             f"px, max {_px(self.max_px)} px over {self.points:,} points "
             f"(threshold {self.max_error_px:g} px on the median)"
         )
-        flagged = [c.camera for c in self.cameras if c.inverted]
-        if flagged:
-            line += f"; pose looks inverted for camera(s) {', '.join(flagged)}"
+        for problem, what in (
+            (INVERTED, "pose looks inverted"),
+            (HIGH_ERROR, f"median error above {self.max_error_px:g} px"),
+            (OUT_OF_VIEW, "3D keypoints outside the image"),
+        ):
+            flagged = [c.camera for c in self.cameras if problem in c.problems]
+            if flagged:
+                line += f"; {what} for camera(s) {', '.join(flagged)}"
         if self.calibration_conflicts:
             line += "; calibration copies disagree: " + "; ".join(self.calibration_conflicts)
         return line
@@ -153,6 +169,31 @@ def axis_facts(camera: Camera, rig: RigFrame) -> dict[str, float]:
         "axis_miss_m": float(np.linalg.norm(to_centre - along * camera.forward)),
         "distance_m": dist,
     }
+
+
+def _in_view(camera: Camera, points: np.ndarray) -> tuple[int, int | None]:
+    """(points behind the camera, points in front but outside its image or None if unsized)."""
+    z = camera.to_camera(points)[:, 2]
+    behind = int((z <= 0).sum())
+    if not camera.width or not camera.height:
+        return behind, None
+    uv = camera.project(points[z > 0])
+    inside = (uv[:, 0] >= -0.5) & (uv[:, 0] < camera.width - 0.5)
+    inside &= (uv[:, 1] >= -0.5) & (uv[:, 1] < camera.height - 0.5)
+    return behind, int((~inside).sum())
+
+
+def _problems(cam: CameraReport, tested: int, max_error_px: float) -> list[str]:
+    """What is wrong with one camera: an inverted-looking pose, a median error above the
+    threshold, or the 3D keypoints (the head) mostly outside its image."""
+    problems = []
+    if cam.axis_offset_deg > AXIS_LIMIT_DEG or (tested and cam.behind > tested // 2):
+        problems.append(INVERTED)
+    if cam.median_px is not None and cam.median_px > max_error_px:
+        problems.append(HIGH_ERROR)
+    if INVERTED not in problems and cam.outside is not None and cam.outside > tested // 2:
+        problems.append(OUT_OF_VIEW)
+    return problems
 
 
 def keypoint_pairs(
@@ -198,33 +239,30 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
     report = CheckReport(name, [float(x) for x in rig.centre], float(max_error_px))
     report.calibration_conflicts = [str(c) for c in perf.calibration_conflicts]
     errors = []
+    conflicting = {c for conflict in perf.calibration_conflicts for c in conflict.cameras}
+    pick = np.unique(np.linspace(0, len(kp3d[0]) - 1, VIEW_FRAMES).round().astype(int))
+    head = kp3d[1][pick].reshape(-1, 3) if len(kp3d[0]) else np.zeros((0, 3))
+    head = head[np.isfinite(head).all(axis=1)]
     for cam_id, camera in perf.cameras.items():
-        facts = axis_facts(camera, rig)
         med = top = None
-        behind = points = frames = 0
+        points = frames = 0
+        tested = head  # cameras without 2D keypoints: does the head sit in front, in the image?
         if cam_id in cams2d:
             ids, pts2, pts3 = keypoint_pairs(perf, cam_id, kp3d)
             if len(ids):
-                flat3 = pts3.reshape(-1, 3)
-                err = np.linalg.norm(camera.project(flat3) - pts2.reshape(-1, 2), axis=1)
+                tested = pts3.reshape(-1, 3)
+                err = np.linalg.norm(camera.project(tested) - pts2.reshape(-1, 2), axis=1)
                 err = np.where(np.isfinite(err), err, np.inf)
                 errors.append(err)
                 med, top = float(np.median(err)), float(err.max())
-                behind = int((camera.to_camera(flat3)[:, 2] <= 0).sum())
                 points, frames = int(err.size), len(ids)
-        inverted = facts["axis_offset_deg"] > AXIS_LIMIT_DEG or (points and behind > points // 2)
-        report.cameras.append(
-            CameraReport(
-                camera=cam_id,
-                frames=frames,
-                points=points,
-                median_px=med,
-                max_px=top,
-                behind=behind,
-                inverted=bool(inverted),
-                **facts,
-            )
-        )
+        cam_report = CameraReport(cam_id, frames, points, med, top, *_in_view(camera, tested),
+                                  **axis_facts(camera, rig), inverted=False)  # fmt: skip
+        cam_report.problems = _problems(cam_report, len(tested), max_error_px)
+        if cam_id in conflicting:
+            cam_report.problems.append(COPIES)
+        cam_report.inverted = INVERTED in cam_report.problems
+        report.cameras.append(cam_report)
     if not errors or not sum(e.size for e in errors):
         raise UsageError(f"{name}: no frame holds both 2D and 3D keypoints; nothing to check")
     pooled = np.concatenate(errors)
