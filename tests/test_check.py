@@ -154,6 +154,12 @@ def test_bad_input_is_one_line(data: Path, tmp_path: Path, capsys) -> None:
         cap = capsys.readouterr()
         assert message in cap.err and len(cap.err.strip().splitlines()) == 1, cap.err
         assert "Traceback" not in cap.err and cap.out == ""
+        # with --json, machines get the same error as a JSON object on stdout
+        assert main(["check", *map(str, args), "--json"]) == expected
+        cap = capsys.readouterr()
+        doc = json.loads(cap.out)
+        assert list(doc) == ["error"] and message in doc["error"], cap.out
+        assert cap.err.strip() == f"renderme360: error: {doc['error']}"
     for bad in ("-1", "nan", "inf"):
         assert (
             main(
@@ -303,3 +309,17 @@ def test_rig_frame_angles_on_a_hand_built_rig() -> None:
         np.testing.assert_allclose(got, (az, el), atol=1e-6, err_msg=cam)
     # + azimuth is the frontal camera's image right (its x axis)
     np.testing.assert_allclose(c2ws["25"][:3, 0], frame.side, atol=1e-9)
+
+
+def test_json_errors_are_one_convention_across_commands(tmp_path: Path, capsys) -> None:
+    """Every --json command reports a failure as {"error": ...} on stdout, exit code unchanged."""
+    missing = str(tmp_path / "missing")
+    for argv, code in (
+        (["check", missing], 2),
+        (["export", "nerfstudio", missing], 2),
+        (["explore", missing], 2),
+    ):
+        assert main([*argv, "--json"]) == code, argv
+        cap = capsys.readouterr()
+        assert json.loads(cap.out) == {"error": f"{missing}: no such file or folder"}, argv
+        assert main(argv) == code and capsys.readouterr().out == ""  # without --json: stderr only
