@@ -515,3 +515,32 @@ def test_python_api_selections_name_what_exists(shapes) -> None:
             p.flame(["exp", "nope"])
         with pytest.raises(UsageError, match="field names"):
             p.flame([1])
+
+
+def test_odd_image_sizes_round_up_like_the_decoder(shapes, tmp_path: Path) -> None:
+    """An 81x65 image at scale k is ceil(81/k) x ceil(65/k): what libjpeg's reduced decode gives,
+    and what cam.scaled(k) says (exports crop to the floor instead, see README)."""
+    import json
+    import math
+    import shutil
+
+    _, out = shapes["r21-combined"]
+    folder = tmp_path / "0026_e0"
+    shutil.copytree(out / "0026_e0", folder)
+    info = folder / "metadata/info.json"
+    doc = json.loads(info.read_text())
+    doc["camera_info"]["resolution"] = [65, 81]
+    info.write_text(json.dumps(doc))
+    rng = np.random.default_rng(0)
+    odd = rng.integers(0, 255, (65, 81, 3), dtype=np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", odd)
+    assert ok
+    (folder / "images/cam_25/frame_000000.jpg").write_bytes(jpeg.tobytes())
+    perf = rm.load(folder)
+    for k, flag in ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4)):
+        img = perf.image("25", 0, scale=k)
+        decoded = cv2.imdecode(jpeg, flag)
+        assert img.shape == decoded.shape == (math.ceil(65 / k), math.ceil(81 / k), 3)
+        cam = perf.cameras["25"].scaled(k)
+        assert (cam.height, cam.width) == img.shape[:2]
+        assert perf.dataset(cameras=["25"], frames=[0], scale=k)[0]["image"].shape == img.shape
