@@ -53,8 +53,9 @@ FORBIDDEN_THIRD_PARTY = {
 MAX_FUNCTION_LINES = 100
 # 700 held the five extraction commands. `check` (~50 lines) and `export` (~110 lines) add their
 # parsers, command functions and progress bar, with no logic: rows, verdicts and summaries come
-# from loader.check and export.run. Keep each new command that lean.
-MAX_CLI_LINES = 880
+# from loader.check and export.run; errors as JSON for every --json command add ~10. Keep each new
+# command that lean.
+MAX_CLI_LINES = 900
 
 
 def module_name(path: Path) -> str:
