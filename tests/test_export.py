@@ -690,3 +690,62 @@ def test_export_workers_zero_is_a_usage_error(capsys) -> None:
         main(["export", "nerfstudio", "anywhere", "--workers", "0"])
     assert exc.value.code == 2
     assert "--workers: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def _contents(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_failed_export_leaves_dest_as_it_was(extracted, tmp_path, capsys) -> None:
+    """A failure mid-way (a corrupt image among the reduced ones) leaves DEST byte for byte as
+    the previous complete export left it, and no folder at all where there was none; once the
+    image is repaired the re-run still reuses the earlier reduced images."""
+    import shutil
+
+    _smc, perf_dir = extracted
+    copy = tmp_path / "0026_e0"
+    shutil.copytree(perf_dir, copy, ignore=shutil.ignore_patterns("exports"))
+    dest = tmp_path / "d"
+    base = ["export", "nerfstudio", str(copy), "--downscale", "2", "--workers", "1", "--json"]
+    assert main([*base, "--frames", "0", "-o", str(dest)]) == 0
+    before = _contents(dest)
+    bad = copy / "from_raw" / "images" / "cam_25" / "frame_000001.jpg"
+    good = bad.read_bytes()
+    bad.write_bytes(good[:300])  # cameras 20..24 of frame 1 are reduced before it fails
+    capsys.readouterr()
+    assert main([*base, "-o", str(dest)]) == 1
+    assert _contents(dest) == before
+    fresh = tmp_path / "new" / "deeper"
+    assert main([*base, "-o", str(fresh)]) == 1
+    assert not (tmp_path / "new").exists()
+    bad.write_bytes(good)
+    capsys.readouterr()
+    assert main([*base, "-o", str(dest)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["reused"] == 8 and again["reduced"] == 16
+
+
+def test_failed_colmap_from_smc_writes_nothing(extracted, tmp_path, capsys) -> None:
+    """An SMC file (written with h5py) whose one image holds no image bytes fails the export
+    while images are placed: no image of the cameras before it stays behind in DEST."""
+    import shutil
+
+    import h5py
+
+    smc, _perf_dir = extracted
+    data = tmp_path / "smc"
+    shutil.copytree(smc, data)
+    raw = next(data.rglob("*_raw.smc"))
+    with h5py.File(raw, "r+") as f:
+        cams = sorted(f["Camera"])
+        victim = cams[len(cams) // 2]
+        del f[f"Camera/{victim}/color/0"]
+        f[f"Camera/{victim}/color"]["0"] = np.frombuffer(b"no image here" * 20, np.uint8)
+    dest = tmp_path / "exp"
+    argv = ["export", "colmap", str(data), "--subject", "0026", "--performance", "e0"]
+    code = main([*argv, "--frame", "0", "-o", str(dest)])
+    err = capsys.readouterr().err
+    assert code == 1 and "neither JPEG nor PNG" in err, err
+    assert not dest.exists()

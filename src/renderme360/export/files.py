@@ -1,6 +1,9 @@
-"""Writing inside an export folder: atomic (temp name + rename), never through a symlink.
+"""Writing inside an export folder: staged (temp names, renamed together), never through a symlink.
 
 Every path is relative to the export folder and checked before use, so nothing lands outside it.
+Files of a run are written under temporary names and renamed into place only by :meth:`commit`
+once everything is written; :meth:`ExportDir.abort` removes them and the folders the run made,
+so a failed export leaves the folder as it was.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ class ExportDir:
             raise UnsafeNameError(f"export folder {self.root} is a symlink; give its target")
         if self.root.exists() and not self.root.is_dir():
             raise UnsafeNameError(f"export folder {self.root} exists and is not a folder")
+        self._staged: dict[Path, Path] = {}  # final path -> temporary name holding its bytes
+        missing = [p for p in (self.root, *self.root.parents) if not p.exists()]
         self.root.mkdir(parents=True, exist_ok=True)
+        self._made = missing[::-1]  # folders this run created, outermost first (abort: removed)
 
     def path(self, rel: str) -> Path:
         """Absolute path of ``rel`` (POSIX, relative, no ``..``); parent folders created, and
@@ -36,18 +42,47 @@ class ExportDir:
             cur = cur / part
             if cur.is_symlink():
                 raise UnsafeNameError(f"refusing to write through symlink {cur}")
-            cur.mkdir(exist_ok=True)
-        target = cur / p.parts[-1]
-        if target.is_symlink():
-            target.unlink()  # replaced by a regular file, never followed
-        return target
+            try:
+                cur.mkdir()
+                self._made.append(cur)
+            except FileExistsError:
+                pass
+        return cur / p.parts[-1]  # a symlink there is replaced by the rename, never followed
+
+    def stage(self, rel: str) -> Path:
+        """The temporary name under which ``rel`` is written; :meth:`commit` renames it."""
+        dst = self.path(rel)
+        old = self._staged.pop(dst, None)
+        if old is not None:
+            _unlink(old)
+        tmp = _tmp_name(dst)
+        self._staged[dst] = tmp
+        return tmp
 
     def write_bytes(self, rel: str, data: bytes) -> Path:
-        """Write ``data`` to ``rel`` atomically."""
-        return write_atomic(self.path(rel), data)
+        """Write ``data`` for ``rel`` under a temporary name (in place at :meth:`commit`)."""
+        tmp = self.stage(rel)
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every staged file into place (quick: the bytes are already written)."""
+        for dst, tmp in list(self._staged.items()):
+            os.replace(tmp, dst)
+            del self._staged[dst]
+
+    def abort(self) -> None:
+        """Remove what this run staged and the folders it created: the folder is as before."""
+        for tmp in self._staged.values():
+            _unlink(tmp)
+        self._staged.clear()
+        for folder in reversed(self._made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: files of earlier exports stay
 
     def link_or_copy(self, src: str | os.PathLike[str], rel: str) -> tuple[Path, bool]:
-        """Hard-link ``src`` at ``rel`` (a copy when linking is impossible), atomically.
+        """Hard-link ``src`` at ``rel`` (a copy when linking is impossible), staged.
 
         Returns (path, linked). An existing hard link to the same file is kept as it is.
         """
@@ -59,7 +94,7 @@ class ExportDir:
                 return dst, True
         except FileNotFoundError:
             pass
-        tmp = _tmp_name(dst)
+        tmp = self.stage(rel)
         try:
             os.link(src, tmp)
             linked = True
@@ -72,11 +107,6 @@ class ExportDir:
                 _unlink(tmp)
                 raise
             linked = False
-        try:
-            os.replace(tmp, dst)
-        except BaseException:
-            _unlink(tmp)
-            raise
         return dst, linked
 
     def remove(self, rel: str) -> bool:

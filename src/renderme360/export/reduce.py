@@ -27,13 +27,14 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 class ReduceTask:
     """Decode ``src`` (a file) or ``data`` (encoded bytes), reduce by ``k``, write ``dst``."""
 
-    dst: str  # absolute path; written atomically
+    dst: str  # absolute path (the export's staging name for the file); written atomically
     k: int
     mask: bool  # grayscale mask -> PNG; otherwise colour, same format as the source
     width: int  # full-resolution size the calibration states
     height: int
     src: str | None = None
     data: bytes | None = None
+    ext: str = ""  # output format (".jpg", ".png"); default: from ``dst``
 
 
 def reduce_bytes(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndarray:
@@ -91,7 +92,7 @@ def run_task(task: ReduceTask) -> int:
         img = reduce_bytes(data, task.k, task.mask, task.width, task.height)
     except Renderme360Error as exc:
         raise Renderme360Error(f"{task.src or task.dst}: {exc}") from None
-    ext = os.path.splitext(task.dst)[1].lower()
+    ext = task.ext or os.path.splitext(task.dst)[1].lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext in (".jpg", ".jpeg") else []
     ok, enc = cv2.imencode(ext, img, params)
     if not ok:

@@ -14,6 +14,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,7 @@ class _Placer:
     previous: dict[str, Any]
     summary: ExportSummary
     record: dict[str, Any] = field(default_factory=dict)
-    tasks: list[tuple[ReduceTask, str, str, int]] = field(default_factory=list)
+    tasks: list[tuple[ReduceTask, str, str, int, str]] = field(default_factory=list)
     _smc: str | None = None
     _dirs: dict[str, str] = field(default_factory=dict)
 
@@ -228,8 +229,10 @@ class _Placer:
         self.record[rel] = entry  # size and mtime of the output added once it is written
         cam_obj = self.perf.cameras[cam]
         source = str(src) if src is not None else None
-        task = ReduceTask(str(dst), self.k, mask, cam_obj.width, cam_obj.height, src=source)
-        self.tasks.append((task, kind, cam, frame))
+        staged = str(self.out.stage(rel))  # renamed into place when the whole export is written
+        task = ReduceTask(staged, self.k, mask, cam_obj.width, cam_obj.height, src=source,
+                          ext=dst.suffix)  # fmt: skip
+        self.tasks.append((task, kind, cam, frame, rel))
         return rel
 
     def _source_path(self, kind: str, cam: str, frame: int) -> Path | None:
@@ -257,7 +260,7 @@ class _Placer:
 
     def _materialise(self) -> Iterator[ReduceTask]:
         """Tasks in order; SMC bytes are read only as a task is handed to the workers."""
-        for task, kind, cam, frame in self.tasks:
+        for task, kind, cam, frame, _rel in self.tasks:
             if task.src is None:
                 task = replace(task, data=self._bytes(kind, cam, frame))
             yield task
@@ -282,10 +285,9 @@ class _Placer:
             run_tasks(self._materialise(), len(self.tasks), workers, progress.advance)
         finally:
             progress.finish()
-        root = str(self.out.root) + os.sep
-        for task, *_ in self.tasks:
+        for task, *_, rel in self.tasks:  # a rename keeps size and mtime
             st = os.stat(task.dst)
-            self.record[task.dst[len(root) :]].update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+            self.record[rel].update(size=st.st_size, mtime_ns=st.st_mtime_ns)
         self.summary.reduced += len(self.tasks)
 
 
@@ -320,6 +322,18 @@ def _ext(data: bytes, mask: bool) -> str:
 
 
 # ---------------------------------------------------------------------------- bookkeeping
+@contextmanager
+def _staged(dest: Path) -> Iterator[tuple[ExportDir, dict[str, Any]]]:
+    """The export folder and its previous record; on any failure what this run wrote (staged
+    files, new folders) is removed, so the folder is as before the run or complete."""
+    out, previous = _open_dest(dest)
+    try:
+        yield out, previous
+    except BaseException:
+        out.abort()
+        raise
+
+
 def _open_dest(dest: Path) -> tuple[ExportDir, dict[str, Any]]:
     out = ExportDir(dest)
     for folder, _dirs, names in os.walk(out.root):  # leftovers of an interrupted run
@@ -347,6 +361,7 @@ def _finish(
 ) -> ExportSummary:
     out.write_bytes("README.txt", readme.encode())
     files["README.txt"] = {}
+    out.commit()  # everything is written: into place, then stale files go, the record last
     for rel in sorted(set(previous) - set(files)):
         if out.remove(rel):
             summary.removed_stale += 1
@@ -359,6 +374,7 @@ def _finish(
     }
     files[RECORD] = {}
     out.write_bytes(RECORD, json.dumps(doc, separators=(",", ":")).encode())
+    out.commit()
     return summary
 
 
@@ -404,47 +420,49 @@ def export_nerfstudio(
     dest_path = (
         Path(dest) if dest else default_dest(perf, "nerfstudio", frames_token(rng), downscale)
     )
-    out, previous = _open_dest(dest_path)
-    summary = ExportSummary(
-        "nerfstudio", str(out.root), str(perf.source), perf.actor, perf.performance, cams,
-        chosen, downscale, missing=missing, notes=[note] if note != "all cameras" else [],
-    )  # fmt: skip
-    placer = _Placer(perf, out, downscale, previous, summary)
-    suffix = f"_{downscale}" if downscale > 1 else ""
-    times = frame_times(chosen)
-    fields = {c: camera_fields(_intrinsics(perf.cameras[c], downscale), perf.cameras[c].c2w)
-              for c in cams}  # fmt: skip
-    entries = []
-    several = len(chosen) > 1
-    for f, c in pairs:
-        stem = f"cam_{c}/frame_{f:06d}"
-        img = placer.place("color", c, f, f"images{suffix}/{stem}", colmap=False)
-        msk = placer.place("mask", c, f, f"masks{suffix}/{stem}", colmap=False) if masks else None
-        entries.append(
-            frame_entry(
-                img,
-                fields[c],
-                mask_path=msk,
-                camera_id=int(c) if several else None,
-                frame_index=f if several else None,
-                time=times[f] if several else None,
+    with _staged(dest_path) as (out, previous):
+        summary = ExportSummary(
+            "nerfstudio", str(out.root), str(perf.source), perf.actor, perf.performance, cams,
+            chosen, downscale, missing=missing, notes=[note] if note != "all cameras" else [],
+        )  # fmt: skip
+        placer = _Placer(perf, out, downscale, previous, summary)
+        suffix = f"_{downscale}" if downscale > 1 else ""
+        times = frame_times(chosen)
+        fields = {c: camera_fields(_intrinsics(perf.cameras[c], downscale), perf.cameras[c].c2w)
+                  for c in cams}  # fmt: skip
+        entries = []
+        several = len(chosen) > 1
+        for f, c in pairs:
+            stem = f"cam_{c}/frame_{f:06d}"
+            img = placer.place("color", c, f, f"images{suffix}/{stem}", colmap=False)
+            msk = (
+                placer.place("mask", c, f, f"masks{suffix}/{stem}", colmap=False) if masks else None
             )
-        )
-    summary.images = len(pairs)
-    summary.masks = len(pairs) if masks else 0
-    placer.run(progress, workers)
-    meta = {
-        "actor": perf.actor,
-        "performance": perf.performance,
-        "downscale": downscale,
-        "principal_point": "image corner origin: cx = cx_opencv + 0.5",
-        "units": "metres",
-    }
-    doc = transforms(entries, {"renderme360": meta})
-    out.write_bytes("transforms.json", dumps(doc).encode())
-    placer.record["transforms.json"] = {}
-    body = _nerfstudio_readme(len(chosen) > 1, downscale, _is_folder(perf), masks)
-    return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
+            entries.append(
+                frame_entry(
+                    img,
+                    fields[c],
+                    mask_path=msk,
+                    camera_id=int(c) if several else None,
+                    frame_index=f if several else None,
+                    time=times[f] if several else None,
+                )
+            )
+        summary.images = len(pairs)
+        summary.masks = len(pairs) if masks else 0
+        placer.run(progress, workers)
+        meta = {
+            "actor": perf.actor,
+            "performance": perf.performance,
+            "downscale": downscale,
+            "principal_point": "image corner origin: cx = cx_opencv + 0.5",
+            "units": "metres",
+        }
+        doc = transforms(entries, {"renderme360": meta})
+        out.write_bytes("transforms.json", dumps(doc).encode())
+        placer.record["transforms.json"] = {}
+        body = _nerfstudio_readme(len(chosen) > 1, downscale, _is_folder(perf), masks)
+        return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
 
 
 def _frame_pairs(
@@ -552,32 +570,38 @@ def export_colmap(
                 f"{_name(perf)}: --masks: no mask for camera {', '.join(lacking)} frame {frame}"
             )
     dest_path = Path(dest) if dest else default_dest(perf, "colmap", f"{frame:06d}", downscale)
-    out, previous = _open_dest(dest_path)
-    summary = ExportSummary(
-        "colmap", str(out.root), str(perf.source), perf.actor, perf.performance, cams, [frame],
-        downscale, missing=missing, notes=[note] if note != "all cameras" else [],
-    )  # fmt: skip
-    placer = _Placer(perf, out, downscale, previous, summary)
-    cameras_out, images_out = [], []
-    names: dict[str, str] = {}
-    for i, c in enumerate(cams, start=1):
-        cam = perf.cameras[c]
-        intr = _intrinsics(cam, downscale)
-        cameras_out.append(cm.camera_from_intrinsics(i, intr))
-        rel = placer.place("color", c, frame, f"images/cam_{c}", colmap=True)
-        names[c] = rel.split("/", 1)[1]
-        if masks:  # COLMAP's mask convention: masks/{image name}.png
-            placer.place("mask", c, frame, f"masks/{names[c]}", colmap=True)
-        w2c = w2c_from_c2w(cam.c2w)
-        images_out.append(cm.Image(i, rotmat_to_quat(w2c[:3, :3]), w2c[:3, 3], i, names[c]))
-    summary.images = len(cams)
-    summary.masks = len(cams) if masks else 0
-    points = _keypoint_points(perf, frame, cams, images_out, downscale, summary)
-    placer.run(progress, workers)
-    for name, data in cm.model_files(cameras_out, images_out, points, text).items():
-        out.write_bytes(f"sparse/0/{name}", data)
-        placer.record[f"sparse/0/{name}"] = {}
-    body = (
+    with _staged(dest_path) as (out, previous):
+        summary = ExportSummary(
+            "colmap", str(out.root), str(perf.source), perf.actor, perf.performance, cams, [frame],
+            downscale, missing=missing, notes=[note] if note != "all cameras" else [],
+        )  # fmt: skip
+        placer = _Placer(perf, out, downscale, previous, summary)
+        cameras_out, images_out = [], []
+        names: dict[str, str] = {}
+        for i, c in enumerate(cams, start=1):
+            cam = perf.cameras[c]
+            intr = _intrinsics(cam, downscale)
+            cameras_out.append(cm.camera_from_intrinsics(i, intr))
+            rel = placer.place("color", c, frame, f"images/cam_{c}", colmap=True)
+            names[c] = rel.split("/", 1)[1]
+            if masks:  # COLMAP's mask convention: masks/{image name}.png
+                placer.place("mask", c, frame, f"masks/{names[c]}", colmap=True)
+            w2c = w2c_from_c2w(cam.c2w)
+            images_out.append(cm.Image(i, rotmat_to_quat(w2c[:3, :3]), w2c[:3, 3], i, names[c]))
+        summary.images = len(cams)
+        summary.masks = len(cams) if masks else 0
+        points = _keypoint_points(perf, frame, cams, images_out, downscale, summary)
+        placer.run(progress, workers)
+        for name, data in cm.model_files(cameras_out, images_out, points, text).items():
+            out.write_bytes(f"sparse/0/{name}", data)
+            placer.record[f"sparse/0/{name}"] = {}
+        body = _colmap_readme(text, masks)
+        return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
+
+
+def _colmap_readme(text: bool, masks: bool) -> str:
+    """What README.txt says about a COLMAP export (before the shared conventions)."""
+    return (
         "sparse/0/: COLMAP model (cameras, images, points3D .bin" + (" and .txt" if text else "")
         + "), one camera and one image per rig camera;\n"
         "image names are images/cam_XX.*, XX the dataset camera id"
@@ -587,7 +611,6 @@ def export_colmap(
         "with distortion, undistort first: colmap image_undistorter --image_path images\n"
         "--input_path sparse/0 --output_path undistorted, then train on undistorted/).\n"
     )  # fmt: skip
-    return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
 
 
 def _keypoint_points(
