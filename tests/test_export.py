@@ -749,3 +749,66 @@ def test_failed_colmap_from_smc_writes_nothing(extracted, tmp_path, capsys) -> N
     err = capsys.readouterr().err
     assert code == 1 and "neither JPEG nor PNG" in err, err
     assert not dest.exists()
+
+
+def test_range_past_the_take_is_noted_and_names_the_folder(extracted, capsys) -> None:
+    """--frames 0:99 of a 3-frame take: exported, with a note, into a folder named by the
+    frames actually exported."""
+    _smc, perf_dir = extracted
+    argv = ["export", "nerfstudio", str(perf_dir), "--frames", "0:99", "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["frames"] == [0, 1, 2]
+    assert Path(doc["dest"]) == perf_dir / "exports" / "nerfstudio_000000-000003"
+    assert any("select 3 of the 99 frames named" in n for n in doc["notes"]), doc["notes"]
+    assert main([*argv[:4], "0:99:10", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["frames"] == [0] and doc["dest"].endswith("nerfstudio_000000")
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["nerfstudio", "{perf}", "--frames", "99"], "frames with images: 0, 1, 2"),
+        (["nerfstudio", "{perf}", "--cameras", "99"], "cameras with images: 00, 15, 22"),
+        (["colmap", "{perf}", "--frame", "99"], "frames with images: 0, 1, 2"),
+        (["colmap", "{perf}", "--frame", "0", "--cameras", "99"], "cameras with images: 00, 15"),
+    ],
+)
+def test_selection_matching_nothing_exits_6(extracted, tmp_path, capsys, argv, names) -> None:
+    """As extract: a selection that matches nothing is exit code 6, naming what exists."""
+    _smc, perf_dir = extracted
+    argv = [a.format(perf=perf_dir) for a in argv]
+    assert main(["export", *argv, "-o", str(tmp_path / "d")]) == 6
+    err = capsys.readouterr().err
+    assert names in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "d").exists()
+
+
+def test_camera_selection_gets_its_own_default_folder(extracted, tmp_path, capsys) -> None:
+    """--frames 0 and --frames 0 --cameras ring:2 (or ids) do not share (and prune) a folder."""
+    import shutil
+
+    _smc, perf_dir = extracted
+    copy = tmp_path / "0026_e0"
+    shutil.copytree(perf_dir, copy, ignore=shutil.ignore_patterns("exports"))
+    argv = ["export", "colmap", str(copy), "--frame", "0", "--json"]
+    dests = []
+    for extra in ([], ["--cameras", "ring:2"], ["--cameras", "22,25,28-29"]):
+        assert main([*argv, *extra]) == 0
+        dests.append(Path(json.loads(capsys.readouterr().out)["dest"]))
+    assert [d.name for d in dests] == [
+        "colmap_000000",
+        "colmap_000000_ring2",
+        "colmap_000000_cam22+25+28-29",
+    ]
+    assert len(list((dests[0] / "images").iterdir())) == 8  # not pruned by the later runs
+    assert len(list((dests[1] / "images").iterdir())) == 2
+
+
+def test_empty_output_name_is_a_usage_error(extracted, tmp_path, capsys, monkeypatch) -> None:
+    _smc, perf_dir = extracted
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "colmap", str(perf_dir), "--frame", "0", "-o", ""]) == 2
+    assert "empty name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

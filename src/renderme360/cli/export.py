@@ -17,9 +17,9 @@ examples:
   renderme360 export colmap OUT/0026_e0 --frame 0 --downscale 2       # 3D Gaussian Splatting
   renderme360 export colmap DATA --subject 0026 --performance e0 --frame 0
 
-Default folder: PERF/exports/{format}_{frames}[_down{k}]/; from SMC files
-./renderme360_exports/{actor}_{perf}/{format}_{frames}[_down{k}]/. Conventions (principal
-point, axes, downscale crop) are in README.txt inside every export."""
+Default folder: PERF/exports/{format}_{frames}[_{cameras}][_down{k}]/; from SMC files
+./renderme360_exports/{actor}_{perf}/ the same. Conventions (principal point, axes,
+downscale crop) are in README.txt inside every export."""
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -8,6 +8,7 @@ used to skip unchanged work and remove stale files on a re-run). Nothing is writ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import InvalidIdError, Renderme360Error, UsageError
+from ..errors import EmptySelectionError, InvalidIdError, Renderme360Error, UsageError
 from ..naming import validate_actor, validate_performance
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
@@ -126,8 +127,8 @@ def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
             raise UsageError(f"{_name(perf)}: no camera has both images and calibration")
         return chosen, note
     no_images = [c for c in chosen if c not in available]
-    if no_images:
-        raise InvalidIdError(
+    if no_images:  # exit code 6, as extract's selection that matches nothing
+        raise EmptySelectionError(
             f"{_name(perf)}: no images for camera {', '.join(no_images)} "
             f"(cameras with images: {_ids(available)})"
         )
@@ -145,14 +146,43 @@ def _name(perf: Any) -> str:
     return f"{perf.actor}_{perf.performance}"
 
 
-def frames_token(rng: FrameRange | None) -> str:
-    """Default folder-name part for a frame selection: ``all``, ``000012``, ``000000-000300``."""
+def frames_token(rng: FrameRange | None, chosen: list[int] | None = None) -> str:
+    """Default folder-name part for a frame selection: ``all``, ``000012``, ``000000-000300``.
+
+    A range reaching past the take (``0:99`` of 3 frames) is named by the frames ``chosen``."""
     if rng is None:
         return "all"
+    nominal = rng.nominal()
+    if chosen and nominal is not None and len(chosen) < nominal:
+        if len(chosen) == 1:
+            return f"{chosen[0]:06d}"
+        rng = FrameRange(rng.start, min(rng.stop or 0, chosen[-1] + 1), rng.step)
     if rng.stop == rng.start + 1:
         return f"{rng.start:06d}"
     stop = "end" if rng.stop is None else f"{rng.stop:06d}"
     return f"{rng.start:06d}-{stop}" + (f"-s{rng.step}" if rng.step != 1 else "")
+
+
+def cameras_token(cameras: str | None) -> str:
+    """Default folder-name part for a camera selection: ``""`` (all), ``_ring4``, ``_front2``,
+    ``_cam22+25+30-35`` (a long list: ``_cam{count}-{hash}``), so that exports of different
+    camera selections do not share a folder (and prune each other)."""
+    spec = parse_cameras(cameras)
+    if spec is None:
+        return ""
+    if spec.rule:
+        return f"_{spec.rule}{spec.count}"
+    ids = sorted(int(c) for c in spec.ids or ())
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    text = "+".join(f"{r[0]:02d}" + (f"-{r[-1]:02d}" if len(r) > 1 else "") for r in runs)
+    if len(text) > 40:
+        text = f"{len(ids)}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return f"_cam{text}"
 
 
 def default_dest(perf: Any, fmt: str, token: str, downscale: int) -> Path:
@@ -165,6 +195,16 @@ def default_dest(perf: Any, fmt: str, token: str, downscale: int) -> Path:
     actor = validate_actor(perf.actor, "performance")  # ids become a path: grammar checked
     performance = validate_performance(perf.performance, "performance")
     return Path("renderme360_exports") / f"{actor}_{performance}" / name
+
+
+def _dest(dest: str | os.PathLike[str] | None) -> Path | None:
+    """The export folder asked for; None for the default. An empty name is refused (it would
+    otherwise mean the current folder or, silently, the default)."""
+    if dest is None:
+        return None
+    if not str(dest).strip():
+        raise UsageError("the export folder (-o/--output) is an empty name")
+    return Path(dest)
 
 
 def _is_folder(perf: Any) -> bool:
@@ -416,14 +456,14 @@ def export_nerfstudio(
     progress = progress or Progress()
     rng = parse_frames(frames)
     cams, note = select_cameras(perf, cameras)
-    chosen, pairs, missing = _frame_pairs(perf, cams, rng, masks)
-    dest_path = (
-        Path(dest) if dest else default_dest(perf, "nerfstudio", frames_token(rng), downscale)
-    )
+    notes = [note] if note != "all cameras" else []
+    chosen, pairs, missing = _frame_pairs(perf, cams, rng, masks, notes)
+    token = frames_token(rng, chosen) + cameras_token(cameras)
+    dest_path = _dest(dest) or default_dest(perf, "nerfstudio", token, downscale)
     with _staged(dest_path) as (out, previous):
         summary = ExportSummary(
             "nerfstudio", str(out.root), str(perf.source), perf.actor, perf.performance, cams,
-            chosen, downscale, missing=missing, notes=[note] if note != "all cameras" else [],
+            chosen, downscale, missing=missing, notes=notes,
         )  # fmt: skip
         placer = _Placer(perf, out, downscale, previous, summary)
         suffix = f"_{downscale}" if downscale > 1 else ""
@@ -466,9 +506,10 @@ def export_nerfstudio(
 
 
 def _frame_pairs(
-    perf: Any, cams: list[str], rng: FrameRange | None, masks: bool
+    perf: Any, cams: list[str], rng: FrameRange | None, masks: bool, notes: list[str]
 ) -> tuple[list[int], list[tuple[int, str]], list[str]]:
-    """Chosen frames, the (frame, camera) pairs with an image, and the pairs without one.
+    """Chosen frames, the (frame, camera) pairs with an image, and the pairs without one; a
+    range naming more frames than the take holds adds a note.
 
     No frame with an image in the range, or (with ``masks``) an image without its mask, is an
     error naming what is there: nerfstudio needs ``mask_path`` on every frame or on none."""
@@ -476,9 +517,15 @@ def _frame_pairs(
     every = sorted(set().union(*per_cam.values()))
     chosen = rng.filter(every) if rng else every
     if not chosen:
-        raise InvalidIdError(
+        raise EmptySelectionError(
             f"{_name(perf)}: no images in frames {rng} for cameras {_ids(cams)} "
             f"(frames with images: {_frames_text(every) or 'none'})"
+        )
+    nominal = rng.nominal() if rng else None
+    if nominal is not None and len(chosen) < nominal:
+        notes.append(
+            f"frames {rng} select {len(chosen)} of the {nominal} frames named "
+            f"({_frames_text(chosen)}): {_name(perf)} has images in frames {_frames_text(every)}"
         )
     pairs = [(f, c) for f in chosen for c in cams if f in per_cam[c]]
     missing = [f"camera {c} frame {f}" for f in chosen for c in cams if f not in per_cam[c]]
@@ -552,12 +599,13 @@ def export_colmap(
     with_frame = [c for c in cams if frame in set(perf.image_frame_ids(c))]
     if explicit and len(with_frame) < len(cams):
         lacking = [c for c in cams if c not in with_frame]
-        raise InvalidIdError(
-            f"{_name(perf)}: no image for camera {', '.join(lacking)} frame {frame}"
+        raise EmptySelectionError(
+            f"{_name(perf)}: no image for camera {', '.join(lacking)} frame {frame} "
+            f"(cameras with an image in frame {frame}: {_ids(with_frame) or 'none'})"
         )
     if not with_frame:
         every = sorted(set().union(*(set(perf.image_frame_ids(c)) for c in cams)))
-        raise InvalidIdError(
+        raise EmptySelectionError(
             f"{_name(perf)}: no image for frame {frame} (frames with images: "
             f"{_frames_text(every) or 'none'})"
         )
@@ -569,7 +617,8 @@ def export_colmap(
             raise InvalidIdError(
                 f"{_name(perf)}: --masks: no mask for camera {', '.join(lacking)} frame {frame}"
             )
-    dest_path = Path(dest) if dest else default_dest(perf, "colmap", f"{frame:06d}", downscale)
+    token = f"{frame:06d}" + cameras_token(cameras)
+    dest_path = _dest(dest) or default_dest(perf, "colmap", token, downscale)
     with _staged(dest_path) as (out, previous):
         summary = ExportSummary(
             "colmap", str(out.root), str(perf.source), perf.actor, perf.performance, cams, [frame],
