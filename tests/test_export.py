@@ -812,3 +812,30 @@ def test_empty_output_name_is_a_usage_error(extracted, tmp_path, capsys, monkeyp
     assert main(["export", "colmap", str(perf_dir), "--frame", "0", "-o", ""]) == 2
     assert "empty name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_errors_are_json_on_stdout(extracted, tmp_path, capsys) -> None:
+    """With --json a failure prints {"error", "exit_code"} on stdout (and the line on stderr)."""
+    _smc, perf_dir = extracted
+    argv = ["export", "nerfstudio", str(perf_dir), "--frames", "99", "--json"]
+    assert main([*argv, "-o", str(tmp_path / "d")]) == 6
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["exit_code"] == 6 and "no images in frames 99" in doc["error"]
+    assert doc["error"] in err
+    assert main(["check", str(tmp_path / "nope"), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["exit_code"] == 2
+
+
+def test_cli_names_flags_where_python_names_keywords(extracted, capsys) -> None:
+    """A root holding several performances: the CLI says --subject/--performance, Python
+    keeps subject=/performance=."""
+    import renderme360 as rm
+    from renderme360.errors import UsageError
+
+    _smc, perf_dir = extracted
+    assert main(["export", "colmap", str(perf_dir.parent), "--frame", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --subject and --performance" in err and "subject=" not in err
+    with pytest.raises(UsageError, match="pass subject= and performance="):
+        rm.load(perf_dir.parent)

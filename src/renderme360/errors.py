@@ -10,6 +10,9 @@ class Renderme360Error(Exception):
     """Base class of every error this package raises on purpose."""
 
     exit_code = 1
+    #: The message as command-line users should read it (flags, not keyword arguments), when
+    #: it differs from the Python one; the CLI prints it instead of ``str(exc)``.
+    cli_message: str | None = None
 
 
 class SMCFormatError(Renderme360Error):

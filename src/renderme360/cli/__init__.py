@@ -32,36 +32,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    js = bool(getattr(args, "json", False))  # --json: the error goes to stdout as JSON too
+    as_json = getattr(args, "json", False)
     try:
         return int(COMMANDS[args.command](args) or 0)
     except Renderme360Error as exc:
-        _error(str(exc), js)
-        return exc.exit_code
+        return _error(exc.cli_message or str(exc), exc.exit_code, as_json)
     except KeyboardInterrupt as exc:
-        _error("interrupted; finished files are kept: run the same command again to resume", js)
-        return exc.exit_code if isinstance(exc, Terminated) else Interrupted.exit_code
+        msg = "interrupted; finished files are kept: run the same command again to resume"
+        code = exc.exit_code if isinstance(exc, Terminated) else Interrupted.exit_code
+        return _error(msg, code, as_json)
     except BrokenPipeError:
         return 0
     except OSError as exc:  # the output filesystem failed us outside a writer (full, read-only)
         if errors.is_disk_full(exc):
-            _error(f"disk full ({exc.filename or 'output'}); free space and re-run to resume", js)
-            return errors.DiskFullError.exit_code
-        _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), js)
-        return 1
+            msg = f"disk full ({exc.filename or 'output'}); free space and re-run to resume"
+            return _error(msg, errors.DiskFullError.exit_code, as_json)
+        msg = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+        return _error(msg, 1, as_json)
     except Exception as exc:  # a bug: one line, the traceback only with -v
-        _error(
-            f"unexpected error: {type(exc).__name__}: {errors.one_line(exc)} (-v for details)", js
-        )
         logging.getLogger(PROG).info("traceback", exc_info=True)
-        return 1
+        msg = f"unexpected error: {type(exc).__name__}: {errors.one_line(exc)} (-v for details)"
+        return _error(msg, 1, as_json)
 
 
-def _error(msg: str, as_json: bool = False) -> None:
-    """One line on stderr; with ``--json`` also ``{"error": msg}`` on stdout for machines."""
+def _error(msg: str, code: int = 1, as_json: bool = False) -> int:
+    """One line on stderr; with --json also ``{"error", "exit_code"}`` on stdout. Returns code."""
     print(f"{PROG}: error: {msg}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"error": msg}))
+        print(json.dumps({"error": msg, "exit_code": code}), flush=True)
+    return code
 
 
 def _setup_logging(args: argparse.Namespace) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ..camera import Camera
-from ..errors import InvalidIdError, NotFoundError, UsageError
+from ..errors import InvalidIdError, NotFoundError
 from ..naming import camera_key
 from .dataset import SCALES, FrameDataset
 
@@ -99,7 +99,7 @@ def load(
     """
     from ..output.extracted import ExtractedFolder, looks_extracted
     from ..output.layout import parse_performance_dir
-    from .smc_source import SMCSource
+    from .smc_source import SMCSource, choose_one
 
     subject, performance = _id_arg(subject, "subject"), _id_arg(performance, "performance")
     root = Path(path)
@@ -116,10 +116,7 @@ def load(
     )
     if extracted and subject is None and performance is None:
         shown = ", ".join(extracted[:10]) + (" ..." if len(extracted) > 10 else "")
-        raise UsageError(
-            f"{root} holds extracted performances ({shown}): load one folder, "
-            "or pass subject= and performance="
-        )
+        raise choose_one(f"{root} holds extracted performances ({shown}): load one folder, or ")
     return Performance(SMCSource.find(root, subject, performance))
 
 

@@ -66,9 +66,8 @@ class SMCSource:
             found = [p for p in found if p.performance == performance] or found
         if len(found) != 1:
             names = ", ".join(p.key for p in found[:10]) + (" ..." if len(found) > 10 else "")
-            raise UsageError(
-                f"{root}: {len(found)} performances match ({names}); "
-                "pass subject= and performance= to choose one"
+            raise choose_one(
+                f"{root}: {len(found)} performances match ({names}); ", " to choose one"
             )
         perf = found[0]
         return cls(perf.files, perf.actor, perf.performance)
@@ -254,3 +253,11 @@ def check_root(root: str | os.PathLike[str]) -> Path:
     if not path.exists():
         raise NotFoundError(f"{path}: no such file or folder")
     return path
+
+
+def choose_one(before: str, after: str = "") -> UsageError:
+    """An error saying how to pick one performance: ``pass subject= and performance=`` in
+    Python, ``pass --subject and --performance`` on the command line (``cli_message``)."""
+    exc = UsageError(f"{before}pass subject= and performance={after}")
+    exc.cli_message = f"{before}pass --subject and --performance{after}"
+    return exc
