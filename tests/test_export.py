@@ -839,3 +839,19 @@ def test_cli_names_flags_where_python_names_keywords(extracted, capsys) -> None:
     assert "pass --subject and --performance" in err and "subject=" not in err
     with pytest.raises(UsageError, match="pass subject= and performance="):
         rm.load(perf_dir.parent)
+
+
+def test_images_txt_header_states_colmaps_mean_observations(extracted, tmp_path) -> None:
+    """The header's "mean observations per image" counts 2D points with a 3D point, as COLMAP
+    (and pycolmap) compute it, not every 2D point."""
+    import re
+
+    _smc, perf_dir = extracted
+    dest = tmp_path / "c"
+    assert main(["export", "colmap", str(perf_dir), "--frame", "0", "--text", "-o", str(dest)]) == 0
+    rec = pycolmap.Reconstruction(str(dest / "sparse" / "0"))
+    head = (dest / "sparse" / "0" / "images.txt").read_text().splitlines()[3]
+    stated = float(re.search(r"mean observations per image: ([0-9.]+)", head).group(1))
+    total_2d = sum(len(im.points2D) for im in rec.images.values())
+    assert rec.compute_num_observations() < total_2d  # 2D points without a 3D point exist
+    assert stated == pytest.approx(rec.compute_mean_observations_per_reg_image(), abs=1e-9)

@@ -138,7 +138,8 @@ def cameras_txt(cameras: Sequence[Camera]) -> str:
 
 
 def images_txt(images: Sequence[Image]) -> str:
-    n_obs = sum(len(im.point3d_ids) for im in images)
+    # COLMAP's figure: 2D points that observe a 3D point (not every 2D point), per image
+    n_obs = sum(sum(1 for p in im.point3d_ids if p != INVALID_POINT3D) for im in images)
     mean = n_obs / len(images) if images else 0
     lines = [
         "# Image list with two lines of data per image:",
