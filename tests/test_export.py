@@ -855,3 +855,25 @@ def test_images_txt_header_states_colmaps_mean_observations(extracted, tmp_path)
     total_2d = sum(len(im.points2D) for im in rec.images.values())
     assert rec.compute_num_observations() < total_2d  # 2D points without a 3D point exist
     assert stated == pytest.approx(rec.compute_mean_observations_per_reg_image(), abs=1e-9)
+
+
+def test_inverted_pose_gets_a_note(extracted, tmp_path, capsys) -> None:
+    """A camera whose RT is stored inverted sees the 3D keypoints behind it: the export says so
+    for that camera (and only that one)."""
+    import shutil
+
+    _smc, perf_dir = extracted
+    copy = tmp_path / "0026_e0"
+    shutil.copytree(perf_dir, copy, ignore=shutil.ignore_patterns("exports"))
+    npz = copy / "from_anno" / "calibration" / "all_cameras.npz"
+    z = dict(np.load(npz))
+    i = list(z["camera_ids"]).index("25")
+    z["RT"][i] = np.linalg.inv(z["RT"][i])
+    np.savez(npz, **z)
+    for argv in (["colmap", "--frame", "0"], ["nerfstudio", "--frames", "0:2"]):
+        fmt, *rest = argv
+        code = main(["export", fmt, str(copy), *rest, "-o", str(tmp_path / fmt), "--json"])
+        assert code == 0
+        notes = json.loads(capsys.readouterr().out)["notes"]
+        flagged = [n for n in notes if "pose looks inverted" in n]
+        assert len(flagged) == 1 and flagged[0].startswith("camera 25:"), notes

@@ -466,6 +466,7 @@ def export_nerfstudio(
             chosen, downscale, missing=missing, notes=notes,
         )  # fmt: skip
         placer = _Placer(perf, out, downscale, previous, summary)
+        summary.notes.extend(pose_notes(perf, cams, chosen))
         suffix = f"_{downscale}" if downscale > 1 else ""
         times = frame_times(chosen)
         fields = {c: camera_fields(_intrinsics(perf.cameras[c], downscale), perf.cameras[c].c2w)
@@ -625,6 +626,7 @@ def export_colmap(
             downscale, missing=missing, notes=[note] if note != "all cameras" else [],
         )  # fmt: skip
         placer = _Placer(perf, out, downscale, previous, summary)
+        summary.notes.extend(pose_notes(perf, cams, [frame]))
         cameras_out, images_out = [], []
         names: dict[str, str] = {}
         for i, c in enumerate(cams, start=1):
@@ -660,6 +662,31 @@ def _colmap_readme(text: bool, masks: bool) -> str:
         "with distortion, undistort first: colmap image_undistorter --image_path images\n"
         "--input_path sparse/0 --output_path undistorted, then train on undistorted/).\n"
     )  # fmt: skip
+
+
+def pose_notes(perf: Any, cams: list[str], frames: list[int]) -> list[str]:
+    """A note per camera whose pose looks inverted: most 3D keypoints of the first exported
+    frame that has them lie behind it (z <= 0). Nothing without 3D keypoints."""
+    try:
+        f3, k3 = perf.keypoints3d()
+    except Renderme360Error:
+        return []
+    rows = {int(f): i for i, f in enumerate(np.asarray(f3))}
+    frame = next((f for f in frames if f in rows), None)
+    if frame is None:
+        return []
+    pts = np.asarray(k3[rows[frame]], dtype=np.float64).reshape(-1, 3)
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    notes = []
+    for c in cams:
+        w2c = w2c_from_c2w(perf.cameras[c].c2w)
+        behind = int(((pts @ w2c[:3, :3].T + w2c[:3, 3])[:, 2] <= 0).sum())
+        if len(pts) and behind > len(pts) // 2:
+            notes.append(
+                f"camera {c}: {behind} of {len(pts)} 3D keypoints of frame {frame} lie behind "
+                "it; its pose looks inverted (exported as stored; see renderme360 check)"
+            )
+    return notes
 
 
 def _keypoint_points(
