@@ -877,3 +877,14 @@ def test_inverted_pose_gets_a_note(extracted, tmp_path, capsys) -> None:
         notes = json.loads(capsys.readouterr().out)["notes"]
         flagged = [n for n in notes if "pose looks inverted" in n]
         assert len(flagged) == 1 and flagged[0].startswith("camera 25:"), notes
+
+
+def test_readme_states_floor_crop_against_loaders_ceil(extracted, tmp_path) -> None:
+    """Exports floor reduced sizes; the loader keeps libjpeg's ceil: README.txt says both."""
+    _smc, perf_dir = extracted
+    dest = tmp_path / "n"
+    assert main(["export", "nerfstudio", str(perf_dir), "--frames", "0", "-o", str(dest)]) == 0
+    text = " ".join((dest / "README.txt").read_text().split())
+    assert "floor(w / k), floor(h / k)" in text
+    assert "perf.image(scale=k) and Camera.scaled(k) keep libjpeg's rounded-up size" in text
+    assert reduced_size(81, 65, 2) == (40, 32)  # the loader: 41 x 33 for the same image

@@ -34,6 +34,8 @@ Conventions (renderme360 export)
 - Downscale by k (2, 4, 8): fx, fy, cx, cy (corner origin) divided by k; width and height are
   floor(w / k), floor(h / k): when w or h is not a multiple of k the partial last column/row of
   output pixels is cropped (right/bottom edge), which leaves the intrinsics unchanged.
+  The loader's perf.image(scale=k) and Camera.scaled(k) keep libjpeg's rounded-up size,
+  ceil(w / k) x ceil(h / k), instead: for such sizes they are one pixel larger than these files.
   Distortion coefficients do not change with scale.
 - nerfstudio transform_matrix: camera-to-world with OpenGL camera axes (x right, y up,
   z backward) = c2w_opencv @ diag(1, -1, -1, 1). camera_model OPENCV: k1 k2 p1 p2 (and k3).
