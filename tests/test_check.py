@@ -158,7 +158,8 @@ def test_bad_input_is_one_line(data: Path, tmp_path: Path, capsys) -> None:
         assert main(["check", *map(str, args), "--json"]) == expected
         cap = capsys.readouterr()
         doc = json.loads(cap.out)
-        assert list(doc) == ["error"] and message in doc["error"], cap.out
+        assert list(doc) == ["error", "exit_code"] and message in doc["error"], cap.out
+        assert doc["exit_code"] == expected
         assert cap.err.strip() == f"renderme360: error: {doc['error']}"
     for bad in ("-1", "nan", "inf"):
         assert (
@@ -312,7 +313,7 @@ def test_rig_frame_angles_on_a_hand_built_rig() -> None:
 
 
 def test_json_errors_are_one_convention_across_commands(tmp_path: Path, capsys) -> None:
-    """Every --json command reports a failure as {"error": ...} on stdout, exit code unchanged."""
+    """Every --json command reports a failure as {"error", "exit_code"} on stdout, same code."""
     missing = str(tmp_path / "missing")
     for argv, code in (
         (["check", missing], 2),
@@ -321,5 +322,6 @@ def test_json_errors_are_one_convention_across_commands(tmp_path: Path, capsys) 
     ):
         assert main([*argv, "--json"]) == code, argv
         cap = capsys.readouterr()
-        assert json.loads(cap.out) == {"error": f"{missing}: no such file or folder"}, argv
+        expected = {"error": f"{missing}: no such file or folder", "exit_code": code}
+        assert json.loads(cap.out) == expected, argv
         assert main(argv) == code and capsys.readouterr().out == ""  # without --json: stderr only

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ..camera import Camera
-from ..errors import InvalidIdError, NotFoundError
+from ..errors import InvalidIdError, NotFoundError, UsageError
 from ..naming import camera_key
 from .dataset import SCALES, FrameDataset
 
