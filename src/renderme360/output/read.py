@@ -67,13 +67,19 @@ def iter_json_lines(path: Path) -> Iterator[dict[str, Any]]:
     if path.is_symlink() or not path.is_file():
         return
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(doc, dict):
-                yield doc
+        yield from json_objects(f)
+
+
+def json_objects(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The JSON objects among ``lines``; a line cut short by a crash (or anything else that is
+    not a JSON object) is skipped."""
+    for line in lines:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            yield doc
 
 
 def iter_file_entries(out_dir: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:

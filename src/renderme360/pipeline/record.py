@@ -27,6 +27,7 @@ from ..output.read import (
     Record,
     as_record,
     iter_json_lines,
+    json_objects,
     path_exists_with_size,
     read_manifest,
 )
@@ -162,13 +163,7 @@ def _journal_lines(out_dir: Path) -> Iterator[str]:
 
 def _journal_entries(out_dir: Path) -> Iterator[dict[str, Any]]:
     """JSON objects of the journal, one line at a time (lines cut short by a crash skipped)."""
-    for line in _journal_lines(out_dir):
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            yield doc
+    yield from json_objects(_journal_lines(out_dir))
 
 
 def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
