@@ -888,3 +888,49 @@ def test_readme_states_floor_crop_against_loaders_ceil(extracted, tmp_path) -> N
     assert "floor(w / k), floor(h / k)" in text
     assert "perf.image(scale=k) and Camera.scaled(k) keep libjpeg's rounded-up size" in text
     assert reduced_size(81, 65, 2) == (40, 32)  # the loader: 41 x 33 for the same image
+
+
+def test_sigterm_stops_an_export_cleanly_and_leaves_no_process(tmp_path: Path) -> None:
+    """SIGTERM (SLURM, systemd, kill) during --downscale: workers stopped, exit 143, DEST left
+    as it was before the run (here: absent), no process of the run alive seconds later."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_integrity import _session_processes
+
+    from renderme360.synth import synthesize
+
+    synthesize(tmp_path / "d", performances=["e0"], release=500, cameras=60, frames=100)
+    dest = tmp_path / "dest"
+    argv = ["export", "nerfstudio", str(tmp_path / "d"), "--subject", "0026"]
+    argv += ["--performance", "e0", "--downscale", "2", "--workers", "2", "-o", str(dest)]
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: a leftover worker cannot block reading it
+    with open(log, "w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "renderme360", *argv],
+            start_new_session=True,  # its own session: every process it starts can be found
+            stderr=err_file,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            dest.is_dir() and any(p.is_file() for p in dest.rglob("*"))
+        ):
+            time.sleep(0.01)  # workers are writing reduced images
+        os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        for _ in range(50):  # workers, forkserver and resource tracker gone within seconds
+            alive = _session_processes(proc.pid)
+            if not alive:
+                break
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever a failure left behind
+    err = log.read_text()
+    assert code == 143, err
+    assert "Traceback" not in err and "interrupted" in err, err
+    assert not alive, alive
+    assert not dest.exists() or not any(dest.rglob("*")), sorted(dest.rglob("*"))[:5]

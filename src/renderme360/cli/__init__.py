@@ -33,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     as_json = getattr(args, "json", False)
+    from ..pipeline.execute import StopSignals
+
+    restore = StopSignals().install_until_restored()
     try:
         return int(COMMANDS[args.command](args) or 0)
     except Renderme360Error as exc:
@@ -53,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(PROG).info("traceback", exc_info=True)
         msg = f"unexpected error: {type(exc).__name__}: {errors.one_line(exc)} (-v for details)"
         return _error(msg, 1, as_json)
+    finally:
+        restore()
 
 
 def _error(msg: str, code: int = 1, as_json: bool = False) -> int:
@@ -97,14 +102,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from ..config import FLAG_KEYS, merge_settings
     from ..pipeline.discover import discover
     from ..pipeline.documents import dry_run_document
-    from ..pipeline.execute import StopSignals, make_executor
+    from ..pipeline.execute import make_executor
     from ..pipeline.run import Request, check_space, survey_all
     from ..tasks import Options
     from .render import plan_table, summary_table
 
     if not 1 <= args.jpeg_quality <= 100:
         raise UsageError("--jpeg-quality must be 1..100")
-    StopSignals().install()  # SIGTERM while surveying stops cleanly too
     jobs = []
     flags = {k: getattr(args, k) for k in FLAG_KEYS}
     for m in merge_settings(args.config, flags, sample=args.sample):

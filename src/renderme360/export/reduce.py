@@ -8,11 +8,13 @@ last column/row is cropped, so corner-origin intrinsics divided by k stay exact.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -149,11 +151,19 @@ def run_tasks(
                 pending[pool.submit(_run_chunk, group)] = len(group)
             while pending:
                 total += _collect(pending, progress)
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM, a failed image: stop the workers now
             for f in pending:
                 f.cancel()
+            _terminate_workers(pool)
             raise
     return total
+
+
+def _terminate_workers(pool: Any) -> None:
+    """SIGTERM every worker of ``pool`` so leaving it does not wait for their chunks."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            proc.terminate()
 
 
 def _collect(pending: dict[Future[int], int], progress: Callable[[int], None] | None) -> int:

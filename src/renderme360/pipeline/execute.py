@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -330,6 +330,19 @@ class StopSignals:
             signal.signal(signal.SIGINT, self._handle)
             signal.signal(signal.SIGTERM, self._handle)
         return self
+
+    def install_until_restored(self) -> Callable[[], None]:
+        """:meth:`install`, returning what puts the previous handlers back (for a command run
+        in-process: tests, notebooks)."""
+        saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.install()
+
+        def restore() -> None:
+            with contextlib.suppress(ValueError):  # not the main thread: nothing was installed
+                for sig, handler in saved.items():
+                    signal.signal(sig, handler)
+
+        return restore
 
     def _handle(self, signum: int, frame: Any) -> None:
         term = signum == signal.SIGTERM
