@@ -76,6 +76,8 @@ class ExportDir:
         """Remove what this run staged and the folders it created: the folder is as before."""
         for tmp in self._staged.values():
             _unlink(tmp)
+            for inner in tmp.parent.glob(f".{tmp.name}.*.tmp"):  # a stopped worker's own temp
+                _unlink(inner)
         self._staged.clear()
         for folder in reversed(self._made):
             with contextlib.suppress(OSError):

@@ -128,8 +128,11 @@ def run_tasks(
     """
     n = workers if workers is not None else default_workers(n_tasks)
     total = 0
+    from ..pipeline.execute import raise_if_stopped
+
     if n <= 1:
         for t in tasks:
+            raise_if_stopped()
             total += run_task(t)
             if progress:
                 progress(1)
@@ -146,14 +149,16 @@ def run_tasks(
     with ProcessPoolExecutor(n, mp_context=ctx) as pool:
         try:
             for group in _chunks(tasks, chunk):
+                raise_if_stopped()
                 if len(pending) >= 3 * n:
                     total += _collect(pending, progress)
                 pending[pool.submit(_run_chunk, group)] = len(group)
             while pending:
+                raise_if_stopped()
                 total += _collect(pending, progress)
         except BaseException:  # Ctrl-C, SIGTERM, a failed image: stop the workers now
-            for f in pending:
-                f.cancel()
+            # (no Future.cancel() first: the pool marks what is left broken by itself, and a
+            # cancelled future there makes its manager thread fail with a traceback)
             _terminate_workers(pool)
             raise
     return total

@@ -304,6 +304,19 @@ class _Deferral:
     pending: BaseException | None = None
 
 
+class _Requested:
+    """The last stop a signal asked for since handlers were installed (see raise_if_stopped)."""
+
+    exc: BaseException | None = None
+
+
+def raise_if_stopped() -> None:
+    """Raise a stop asked for by a signal again: Python drops an exception raised while it runs
+    a weakref callback or ``__del__``, so long loops call this between steps."""
+    if _Requested.exc is not None:
+        raise _Requested.exc
+
+
 def stop_or_defer(exc: BaseException) -> None:
     """Raise ``exc`` (from a signal handler) now, or when the worker start in hand is done."""
     if _Deferral.depth:
@@ -326,6 +339,8 @@ class StopSignals:
         """Handle SIGINT and SIGTERM from now on (main thread only; elsewhere a no-op)."""
         import threading
 
+        _Requested.exc = None
+
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._handle)
             signal.signal(signal.SIGTERM, self._handle)
@@ -334,10 +349,22 @@ class StopSignals:
     def install_until_restored(self) -> Callable[[], None]:
         """:meth:`install`, returning what puts the previous handlers back (for a command run
         in-process: tests, notebooks)."""
+        import sys
+
         saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        hook = sys.unraisablehook
         self.install()
 
+        def quiet_stops(unraisable: Any) -> None:
+            # a stop raised inside a weakref callback or __del__ is dropped by Python; it is
+            # raised again by raise_if_stopped(), so its "Exception ignored" report is noise
+            if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+                hook(unraisable)
+
+        sys.unraisablehook = quiet_stops
+
         def restore() -> None:
+            sys.unraisablehook = hook
             with contextlib.suppress(ValueError):  # not the main thread: nothing was installed
                 for sig, handler in saved.items():
                     signal.signal(sig, handler)
@@ -354,7 +381,8 @@ class StopSignals:
             return
         self._count += 1
         if self._count == 1:
-            stop_or_defer(Terminated() if term else KeyboardInterrupt())
+            _Requested.exc = Terminated() if term else KeyboardInterrupt()
+            stop_or_defer(_Requested.exc)
         else:
             log.error("interrupted twice: exiting now; re-run the same command to resume")
             os._exit(Interrupted.exit_code)
