@@ -179,15 +179,23 @@ def child(path: Path, group: Any, name: str) -> Any:
 def member_links(path: Path, group: Any, pattern: Any, what: str) -> dict[str, int]:
     """Member names of a group -> link type, each name checked against the documented grammar
     and each link against the inside-the-file rule (one low-level pass over the group)."""
+    return {key: kind for key, (kind, _) in member_link_infos(path, group, pattern, what).items()}
+
+
+def member_link_infos(
+    path: Path, group: Any, pattern: Any, what: str
+) -> dict[str, tuple[int, object]]:
+    """As :func:`member_links`, with each link's HDF5 address beside its type (the object
+    header's address for a hard link; what HDF5 reports otherwise, unused)."""
     if not isinstance(group, h5py.Group):
         raise SMCFormatError(f"{path}: {group.name} should be a group")
-    links: dict[str, int] = {}
+    links: dict[str, tuple[int, object]] = {}
 
     def visit(name: bytes, info: Any) -> None:
-        links[name.decode("utf-8", "surrogateescape")] = info.type
+        links[name.decode("utf-8", "surrogateescape")] = (info.type, info.u)
 
     group.id.links.iterate(visit, info=True)
-    for key, kind in links.items():
+    for key, (kind, _) in links.items():
         if not pattern.fullmatch(key):
             raise UnsafeNameError(
                 f"{path}: refusing {what} key {key!r} in {group.name}: not of the documented form"

@@ -32,6 +32,7 @@ from ..errors import (
 from ..naming import CAMERA_RE, FRAME_RE, camera_key
 from . import h5safe, schema
 from .h5safe import BlobLocation, declared_bytes, to_py, to_str
+from .headers import HeaderProbe
 from .schema import (
     ACTOR_INFO_KEYS,
     KEYPOINT2D_CAMERAS,
@@ -111,6 +112,7 @@ class ExtractionReader:
     def __init__(self, file_path: str | os.PathLike[str]) -> None:
         self.path = Path(file_path)
         self._fd: int | None = None
+        self._header_probe: HeaderProbe | bool | None = None
         self.smc: h5py.File | None = None
         if not self.path.is_file():  # a FIFO or device would block or stream forever
             if self.path.exists():
@@ -146,6 +148,7 @@ class ExtractionReader:
     def close(self) -> None:
         """Close the HDF5 file and any raw descriptor opened for fast copies."""
         fd, self._fd = getattr(self, "_fd", None), None
+        self._header_probe = None
         if fd is not None:
             os.close(fd)
         smc = getattr(self, "smc", None)
@@ -360,15 +363,50 @@ class ExtractionReader:
         group = self._get(f"{schema.CAMERA}/{cam}/{Image_type}")
         if group is None:
             return {}
-        links = h5safe.member_links(self.path, group, FRAME_RE, "frame")
-        hard = h5l.TYPE_HARD
+        links = h5safe.member_link_infos(self.path, group, FRAME_RE, "frame")
+        # only a hard link is located from its header or low-level: it names an object of THIS
+        # file, so the offset is one in this file; soft links take the checked path below
+        found = self._hard_members(
+            group, links, HeaderProbe.location, lambda k: h5safe.plain_blob_location(group.id, k)
+        )
         out = {}
         for key in sorted(links, key=int):
-            # only a hard link is opened low-level: it names an object of THIS file, so the
-            # offset is one in this file; soft links take the checked path, which resolves them
-            loc = h5safe.plain_blob_location(group.id, key) if links[key] == hard else None
-            out[int(key)] = loc or self.blob_location(Image_type, cam, key)
+            out[int(key)] = found.get(key) or self.blob_location(Image_type, cam, key)
         return out
+
+    def _hard_members(
+        self,
+        group: h5py.Group,
+        links: dict[str, tuple[int, object]],
+        from_header: Callable[[HeaderProbe, object], T | None],
+        low_level: Callable[[str], T | None],
+    ) -> dict[str, T | None]:
+        """``from_header`` (:mod:`.headers`, one read per member) or else ``low_level`` (HDF5
+        opens the member) for every hard-linked member of a group. The header answers are
+        trusted only if a sample of them (first, middle, last) equals HDF5's own."""
+        hard = {k: a for k, (kind, a) in links.items() if kind == h5l.TYPE_HARD}
+        probe = self._probe()
+        if probe is None or not hard:
+            return {k: low_level(k) for k in hard}
+        fast = {k: from_header(probe, a) for k, a in hard.items()}
+        keys = list(fast)
+        for key in {keys[0], keys[len(keys) // 2], keys[-1]}:
+            if fast[key] is not None and fast[key] != low_level(key):
+                log.debug("%s: %s/%s: header read disagrees with HDF5", self.path, group.name, key)
+                return {k: low_level(k) for k in hard}
+        return {k: low_level(k) if v is None else v for k, v in fast.items()}
+
+    def _probe(self) -> HeaderProbe | None:
+        """The object-header reader of this file, when its address sizes allow one."""
+        if self._header_probe is None:
+            plist = self.smc.id.get_create_plist()
+            fd = self.raw_fd()
+            if HeaderProbe.usable(plist.get_sizes()):
+                size = os.fstat(fd).st_size
+                self._header_probe = HeaderProbe(fd, int(plist.get_userblock()), size)
+            else:
+                self._header_probe = False
+        return self._header_probe or None
 
     def raw_fd(self) -> int:
         """A read-only OS descriptor of the file, for copying blobs by offset; closed by close()."""
@@ -506,13 +544,17 @@ class ExtractionReader:
             if node.ndim != 3:
                 raise SMCFormatError(f"{self.path}: {where} has shape {node.shape}")
             return list(range(node.shape[0])) if node.shape[1] else []
+        links = h5safe.member_link_infos(self.path, node, FRAME_RE, "frame")
+        prefix = f"{self.path}: "
+        sizes = self._hard_members(
+            node,
+            links,
+            HeaderProbe.declared_bytes,
+            lambda k: h5safe.plain_nbytes(node.id, k, prefix, f"{node.name}/{k}"),
+        )
         frames = []
-        for key, link in h5safe.member_links(self.path, node, FRAME_RE, "frame").items():
-            nbytes = (
-                h5safe.plain_nbytes(node.id, key, f"{self.path}: ", f"{node.name}/{key}")
-                if link == h5l.TYPE_HARD
-                else None
-            )
+        for key in links:
+            nbytes = sizes.get(key)
             if nbytes is None:  # not a plain dataset in this file: look closer
                 obj = self._child(node, key)
                 nbytes = (

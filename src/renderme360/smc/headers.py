@@ -1,0 +1,216 @@
+"""Dataset facts read straight from HDF5 object headers: the survey's fast path.
+
+Opening a dataset through HDF5 and asking for its type, shape, storage and offset costs about
+50 us, and a real performance holds 300,000 blobs and tens of thousands of per-frame arrays. An
+object header is a few hundred bytes in a documented format (HDF5 File Format Specification,
+"Version 1 Object Header" and its Dataspace, Datatype and Data Layout messages), so
+:class:`HeaderProbe` reads it with one ``pread`` and accepts only the plain forms: a simple
+dataspace, storage inside the file (no external file list, no virtual layout), no shared or
+continued messages, no message it does not know. Anything else gives None and the caller takes
+HDF5's own checked path, which also explains what is wrong. Callers compare samples of every
+group with HDF5's answer (reader.blob_locations, reader._nonempty_frames).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from . import schema
+from .h5safe import BlobLocation
+
+_DATASPACE, _DATATYPE, _LAYOUT, _FILTERS = 0x0001, 0x0003, 0x0008, 0x000B
+_NEEDED = frozenset({_DATASPACE, _DATATYPE, _LAYOUT})
+#: Messages that do not change where a dataset's bytes are or how many it declares: NIL
+#: (padding), fill value (old and new), attribute, comment, modification time (old and new),
+#: attribute info.
+_HARMLESS = frozenset({0x0000, 0x0004, 0x0005, 0x000C, 0x000D, 0x000E, 0x0012, 0x0015})
+#: Message flags accepted: "constant" and "do not share" (a shared message lives elsewhere).
+_FLAGS_OK = 0x01 | 0x04
+_COMPACT, _CONTIGUOUS, _CHUNKED = 0, 1, 2  # layout classes; 3 (virtual) is never plain
+_UNDEFINED = 0xFFFF_FFFF_FFFF_FFFF
+_FIRST_READ = 512  # a blob's header is 272 bytes as h5py writes it
+_MAX_HEADER = 64 << 10
+_MAX_RANK = 32  # HDF5's own limit
+
+_PREFIX = struct.Struct("<BBHII")  # version, reserved, messages, reference count, header size
+_MESSAGE = struct.Struct("<HHB3x")  # type, data size, flags
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_TWO_U64 = struct.Struct("<QQ")
+_UINT8 = struct.Struct("<IHH")  # size, bit offset, precision
+
+#: Where each message starts in a header and how long it is: type -> (start, size).
+Messages = dict[int, tuple[int, int]]
+
+
+class HeaderProbe:
+    """Facts about plain datasets of one open file, from their object header addresses.
+
+    ``base`` is the file's base address (its user block size) and ``file_size`` its size in
+    bytes: a location past the end is refused. Only files with 8-byte addresses and lengths
+    (every file h5py writes) take this path; :meth:`usable` says whether a file does.
+    """
+
+    def __init__(self, fd: int, base: int, file_size: int) -> None:
+        self.fd = fd
+        self.base = base
+        self.file_size = file_size
+        self._template: _Template | None = None  # of the last blob header parsed in full
+
+    @staticmethod
+    def usable(sizes: tuple[int, int]) -> bool:
+        """Whether a file with these (address, length) sizes can be read by this probe."""
+        return tuple(sizes) == (8, 8)
+
+    def location(self, header_address: object) -> BlobLocation | None:
+        """Where the bytes of a blob lie: a one-dimensional uint8 dataset stored contiguous,
+        whole and unfiltered inside the file; None for anything else."""
+        head = self._header(header_address)
+        if head is None:
+            return None
+        template = self._template
+        if template is not None and template.matches(head):
+            (n,) = _U64.unpack_from(head, template.dims)
+            address, stored = _TWO_U64.unpack_from(head, template.layout)
+            return self._blob(n, address, stored)
+        found = self._messages(head, filters_ok=False)
+        if found is None:
+            return None
+        dims = _dims(head, *found[_DATASPACE])
+        if dims is None or len(dims) != 1 or not _is_uint8(head, *found[_DATATYPE]):
+            return None
+        at, size = found[_LAYOUT]
+        if size < 18 or head[at] != 3 or head[at + 1] != _CONTIGUOUS:
+            return None
+        address, stored = _TWO_U64.unpack_from(head, at + 2)
+        loc = self._blob(dims[0], address, stored)
+        if loc is not None:
+            self._template = _Template.of(head, found, at + 2)
+        return loc
+
+    def _blob(self, n: int, address: int, stored: int) -> BlobLocation | None:
+        """The location of ``n`` bytes stored at ``address``, if whole and inside the file."""
+        if not 0 < n <= schema.MAX_BLOB_BYTES or address == _UNDEFINED or stored != n:
+            return None
+        offset = self.base + address
+        return None if offset + n > self.file_size else BlobLocation(n, offset)
+
+    def declared_bytes(self, header_address: object) -> int | None:
+        """Bytes a dataset with a simple dataspace declares (type size times its shape), its
+        storage inside the file (compact, contiguous or chunked, filtered or not); None for
+        anything else."""
+        head = self._header(header_address)
+        found = None if head is None else self._messages(head, filters_ok=True)
+        if head is None or found is None:
+            return None
+        dims = _dims(head, *found[_DATASPACE])
+        at, size = found[_LAYOUT]
+        if dims is None or size < 2 or head[at] != 3 or head[at + 1] > _CHUNKED:
+            return None
+        at, size = found[_DATATYPE]
+        if size < 8:
+            return None
+        (n,) = _U32.unpack_from(head, at + 4)
+        for d in dims:
+            n *= d
+        return n
+
+    def _header(self, header_address: object) -> bytes | None:
+        """The bytes of the version 1 object header at ``header_address`` (and possibly some
+        after it); None when there is none."""
+        if not isinstance(header_address, int) or not 0 <= header_address < self.file_size:
+            return None
+        start = self.base + header_address
+        try:
+            head = os.pread(self.fd, _FIRST_READ, start)
+            if len(head) < _PREFIX.size:
+                return None
+            version, reserved, _count, _refs, size = _PREFIX.unpack_from(head)
+            if version != 1 or reserved or size > _MAX_HEADER:
+                return None
+            if 16 + size > len(head):  # the 12-byte prefix is padded to 16 in version 1
+                head = os.pread(self.fd, 16 + size, start)
+        except OSError:
+            return None
+        return head if len(head) >= 16 + size else None
+
+    def _messages(self, head: bytes, filters_ok: bool) -> Messages | None:
+        """Where the dataspace, datatype and layout messages of a header are; None when it
+        holds a message outside the plain form."""
+        _version, _reserved, count, _refs, size = _PREFIX.unpack_from(head)
+        end = 16 + size
+        found: Messages = {}
+        seen = 0
+        pos = 16
+        while pos + 8 <= end:
+            kind, size, flags = _MESSAGE.unpack_from(head, pos)
+            seen += 1
+            if pos + 8 + size > end or size % 8 or flags & ~_FLAGS_OK:  # v1 data is 8-aligned
+                return None
+            if kind in _NEEDED:
+                if kind in found:
+                    return None
+                found[kind] = (pos + 8, size)
+            elif kind not in _HARMLESS and not (filters_ok and kind == _FILTERS):
+                return None  # external files, continuation, links, ...
+            pos += 8 + size
+        if seen != count or pos != end or len(found) != 3:
+            return None
+        return found
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A blob header parsed in full, less the fields that differ from one blob to the next
+    (shape, data address and size). A header equal to it outside those fields has the same
+    messages, types and flags, so only the differing fields need checking: h5py writes every
+    blob header of a file this way."""
+
+    size: int  # header bytes, prefix included
+    segments: tuple[tuple[int, int, bytes], ...]  # (start, stop, bytes) to compare
+    dims: int  # where the one dimension is
+    layout: int  # where the data address and stored size are
+
+    @classmethod
+    def of(cls, head: bytes, found: Messages, layout: int) -> _Template | None:
+        at, _size = found[_DATASPACE]
+        dims = at + (8 if head[at] == 1 else 4)
+        varying = sorted([(dims, dims + (16 if head[at + 2] & 0x01 else 8)), (layout, layout + 16)])
+        size = 16 + _PREFIX.unpack_from(head)[4]
+        if size > _FIRST_READ or varying[0][1] > varying[1][0]:
+            return None
+        cuts = [0, *(x for span in varying for x in span), size]
+        pairs = zip(cuts[::2], cuts[1::2], strict=True)
+        return cls(size, tuple((a, b, head[a:b]) for a, b in pairs), dims, layout)
+
+    def matches(self, head: bytes) -> bool:
+        """Whether ``head`` equals this header outside the differing fields."""
+        return len(head) >= self.size and all(head[a:b] == seg for a, b, seg in self.segments)
+
+
+def _dims(head: bytes, at: int, size: int) -> tuple[int, ...] | None:
+    """Dimensions of a simple dataspace message (versions 1 and 2); None for a scalar or null
+    dataspace or one with a permutation."""
+    if size < 4 or head[at + 2] & ~0x01:  # flags: maximum dimensions present, nothing else
+        return None
+    rank = head[at + 1]
+    if head[at] == 1:
+        dims = at + 8
+    elif head[at] == 2 and head[at + 3] == 1:  # version 2 names its kind: 1 is simple
+        dims = at + 4
+    else:
+        return None
+    if not 0 < rank <= _MAX_RANK or dims + 8 * rank > at + size:
+        return None
+    return struct.unpack_from(f"<{rank}Q", head, dims)
+
+
+def _is_uint8(head: bytes, at: int, size: int) -> bool:
+    """Whether a datatype message describes an unsigned 8-bit integer using all 8 bits."""
+    if size < 12 or head[at] & 0x0F != 0:  # class 0: fixed-point
+        return False
+    if head[at + 1] & 0x08 or head[at + 2] or head[at + 3]:  # signed, or bits HDF5 reserves
+        return False
+    return _UINT8.unpack_from(head, at + 4) == (1, 0, 8)
