@@ -12,8 +12,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from renderme360.cli import main
+from renderme360.output.layout import parse_path
+from renderme360.output.read import Record, as_record, parse_record_line, record_fields
+from renderme360.output.reports import Tally
+from renderme360.pipeline.record import record_line
 from renderme360.synth import synthesize
 
 # Runs one extraction in a fresh interpreter and prints its memory peaks as JSON: the Python
@@ -226,3 +232,73 @@ def test_verify_catches_a_cut_short_file_list(data, tmp_path, capsys):
     (perf / "manifest.jsonl").unlink()
     assert main(["verify", str(perf)]) == 5
     assert "manifest.jsonl missing" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ reading file-list lines
+_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_RECORDS = st.builds(
+    Record,
+    key=_TEXT,
+    path=_TEXT,
+    bytes=st.integers(0, 1 << 40),
+    sha256=st.one_of(st.just(""), st.text("0123456789abcdef", min_size=64, max_size=64)),
+    modality=_TEXT,
+    role=_TEXT,
+    variant=_TEXT,
+    source_size=st.integers(0, 1 << 42),
+    source_mtime_ns=st.integers(-(1 << 62), 1 << 62),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_RECORDS)
+def test_a_written_record_line_reads_back_as_json_says(rec: Record) -> None:
+    """The regular expression that skips json.loads for the tool's own lines gives exactly
+    what json.loads gives, and hands anything needing an escape to json.loads."""
+    line = record_line(rec)
+    assert parse_record_line(line) == rec == as_record(json.loads(line))
+    fields = record_fields(line)
+    if fields is not None:
+        assert list(fields) == [str(v) for v in rec.to_dict().values()]
+    strings = (rec.key, rec.path, rec.sha256, rec.modality, rec.role, rec.variant)
+    plain = all(c.isascii() and c.isprintable() and c not in '"\\' for s in strings for c in s)
+    assert (fields is not None) == plain
+
+
+def test_other_lines_are_no_records() -> None:
+    line = record_line(Record("k", "p", 1, "", "images", "raw", "copy", 2, 3))
+    assert parse_record_line(line[:-3]) is None  # cut short by a crash
+    assert parse_record_line(line.replace('"bytes":1', '"bytes":01')) is None  # not JSON
+    assert parse_record_line('{"key":"k","path":"p","bytes":1,"sha256":""}\n') is None
+    assert parse_record_line('{"selections": []}\n') is None
+    spaced = json.dumps(json.loads(line), indent=None)  # other spacing: json.loads still reads it
+    assert record_fields(spaced) is None
+    assert parse_record_line(spaced) == parse_record_line(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["from_raw/", "from_anno/", "", "x/"]).flatmap(
+            lambda src: st.tuples(
+                st.just(src),
+                st.sampled_from(["images", "masks", "uv", "image", "images/x"]),
+                st.sampled_from(["cam_00", "cam_59", "cam_5", "cam_ab", ""]),
+                st.sampled_from(["frame_000001.jpg", "frame_12.png", "frame_.jpg", "f.jpg"]),
+            )
+        ),
+        max_size=8,
+    )
+)
+def test_tally_cameras_and_frames_are_what_parse_path_says(parts: list) -> None:
+    tally = Tally("separate")
+    cams, frames = set(), set()
+    for src, folder, cam, name in parts:
+        path = "/".join(p for p in (src + folder, cam, name) if p)
+        for modality in ("images", "masks"):
+            tally.add_fields(path, 1, modality, "raw")
+            parsed = parse_path(path)
+            if parsed is not None and parsed.camera is not None and parsed.frame is not None:
+                cams.add(parsed.camera)
+                frames.add(parsed.frame)
+    assert (tally.cameras, tally.frames) == (cams, frames)

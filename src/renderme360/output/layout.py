@@ -189,6 +189,23 @@ def parse_path(rel: str) -> OutputPath | None:
     return None
 
 
+_STREAM_FOLDER_RE = re.compile(rf"(?:images|masks)/{_CAM}")
+_FRAME_NAME_RE = re.compile(rf"{_FRAME}{_EXT}")
+
+
+def stream_camera(folder: str) -> str | None:
+    """Camera of an image or mask folder (``from_raw/images/cam_03`` -> ``"03"``), else None.
+    With :func:`frame_of_name`, what :func:`parse_path` says of the files in it."""
+    m = _STREAM_FOLDER_RE.fullmatch(split_source(folder)[1])
+    return None if m is None else m["cam"]
+
+
+def frame_of_name(name: str) -> int | None:
+    """Frame of an image or mask file name (``frame_000012.jpg`` -> 12), else None."""
+    m = _FRAME_NAME_RE.fullmatch(name)
+    return None if m is None else int(m["frame"])
+
+
 def top_folder(rel: str, layout: str) -> str:
     """The modality folder a file lies in: ``from_anno/images`` (separate) or ``images``."""
     return "/".join(rel.split("/")[: 2 if layout == "separate" else 1])

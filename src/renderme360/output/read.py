@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,38 @@ def as_record(entry: Any) -> Record | None:
         return Record(**{f: entry[f] for f in _RECORD_FIELDS})
     except (KeyError, TypeError):
         return None
+
+
+# The exact form of a line pipeline.record.record_line writes when no string needs escaping
+# (printable ASCII without quote or backslash; integers as Python prints them). Such a line
+# decodes to the same values with json.loads; anything else takes json.loads.
+_STR = r'"([\x20\x21\x23-\x5b\x5d-\x7e]*)"'
+_INT = r"(0|-?[1-9][0-9]*)"
+_RECORD_LINE_RE = re.compile(
+    rf'\{{"key":{_STR},"path":{_STR},"bytes":{_INT},"sha256":{_STR},"modality":{_STR},'
+    rf'"role":{_STR},"variant":{_STR},"source_size":{_INT},"source_mtime_ns":{_INT}\}}\n?'
+)
+
+
+def record_fields(line: str) -> tuple[str, ...] | None:
+    """The nine fields of a line in the exact form the tool writes, as text (key, path,
+    bytes, sha256, modality, role, variant, source_size, source_mtime_ns); None otherwise."""
+    m = _RECORD_LINE_RE.fullmatch(line)
+    return None if m is None else m.groups()
+
+
+def parse_record_line(line: str) -> Record | None:
+    """A journal or file-list line as a Record, or None for any other line (selections,
+    previews, a line cut short). Lines in the form the tool writes are read by one regular
+    expression: json.loads of 300,000 lines is a visible share of an extraction."""
+    fields = record_fields(line)
+    if fields is None:
+        try:
+            return as_record(json.loads(line))
+        except ValueError:
+            return None
+    key, path, nbytes, sha, modality, role, variant, size, mtime = fields
+    return Record(key, path, int(nbytes), sha, modality, role, variant, int(size), int(mtime))
 
 
 def iter_json_lines(path: Path) -> Iterator[dict[str, Any]]:

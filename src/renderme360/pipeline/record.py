@@ -28,8 +28,10 @@ from ..output.read import (
     as_record,
     iter_json_lines,
     json_objects,
+    parse_record_line,
     path_exists_with_size,
     read_manifest,
+    record_fields,
 )
 from ..output.reports import Tally
 
@@ -144,8 +146,8 @@ def consolidate_journal(out_dir: Path, is_current: Callable[[Record], bool]) -> 
 
 def iter_journal(out_dir: Path) -> Iterator[Record]:
     """Records of the journal, in the order written (lines cut short are skipped)."""
-    for entry in _journal_entries(out_dir):
-        rec = as_record(entry)
+    for line in _journal_lines(out_dir):
+        rec = parse_record_line(line)
         if rec is not None:
             yield rec
 
@@ -287,18 +289,32 @@ class FileListWriter:
         self._sf: Any = None
 
     def add_journal(self) -> None:
-        """Every record of the journal (earlier runs' files first, then this run's)."""
-        for rec in iter_journal(self.out.root):
-            self.add_record(rec)
+        """Every record of the journal (earlier runs' files first, then this run's). A line in
+        the exact form :func:`record_line` writes is taken as it is, without decoding it."""
+        for line in _journal_lines(self.out.root):
+            fields = record_fields(line)
+            if fields is None:
+                rec = parse_record_line(line)
+                if rec is not None:
+                    self.add_record(rec)
+                continue
+            key, path, nbytes, sha, modality, role = fields[:6]
+            end = "" if line.endswith("\n") else "\n"
+            self._add_sort_line(
+                f"{key}\t{self._seq:012d}\t{nbytes}\t{modality}\t{role}\t{path}\t{sha}\t{line}{end}"
+            )
 
     def add_record(self, rec: Record) -> None:
         """One task record. Besides the JSON line, the sort line carries what the merge needs
         without parsing JSON again (no field holds a tab: paths are validated names, and JSON
         escapes tabs)."""
-        self._buffer.append(
+        self._add_sort_line(
             f"{rec.key}\t{self._seq:012d}\t{rec.bytes}\t{rec.modality}\t{rec.role}\t"
             f"{rec.path}\t{rec.sha256}\t{record_line(rec)}"
         )
+
+    def _add_sort_line(self, line: str) -> None:
+        self._buffer.append(line)
         self._seq += 1
         if len(self._buffer) >= SORT_RUN_LINES:
             self._spill()
