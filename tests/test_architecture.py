@@ -22,6 +22,7 @@ RANKS = {
     "_version": 0,
     "errors": 0,
     "textsafe": 0,
+    "stops": 1,
     "naming": 1,
     "tasks": 2,
     "formats": 2,
@@ -49,6 +50,7 @@ FORBIDDEN_THIRD_PARTY = {
     "camera": {"h5py", "cv2"},
     "naming": {"h5py", "numpy"},
     "errors": {"h5py", "numpy"},
+    "stops": {"h5py", "numpy", "cv2"},
 }
 MAX_FUNCTION_LINES = 100
 # 700 held the five extraction commands. `check` (~50 lines) and `export` (~110 lines) add their

@@ -166,7 +166,7 @@ def test_synth_and_demo_options_have_help():
 def test_progress_bars_stay_within_100_percent_and_show_the_finishing_phase():
     from rich.console import Console
 
-    from renderme360.cli.render import CliProgress
+    from renderme360.cli.progress import CliProgress
     from renderme360.pipeline.run import Outcome
 
     console = Console(record=True, width=200, force_terminal=True, color_system=None)

@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     as_json = getattr(args, "json", False)
-    from ..pipeline.execute import StopSignals
+    from ..stops import StopSignals
 
     restore = StopSignals().install_until_restored()
     try:
@@ -161,9 +161,9 @@ def _run_batch(
     """Run a surveyed batch with a progress bar; Ctrl-C or SIGTERM says what was written, then
     stops (SIGTERM terminates worker processes at once)."""
     from ..output.reports import human_bytes
-    from ..pipeline.execute import StopSignals
     from ..pipeline.run import extract_batch
-    from .render import CliProgress
+    from ..stops import StopSignals
+    from .progress import CliProgress
 
     total_files = sum(s.remaining_files for s in surveys)
     progress = CliProgress(enabled=not quiet, total_bytes=need, total_files=total_files)

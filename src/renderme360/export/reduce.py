@@ -128,7 +128,7 @@ def run_tasks(
     """
     n = workers if workers is not None else default_workers(n_tasks)
     total = 0
-    from ..pipeline.execute import raise_if_stopped
+    from ..stops import raise_if_stopped
 
     if n <= 1:
         for t in tasks:

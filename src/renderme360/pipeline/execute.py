@@ -12,20 +12,19 @@ import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import (
     DiskFullError,
-    Interrupted,
     Renderme360Error,
     SMCFormatError,
-    Terminated,
     UsageError,
 )
 from ..output.outdir import OutputDir, PendingDigest, Written
 from ..output.read import Record
+from ..stops import signals_deferred
 from ..tasks import Options, Task, Unit
 from ..writers import WriteContext, get_writer
 
@@ -265,7 +264,7 @@ class ProcessExecutor(_FutureExecutor):
         # Submitting may start a worker; a Ctrl-C or SIGTERM handled half-way would leave that
         # worker unknown to terminate(), so both wait until it is registered.
         try:
-            with _signals_deferred():
+            with signals_deferred():
                 return self._pool.submit(run_unit, unit, out_dir, options)
         except KeyboardInterrupt:
             self.terminate_workers()  # including the one just started
@@ -294,116 +293,6 @@ class ProcessExecutor(_FutureExecutor):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Deferral:
-    """Stops (Ctrl-C, SIGTERM) that arrive while a worker is being started wait until it is
-    registered: raised half-way, they would leave a worker terminate() does not know of."""
-
-    depth = 0
-    pending: BaseException | None = None
-
-
-class _Requested:
-    """The last stop a signal asked for since handlers were installed (see raise_if_stopped)."""
-
-    exc: BaseException | None = None
-
-
-def raise_if_stopped() -> None:
-    """Raise a stop asked for by a signal again: Python drops an exception raised while it runs
-    a weakref callback or ``__del__``, so long loops call this between steps."""
-    if _Requested.exc is not None:
-        raise _Requested.exc
-
-
-def stop_or_defer(exc: BaseException) -> None:
-    """Raise ``exc`` (from a signal handler) now, or when the worker start in hand is done."""
-    if _Deferral.depth:
-        _Deferral.pending = _Deferral.pending or exc
-        return
-    raise exc
-
-
-class StopSignals:
-    """Ctrl-C and SIGTERM stop an extraction cleanly (the file in hand is finished or discarded,
-    what was done is reported); SIGTERM also terminates the worker processes of ``executor`` at
-    once and is acted on once. A second Ctrl-C exits at once (exit 130). A stop that arrives
-    while a worker starts waits until the worker is known (see stop_or_defer)."""
-
-    def __init__(self) -> None:
-        self.executor: Any = None
-        self._count = 0
-
-    def install(self) -> StopSignals:
-        """Handle SIGINT and SIGTERM from now on (main thread only; elsewhere a no-op)."""
-        import threading
-
-        _Requested.exc = None
-
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._handle)
-            signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def install_until_restored(self) -> Callable[[], None]:
-        """:meth:`install`, returning what puts the previous handlers back (for a command run
-        in-process: tests, notebooks)."""
-        import sys
-
-        saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        hook = sys.unraisablehook
-        self.install()
-
-        def quiet_stops(unraisable: Any) -> None:
-            # a stop raised inside a weakref callback or __del__ is dropped by Python; it is
-            # raised again by raise_if_stopped(), so its "Exception ignored" report is noise
-            if not isinstance(unraisable.exc_value, KeyboardInterrupt):
-                hook(unraisable)
-
-        sys.unraisablehook = quiet_stops
-
-        def restore() -> None:
-            sys.unraisablehook = hook
-            with contextlib.suppress(ValueError):  # not the main thread: nothing was installed
-                for sig, handler in saved.items():
-                    signal.signal(sig, handler)
-
-        return restore
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        term = signum == signal.SIGTERM
-        if term and self.executor is not None:
-            kill = getattr(self.executor, "terminate_workers", None)
-            if kill is not None:
-                kill()
-        if stop_pending() or (term and self._count):  # already stopping
-            return
-        self._count += 1
-        if self._count == 1:
-            _Requested.exc = Terminated() if term else KeyboardInterrupt()
-            stop_or_defer(_Requested.exc)
-        else:
-            log.error("interrupted twice: exiting now; re-run the same command to resume")
-            os._exit(Interrupted.exit_code)
-
-
-def stop_pending() -> bool:
-    """Whether a deferred stop is waiting to be raised."""
-    return _Deferral.pending is not None
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """A section in which :func:`stop_or_defer` holds stops back; they are raised at its end."""
-    _Deferral.depth += 1
-    try:
-        yield
-    finally:
-        _Deferral.depth -= 1
-    if not _Deferral.depth and _Deferral.pending is not None:
-        exc, _Deferral.pending = _Deferral.pending, None
-        raise exc
 
 
 class DaskExecutor(_FutureExecutor):
