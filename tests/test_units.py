@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -307,3 +308,50 @@ def test_camera_poses_are_probed_only_when_asked(tmp_path):
     inv.camera_rt = None  # probed without poses: a camera rule cannot be resolved
     with pytest.raises(UsageError, match="camera_poses=True"):
         plan(inv, selection=Selection(("images",), cameras=parse_cameras("ring:2")))
+
+
+# ------------------------------------------------------------------ reading blobs by offset
+def _source(tmp_path: Path, size: int = 3 << 20) -> tuple[Path, bytes]:
+    data = np.random.default_rng(5).integers(0, 256, size, dtype=np.uint8).tobytes()
+    path = tmp_path / "src.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+def test_pread_reads_ahead_for_adjacent_small_blobs_only(tmp_path, monkeypatch):
+    from renderme360.output.outdir import OutputDir
+    from renderme360.tasks import Options
+    from renderme360.writers import ADJACENT, READ_AHEAD, WriteContext
+
+    path, data = _source(tmp_path)
+    calls: list[tuple[int, int]] = []
+    real = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: calls.append((at, n)) or real(fd, n, at))
+    # a camera's frames: 3 KB blobs with a 600-byte header between them, in file order
+    spans = [(i * 3600 + 600, 3000) for i in range(600)]
+    with WriteContext(OutputDir(tmp_path / "out"), path, Options()) as ctx:
+        got = [ctx.pread(at, n, "blob") for at, n in spans]
+    assert got == [data[at : at + n] for at, n in spans]
+    assert len(calls) <= 2 + 600 * 3600 // READ_AHEAD  # one read for dozens of blobs
+    # far apart (real images) or out of order: one short read each, nothing read ahead
+    calls.clear()
+    spans = [(2_000_000, 5000), (100, 5000), (1_000_000, 5000), (2_900_000, 90_000)]
+    with WriteContext(OutputDir(tmp_path / "out"), path, Options()) as ctx:
+        got = [ctx.pread(at, n, "blob") for at, n in spans]
+    assert got == [data[at : at + n] for at, n in spans]
+    assert calls == [(at, n) for at, n in spans]
+    assert ADJACENT < 1_000_000
+
+
+def test_pread_past_the_end_is_a_truncated_file_even_from_the_read_ahead(tmp_path):
+    from renderme360.output.outdir import OutputDir
+    from renderme360.tasks import Options
+    from renderme360.writers import WriteContext
+
+    path, data = _source(tmp_path, 10_000)
+    with WriteContext(OutputDir(tmp_path / "out"), path, Options()) as ctx:
+        assert ctx.pread(0, 4000, "a") == data[:4000]
+        assert ctx.pread(4100, 4000, "b") == data[4100:8100]  # from the read-ahead
+        with pytest.raises(SMCFormatError, match="c: file is truncated"):
+            ctx.pread(8200, 4000, "c")  # 1,800 bytes left
+        assert ctx.pread(8200, 1800, "d") == data[8200:]

@@ -45,6 +45,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+
+def _has_members(group: h5py.Group) -> bool:
+    """Whether a group has a member: the first one found ends the walk (len() counts all)."""
+    seen: list[bytes] = []
+    group.id.links.iterate(lambda name: seen.append(name) or True)  # True stops the walk
+    return bool(seen)
+
 __all__ = ["BlobLocation", "ExtractionReader"]
 
 
@@ -284,7 +291,7 @@ class ExtractionReader:
         cams = []
         for cam in sorted(self._checked_keys(camera, CAMERA_RE, "camera")):
             sub = self._child(self._child(camera, cam), Image_type)
-            if isinstance(sub, h5py.Group) and len(sub) > 0:
+            if isinstance(sub, h5py.Group) and _has_members(sub):
                 cams.append(cam)
         return cams
 

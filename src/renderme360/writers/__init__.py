@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from ..tasks import Options, Task
 
 
+#: Blobs smaller than this, each lying at most ADJACENT bytes after the last one read, are read
+#: READ_AHEAD bytes at a time (between two blobs lies the next one's HDF5 header).
+SMALL_BLOB = 256 << 10
+ADJACENT = 4096
+READ_AHEAD = 1 << 20
+
+
 class WriteContext:
     """What writers share within one unit: the output folder, the source file and options."""
 
@@ -30,6 +37,9 @@ class WriteContext:
         self.options = options
         self._reader: ExtractionReader | None = None
         self._fd: int | None = None
+        self._ahead = b""  # bytes of the source from _ahead_at, read ahead (see pread)
+        self._ahead_at = 0
+        self._last_end = -1  # where the last read ended
 
     @property
     def reader(self) -> ExtractionReader:
@@ -46,8 +56,19 @@ class WriteContext:
         return self._fd
 
     def pread(self, offset: int, nbytes: int, what: str) -> bytes:
-        """Exactly ``nbytes`` at ``offset`` of the source, or SMCFormatError if it is short."""
-        data = os.pread(self.fd, nbytes, offset)
+        """Exactly ``nbytes`` at ``offset`` of the source, or SMCFormatError if it is short.
+
+        Small blobs read one after another in file order (a camera's frames are stored so)
+        are read :data:`READ_AHEAD` bytes at a time: one system call for dozens of them."""
+        at = offset - self._ahead_at
+        if at >= 0 and at + nbytes <= len(self._ahead):
+            data = self._ahead[at : at + nbytes]
+        elif nbytes < SMALL_BLOB and 0 <= offset - self._last_end <= ADJACENT:
+            self._ahead, self._ahead_at = os.pread(self.fd, READ_AHEAD, offset), offset
+            data = self._ahead[:nbytes]
+        else:
+            data = os.pread(self.fd, nbytes, offset)
+        self._last_end = offset + nbytes
         if len(data) != nbytes:
             raise SMCFormatError(f"{self.source}: {what}: file is truncated")
         return data
