@@ -18,6 +18,7 @@ import pytest
 from smcfactory import blob, build_smc, jpeg, png
 
 from renderme360.smc import h5safe
+from renderme360.smc.h5safe import BlobLocation
 from renderme360.smc.headers import HeaderProbe
 from renderme360.smc.reader import ExtractionReader
 
@@ -238,13 +239,13 @@ def test_a_disagreeing_sample_sends_the_whole_stream_to_hdf5(
     path = _stream_file(tmp_path)
     with ExtractionReader(path) as r:
         expected = r.blob_locations("00", "mask")
-    real = HeaderProbe.location
+    real = HeaderProbe.locations
 
-    def off_by_one(self: HeaderProbe, addr: object) -> Any:
-        loc = real(self, addr)
-        return None if loc is None else type(loc)(loc.nbytes, loc.offset + 1)
+    def off_by_one(self: HeaderProbe, addresses: Any) -> Any:
+        offsets, sizes = real(self, addresses)
+        return offsets + 1, sizes
 
-    monkeypatch.setattr(HeaderProbe, "location", off_by_one)
+    monkeypatch.setattr(HeaderProbe, "locations", off_by_one)
     with ExtractionReader(path) as r:
         assert r.blob_locations("00", "mask") == expected
 
@@ -264,6 +265,11 @@ def test_keypoint_frames_from_headers_equal_hdf5s(
     expected = [i for i in range(12) if i != 5]
     assert fast == slow
     assert fast[0] == expected
+
+
+def _as_locations(offsets: np.ndarray, sizes: np.ndarray) -> list[BlobLocation | None]:
+    pairs = zip(offsets.tolist(), sizes.tolist(), strict=True)
+    return [None if o < 0 else BlobLocation(n, o) for o, n in pairs]
 
 
 def test_the_template_shortcut_answers_as_the_full_parse(tmp_path: Path) -> None:
@@ -289,6 +295,12 @@ def test_the_template_shortcut_answers_as_the_full_parse(tmp_path: Path) -> None
                 with_template = warm.location(second)
                 shortcut_taken += template is not None and template.matches(data[second:])
                 assert with_template == HeaderProbe(fd, 0, len(data)).location(second)
+                offsets, sizes = warm.locations([second, first, "x", -5, len(data) + 9])
+                expected = [warm.location(a) for a in (second, first)]
+                got = _as_locations(offsets, sizes)
+                assert got == [*expected, None, None, None]
+                cold = HeaderProbe(fd, 0, len(data))  # its template comes from the damaged one
+                assert _as_locations(*cold.locations([second, first])) == expected
             finally:
                 os.close(fd)
     assert shortcut_taken >= 3 * 32  # every change in the shape, address and size fields

@@ -11,8 +11,6 @@ import copy
 import json
 import logging
 import os
-from array import array
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,48 +22,12 @@ from ..errors import Renderme360Error, one_line
 from ..formats.image import image_extension
 from ..naming import validate_actor, validate_performance
 from ..smc.reader import BlobLocation, ExtractionReader
+from ..smc.streams import BlobStream
 from ..tasks import SourceId
 
 log = logging.getLogger(__name__)
 
 BlobKey = tuple[str, str, int]  # (kind, camera or "", frame or -1)
-
-
-class BlobStream:
-    """Frames, byte offsets (-1: read through HDF5) and sizes of one stream's blobs, sorted by
-    frame, as three integer arrays: 24 bytes a blob (a 300,000-image performance is held in
-    7 MB, where a dict of location objects took ~100 MB)."""
-
-    __slots__ = ("frames", "offsets", "sizes")
-
-    def __init__(self) -> None:
-        self.frames = array("q")
-        self.offsets = array("q")
-        self.sizes = array("q")
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def position(self, frame: int) -> int | None:
-        """Index of ``frame`` in the arrays, or None."""
-        i = bisect_left(self.frames, frame)
-        return i if i < len(self.frames) and self.frames[i] == frame else None
-
-    def location(self, i: int) -> BlobLocation:
-        off = self.offsets[i]
-        return BlobLocation(self.sizes[i], None if off < 0 else off)
-
-    def put(self, frame: int, loc: BlobLocation) -> None:
-        """Add or replace one blob (appending is O(1) when frames come in order)."""
-        off = -1 if loc.offset is None else int(loc.offset)
-        n = len(self.frames)
-        i = n if not n or self.frames[n - 1] < frame else bisect_left(self.frames, frame)
-        if i < n and self.frames[i] == frame:
-            self.offsets[i], self.sizes[i] = off, int(loc.nbytes)
-        else:
-            self.frames.insert(i, frame)
-            self.offsets.insert(i, off)
-            self.sizes.insert(i, int(loc.nbytes))
 
 
 class BlobIndex:
@@ -78,6 +40,10 @@ class BlobIndex:
     def stream(self, kind: str, cam: str) -> BlobStream | None:
         """The blobs of one stream (``cam`` is "" for UV textures)."""
         return self._streams.get((kind, cam))
+
+    def set_stream(self, kind: str, cam: str, stream: BlobStream) -> None:
+        """Hold a whole stream's blobs (replacing what was held for it)."""
+        self._streams[(kind, cam)] = stream
 
     def __setitem__(self, key: BlobKey, loc: BlobLocation) -> None:
         kind, cam, frame = key
@@ -267,12 +233,12 @@ def _probe_into(r: ExtractionReader, inv: FileInventory, camera_poses: bool = Fa
     inv.camera_info = r.read_camera_info()
     for kind, target in (("color", inv.images), ("mask", inv.masks)):
         for cam in r.list_cameras(kind):
-            locations = r.blob_locations(cam, kind)
-            frames = list(locations)
+            stream = r.blob_stream(cam, kind)
+            frames = list(stream.frames)
             target[cam] = frames
-            inv.blobs.update(((kind, cam, f), loc) for f, loc in locations.items())
+            inv.blobs.set_stream(kind, cam, stream)
             if frames:
-                first = locations[frames[0]]
+                first = stream.location(0)
                 inv.extensions[(kind, cam)] = _stream_extension(r, kind, cam, frames[0], first)
     inv.calibration = r.list_calibration_cameras()
     if camera_poses:

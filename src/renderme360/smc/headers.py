@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import schema
 from .h5safe import BlobLocation
@@ -89,6 +92,53 @@ class HeaderProbe:
         if loc is not None:
             self._template = _Template.of(head, found, at + 2)
         return loc
+
+    def locations(self, addresses: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets and sizes (int64 arrays) of the blobs whose headers are at ``addresses``, as
+        :meth:`location` gives them, -1 as the offset where it gives None. Headers equal to the
+        template outside its varying fields are checked together (numpy); others one by one."""
+        n = len(addresses)
+        offsets, sizes = np.full(n, -1, np.int64), np.zeros(n, np.int64)
+        if n and self._template is None:
+            self.location(addresses[0])  # a plain first header makes the template
+        template = self._template
+        ok = np.zeros(n, bool)
+        if n and template is not None:
+            ok, off, size = self._match(template, addresses)
+            offsets[ok], sizes[ok] = off[ok], size[ok]
+        for i in np.flatnonzero(~ok).tolist():
+            loc = self.location(addresses[i])
+            if loc is not None:
+                offsets[i], sizes[i] = loc.offset, loc.nbytes
+        return offsets, sizes
+
+    def _match(
+        self, t: _Template, addresses: Sequence[object]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which headers equal the template outside its varying fields and hold a whole blob
+        inside the file, with the blobs' offsets and sizes (one read per header)."""
+        blank = bytes(t.size)  # never matches: no version 0 header is plain
+        heads = []
+        for a in addresses:
+            head = blank
+            if isinstance(a, int) and 0 <= a < self.file_size:
+                try:
+                    head = os.pread(self.fd, t.size, self.base + a)
+                except OSError:
+                    head = blank
+            heads.append(head if len(head) == t.size else blank)
+        rows = np.frombuffer(b"".join(heads), np.uint8).reshape(len(addresses), t.size)
+        ok = np.ones(len(addresses), bool)
+        for a, b, seg in t.segments:
+            ok &= (rows[:, a:b] == np.frombuffer(seg, np.uint8)).all(axis=1)
+        n = rows[:, t.dims : t.dims + 8].copy().view("<u8")[:, 0]
+        address = rows[:, t.layout : t.layout + 8].copy().view("<u8")[:, 0]
+        stored = rows[:, t.layout + 8 : t.layout + 16].copy().view("<u8")[:, 0]
+        ok &= (n > 0) & (n <= schema.MAX_BLOB_BYTES) & (stored == n)
+        ok &= (address != _UNDEFINED) & (address < self.file_size)  # no overflow below
+        offset = address + np.uint64(self.base)
+        ok &= offset + n <= self.file_size
+        return ok, offset.astype(np.int64), n.astype(np.int64)
 
     def _blob(self, n: int, address: int, stored: int) -> BlobLocation | None:
         """The location of ``n`` bytes stored at ``address``, if whole and inside the file."""

@@ -40,6 +40,7 @@ from .schema import (
     MAX_RESOLUTION,
     REQUIRED_ROOT_ATTRS,
 )
+from .streams import BlobStream
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def _has_members(group: h5py.Group) -> bool:
     seen: list[bytes] = []
     group.id.links.iterate(lambda name: seen.append(name) or True)  # True stops the walk
     return bool(seen)
+
 
 __all__ = ["BlobLocation", "ExtractionReader"]
 
@@ -356,30 +358,59 @@ class ExtractionReader:
         dset = self._blob_dataset(kind, cam, frame)
         return BlobLocation(int(dset.size), h5safe.contiguous_offset(dset))
 
-    @_guard
     def blob_locations(
         self, Camera_id: int | str, Image_type: str = "color"
     ) -> dict[int, BlobLocation]:
-        """Every stored frame of one camera's colour or mask stream with its location, by frame.
+        """Every stored frame of one camera's colour or mask stream with its location, by frame
+        (:meth:`blob_stream` as a dict: the same answer as :meth:`blob_location` frame by frame)."""
+        stream = self.blob_stream(Camera_id, Image_type)
+        return {frame: stream.location(i) for i, frame in enumerate(stream.frames)}
+
+    @_guard
+    def blob_stream(self, Camera_id: int | str, Image_type: str = "color") -> BlobStream:
+        """Every stored frame of one camera's colour or mask stream with its offset and size.
 
         The same answer as :meth:`blob_location` frame by frame, in a fraction of the time:
-        plain contiguous uint8 datasets (every real file) are read through HDF5's low-level
-        calls; anything else goes through the checked path and its errors.
+        plain blobs (every real file) are located from their object headers (:mod:`.headers`),
+        a stream at a time, and trusted only if a sample (first, middle, last) equals HDF5's
+        own answer; anything else goes through HDF5 and the checked path and its errors.
         """
         cam = camera_key(Camera_id)
         group = self._get(f"{schema.CAMERA}/{cam}/{Image_type}")
         if group is None:
-            return {}
+            return BlobStream()
         links = h5safe.member_link_infos(self.path, group, FRAME_RE, "frame")
+        keys = sorted(links, key=int)
+        offsets, sizes = np.full(len(keys), -1, np.int64), np.zeros(len(keys), np.int64)
         # only a hard link is located from its header or low-level: it names an object of THIS
         # file, so the offset is one in this file; soft links take the checked path below
-        found = self._hard_members(
-            group, links, HeaderProbe.location, lambda k: h5safe.plain_blob_location(group.id, k)
-        )
-        out = {}
-        for key in sorted(links, key=int):
-            out[int(key)] = found.get(key) or self.blob_location(Image_type, cam, key)
-        return out
+        hard = [i for i, k in enumerate(keys) if links[k][0] == h5l.TYPE_HARD]
+        probe = self._probe()
+        if probe is not None and hard:
+            offsets[hard], sizes[hard] = probe.locations([links[keys[i]][1] for i in hard])
+            if not self._agrees(group, [keys[i] for i in hard], offsets[hard], sizes[hard]):
+                offsets[:] = -1
+        for i, key in enumerate(keys):
+            if offsets[i] < 0:
+                loc = None
+                if links[key][0] == h5l.TYPE_HARD:
+                    loc = h5safe.plain_blob_location(group.id, key)
+                loc = loc or self.blob_location(Image_type, cam, key)
+                offsets[i] = -1 if loc.offset is None else loc.offset
+                sizes[i] = loc.nbytes
+        return BlobStream.of(np.array(keys, np.int64), offsets, sizes)
+
+    def _agrees(
+        self, group: h5py.Group, keys: list[str], offsets: np.ndarray, sizes: np.ndarray
+    ) -> bool:
+        """Whether the first, middle and last header answers equal HDF5's own."""
+        for i in {0, len(keys) // 2, len(keys) - 1}:
+            if offsets[i] >= 0:
+                hdf5 = h5safe.plain_blob_location(group.id, keys[i])
+                if hdf5 != BlobLocation(int(sizes[i]), int(offsets[i])):
+                    log.debug("%s: %s/%s: header read disagrees", self.path, group.name, keys[i])
+                    return False
+        return True
 
     def _hard_members(
         self,
