@@ -56,7 +56,8 @@ _CREATE_FLAGS = (
 OVERLAP_HASH_BYTES = 1 << 18
 
 
-@dataclass(frozen=True)
+# Not frozen, for speed (one per file; see tasks.Task). Treated as immutable all the same.
+@dataclass(slots=True)
 class Written:
     """One file put in place: relative path, size and sha256 (hex, or "" when not computed)."""
 

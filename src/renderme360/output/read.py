@@ -29,7 +29,8 @@ from .layout import (
 ItemKey = tuple[str, "str | None", "int | None"]
 
 
-@dataclass(frozen=True)
+# Not frozen, for speed (one per file; see tasks.Task). Treated as immutable all the same.
+@dataclass
 class Record:
     """One file in place: the task that made it, where it is, its size and checksum."""
 

@@ -55,8 +55,9 @@ class WriteContext:
             self._fd = os.open(self.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         return self._fd
 
-    def pread(self, offset: int, nbytes: int, what: str) -> bytes:
-        """Exactly ``nbytes`` at ``offset`` of the source, or SMCFormatError if it is short.
+    def pread(self, offset: int, nbytes: int, what: str | Task) -> bytes:
+        """Exactly ``nbytes`` at ``offset`` of the source, or SMCFormatError (naming ``what``,
+        or the blob a task reads) if it is short.
 
         Small blobs read one after another in file order (a camera's frames are stored so)
         are read :data:`READ_AHEAD` bytes at a time: one system call for dozens of them."""
@@ -70,6 +71,8 @@ class WriteContext:
             data = os.pread(self.fd, nbytes, offset)
         self._last_end = offset + nbytes
         if len(data) != nbytes:
+            if not isinstance(what, str):
+                what = what.describe_blob()
             raise SMCFormatError(f"{self.source}: {what}: file is truncated")
         return data
 

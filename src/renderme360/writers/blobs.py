@@ -19,15 +19,6 @@ if TYPE_CHECKING:
     from . import WriteContext
 
 
-def _describe(task: Task) -> str:
-    kind, cam, frame = task.blob_kind, task.camera, task.frame
-    if kind == "uv":
-        return f"UV texture frame {frame}"
-    if kind == "scan_mask":
-        return f"scan mask camera {cam}"
-    return f"{kind} camera {cam} frame {frame}"
-
-
 def _with_ext(key: str, ext: str) -> str:
     stem, dot, _old = key.rpartition(".")
     return f"{stem}.{ext}" if dot else f"{key}.{ext}"
@@ -36,33 +27,35 @@ def _with_ext(key: str, ext: str) -> str:
 def read_stored(ctx: WriteContext, task: Task) -> bytes:
     """The stored bytes of the blob a task names (fast path when an offset is known)."""
     if task.offset is not None:
-        return ctx.pread(task.offset, task.nbytes, _describe(task))
+        return ctx.pread(task.offset, task.nbytes, task)
     return ctx.reader.read_blob(task.blob_kind, task.camera, task.frame)  # type: ignore[arg-type]
 
 
 def write_blob(ctx: WriteContext, task: Task) -> Written | PendingDigest:
     """Write one encoded image under the extension its magic bytes say."""
     offset, nbytes = task.offset, task.nbytes
-    what = f"{ctx.source}: {_describe(task)}"
     if ctx.options.image_mode == "reencode" and task.modality in ("images", "masks", "uv"):
-        return _reencode(ctx, task, read_stored(ctx, task), what)
+        return _reencode(ctx, task, read_stored(ctx, task), f"{ctx.source}: {task.describe_blob()}")
     if offset is not None and not ctx.options.checksum:
-        head = ctx.pread(offset, min(16, nbytes), _describe(task))
-        ext = _checked_ext(head, what)
+        head = ctx.pread(offset, min(16, nbytes), task)
+        ext = _checked_ext(head, ctx, task)
         with ctx.out.open_atomic(_with_ext(task.key, ext), hash_output=False) as f:
             f.copy_range(ctx.fd, offset, nbytes)
         return f.written(_with_ext(task.key, ext))
     data = read_stored(ctx, task)
-    key = _with_ext(task.key, _checked_ext(data, what))
+    key = _with_ext(task.key, _checked_ext(data, ctx, task))
     if ctx.options.checksum and len(data) >= OVERLAP_HASH_BYTES:
         return PendingDigest(ctx.out.write_bytes(key, data, hash_output=False), data)
     return ctx.out.write_bytes(key, data, ctx.options.checksum)
 
 
-def _checked_ext(data: bytes, what: str) -> str:
+def _checked_ext(data: bytes, ctx: WriteContext, task: Task) -> str:
     ext = image_extension(data)
     if ext is None:
-        raise SMCFormatError(f"{what}: stored bytes are not an encoded image (unknown magic)")
+        raise SMCFormatError(
+            f"{ctx.source}: {task.describe_blob()}: stored bytes are not an encoded image "
+            "(unknown magic)"
+        )
     return ext
 
 
