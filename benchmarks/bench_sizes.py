@@ -463,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rm360-sizes-"))
     work.mkdir(parents=True, exist_ok=True)
+    # the tool runs as installed: its bytecode cached (a machine may ask Python not to write it)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ.setdefault("PYTHONPYCACHEPREFIX", str(work / "pycache"))
     t0 = time.monotonic()
     result: dict[str, Any] = {"machine": machine(work), "repeat": args.repeat}

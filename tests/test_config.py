@@ -80,3 +80,14 @@ def test_bad_configs(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(UsageError, match=message):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_an_empty_output_folder_is_refused(tmp_path, capsys, monkeypatch):
+    """-o '' would be the current folder: refused with a one-line error, nothing written."""
+    synthesize(tmp_path / "data", "0026", ["e0"], 21, 1, 1)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["extract", str(tmp_path / "data"), "-o", "", "-q"]) == UsageError.exit_code
+    assert "empty output folder" in capsys.readouterr().err
+    assert list(work.iterdir()) == []

@@ -159,5 +159,7 @@ def merge_settings(
         if not m.get("data_root"):
             raise UsageError("no dataset root: give ROOT or data_root in --config")
         m.setdefault("output", "renderme360_out")
+        if not str(m["output"]).strip():  # Path("") is the current folder: never meant
+            raise UsageError("empty output folder: give -o DIR (default: renderme360_out)")
         merged.append(m)
     return merged
