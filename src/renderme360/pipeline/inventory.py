@@ -11,7 +11,7 @@ import copy
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +51,6 @@ class BlobIndex:
         if s is None:
             s = self._streams[(kind, cam)] = BlobStream()
         s.put(frame, loc)
-
-    def update(self, pairs: Iterable[tuple[BlobKey, BlobLocation]]) -> None:
-        for key, loc in pairs:
-            self[key] = loc
 
     def __getitem__(self, key: BlobKey) -> BlobLocation:
         kind, cam, frame = key

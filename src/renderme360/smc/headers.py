@@ -8,7 +8,7 @@ object header is a few hundred bytes in a documented format (HDF5 File Format Sp
 dataspace, storage inside the file (no external file list, no virtual layout), no shared or
 continued messages, no message it does not know. Anything else gives None and the caller takes
 HDF5's own checked path, which also explains what is wrong. Callers compare samples of every
-group with HDF5's answer (reader.blob_locations, reader._nonempty_frames).
+group with HDF5's answer (reader.blob_stream, reader._nonempty_frames).
 """
 
 from __future__ import annotations
@@ -195,17 +195,17 @@ class HeaderProbe:
         seen = 0
         pos = 16
         while pos + 8 <= end:
-            kind, size, flags = _MESSAGE.unpack_from(head, pos)
+            kind, length, flags = _MESSAGE.unpack_from(head, pos)
             seen += 1
-            if pos + 8 + size > end or size % 8 or flags & ~_FLAGS_OK:  # v1 data is 8-aligned
+            if pos + 8 + length > end or length % 8 or flags & ~_FLAGS_OK:  # v1: 8-aligned
                 return None
             if kind in _NEEDED:
                 if kind in found:
                     return None
-                found[kind] = (pos + 8, size)
+                found[kind] = (pos + 8, length)
             elif kind not in _HARMLESS and not (filters_ok and kind == _FILTERS):
                 return None  # external files, continuation, links, ...
-            pos += 8 + size
+            pos += 8 + length
         if seen != count or pos != end or len(found) != 3:
             return None
         return found
