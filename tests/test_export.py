@@ -934,3 +934,16 @@ def test_sigterm_stops_an_export_cleanly_and_leaves_no_process(tmp_path: Path) -
     assert "Traceback" not in err and "interrupted" in err, err
     assert not alive, alive
     assert not dest.exists() or not any(dest.rglob("*")), sorted(dest.rglob("*"))[:5]
+
+
+def test_a_camera_without_images_is_left_out_with_a_note(extracted, tmp_path, capsys) -> None:
+    """As extract: --cameras 22,99 exports camera 22 and says 99 has no images (exit 6 only
+    when nothing of the selection exists)."""
+    _smc, perf_dir = extracted
+    argv = ["export", "nerfstudio", str(perf_dir), "--cameras", "22,99", "--json"]
+    assert main([*argv, "-o", str(tmp_path / "d")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cameras"] == ["22"]
+    assert any("no images for camera 99" in n and "left out" in n for n in doc["notes"])
+    frames = json.loads((tmp_path / "d" / "transforms.json").read_text())["frames"]
+    assert {f["camera_id"] for f in frames} == {22} and len(frames) == 3

@@ -127,11 +127,12 @@ def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
             raise UsageError(f"{_name(perf)}: no camera has both images and calibration")
         return chosen, note
     no_images = [c for c in chosen if c not in available]
-    if no_images:  # exit code 6, as extract's selection that matches nothing
-        raise EmptySelectionError(
-            f"{_name(perf)}: no images for camera {', '.join(no_images)} "
-            f"(cameras with images: {_ids(available)})"
-        )
+    if no_images:  # as extract: left out with a note; exit code 6 when nothing is left
+        what = f"no images for camera {', '.join(no_images)} (cameras with images: "
+        if len(no_images) == len(chosen):
+            raise EmptySelectionError(f"{_name(perf)}: {what}{_ids(available)})")
+        chosen = [c for c in chosen if c in available]
+        note = f"{note}; {what}{_ids(available)}): left out"
     no_calib = [c for c in chosen if c not in calibrated]
     if no_calib:
         raise InvalidIdError(f"{_name(perf)}: no calibration for camera {', '.join(no_calib)}")
