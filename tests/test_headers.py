@@ -257,8 +257,12 @@ def test_keypoint_frames_from_headers_equal_hdf5s(
     kp = {i: np.full((106, 3), i, np.float32) for i in range(12)}
     kp[5] = np.zeros((0, 3), np.float32)  # stored but empty: not listed
     build_smc(path, kp2d={"22": kp}, kp3d=kp)
+    calls = []
+    real = h5safe.plain_nbytes
+    monkeypatch.setattr(h5safe, "plain_nbytes", lambda *a: calls.append(a[1]) or real(*a))
     with ExtractionReader(path) as r:
         fast = (r.list_keypoints2d_frames("22"), r.list_keypoints3d_frames())
+    assert 3 <= len(calls) <= 6  # HDF5 opened for the samples only (first, middle, last)
     monkeypatch.setattr(HeaderProbe, "usable", staticmethod(lambda sizes: False))
     with ExtractionReader(path) as r:
         slow = (r.list_keypoints2d_frames("22"), r.list_keypoints3d_frames())

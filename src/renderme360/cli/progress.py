@@ -6,12 +6,11 @@ import sys
 from typing import Any
 
 from ..output.reports import human_bytes
-from ..pipeline.run import Estimate, Outcome
-from ..pipeline.run import Progress as ProgressBase
-from .render import _err
+from ..pipeline.run import Estimate, Outcome, Progress
+from .render import err_console
 
 
-class CliProgress(ProgressBase):
+class CliProgress(Progress):
     """Bars on a terminal (sizes are :class:`Estimate` s); a line per performance otherwise."""
 
     def __init__(self, enabled: bool, total_bytes: int, total_files: int, console: Any = None):
@@ -24,7 +23,7 @@ class CliProgress(ProgressBase):
             bar, eta = rp.BarColumn(), rp.TimeRemainingColumn()
             desc, size = rp.TextColumn("{task.description}"), rp.TextColumn("{task.fields[size]}")
             cols = (desc, bar, rp.TaskProgressColumn(), size, eta)
-            self._bar = rp.Progress(*cols, console=console or _err())
+            self._bar = rp.Progress(*cols, console=console or err_console())
             add = self._bar.add_task
             self._ids = {"all": add("all", size=""), "cur": add("", size="", visible=False)}
             self._show("all")

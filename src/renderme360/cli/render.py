@@ -31,7 +31,8 @@ def _out() -> Console:
     return _console(False)
 
 
-def _err() -> Console:
+def err_console() -> Console:
+    """The console on standard error (progress bars, warnings)."""
     return _console(True)
 
 
@@ -126,7 +127,7 @@ def plan_table(
     _out().print(line + " (images/masks exact, arrays and audio estimated).")
     for s in surveys:
         for w in s.plan.warnings if s.plan else []:
-            _err().print(f"[yellow]warning[/yellow] {s.perf.key}: {w}")
+            err_console().print(f"[yellow]warning[/yellow] {s.perf.key}: {w}")
 
 
 def check_table(report: Any, show_all: bool = False, quiet: bool = False) -> None:
@@ -173,7 +174,7 @@ def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
 
 def verify_table(reports: Sequence[Any], skipped: Sequence[str] = (), quiet: bool = False) -> None:
     """Paths skipped (not performance folders), one line per folder, each bad file, a total."""
-    _err().print("\n".join(skipped), highlight=False, end="\n" if skipped else "")
+    err_console().print("\n".join(skipped), highlight=False, end="\n" if skipped else "")
     for r in reports:
         state = "[green]OK[/green]" if r.ok else f"[red]{len(r.problems)} problem(s)[/red]"
         src = f", {r.against_source} against source" if r.against_source else ""

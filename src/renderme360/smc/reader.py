@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -388,7 +389,13 @@ class ExtractionReader:
         probe = self._probe()
         if probe is not None and hard:
             offsets[hard], sizes[hard] = probe.locations([links[keys[i]][1] for i in hard])
-            if not self._agrees(group, [keys[i] for i in hard], offsets[hard], sizes[hard]):
+
+            def answer(j: int) -> BlobLocation | None:
+                i = hard[j]
+                return None if offsets[i] < 0 else BlobLocation(int(sizes[i]), int(offsets[i]))
+
+            low_level = partial(h5safe.plain_blob_location, group.id)
+            if not self._agrees(group, [keys[i] for i in hard], answer, low_level):
                 offsets[:] = -1
         for i, key in enumerate(keys):
             if offsets[i] < 0:
@@ -401,15 +408,19 @@ class ExtractionReader:
         return BlobStream.of(np.array(keys, np.int64), offsets, sizes)
 
     def _agrees(
-        self, group: h5py.Group, keys: list[str], offsets: np.ndarray, sizes: np.ndarray
+        self,
+        group: h5py.Group,
+        keys: list[str],
+        answer: Callable[[int], object],
+        low_level: Callable[[str], object],
     ) -> bool:
-        """Whether the first, middle and last header answers equal HDF5's own."""
+        """Whether the header answers (``answer(i)`` for ``keys[i]``; None: no answer) of the
+        first, middle and last member equal HDF5's own (``low_level(key)``)."""
         for i in {0, len(keys) // 2, len(keys) - 1}:
-            if offsets[i] >= 0:
-                hdf5 = h5safe.plain_blob_location(group.id, keys[i])
-                if hdf5 != BlobLocation(int(sizes[i]), int(offsets[i])):
-                    log.debug("%s: %s/%s: header read disagrees", self.path, group.name, keys[i])
-                    return False
+            fast = answer(i)
+            if fast is not None and fast != low_level(keys[i]):
+                log.debug("%s: %s/%s: header read disagrees", self.path, group.name, keys[i])
+                return False
         return True
 
     def _hard_members(
@@ -428,10 +439,8 @@ class ExtractionReader:
             return {k: low_level(k) for k in hard}
         fast = {k: from_header(probe, a) for k, a in hard.items()}
         keys = list(fast)
-        for key in {keys[0], keys[len(keys) // 2], keys[-1]}:
-            if fast[key] is not None and fast[key] != low_level(key):
-                log.debug("%s: %s/%s: header read disagrees with HDF5", self.path, group.name, key)
-                return {k: low_level(k) for k in hard}
+        if not self._agrees(group, keys, lambda i: fast[keys[i]], low_level):
+            return {k: low_level(k) for k in hard}
         return {k: low_level(k) if v is None else v for k, v in fast.items()}
 
     def _probe(self) -> HeaderProbe | None:
