@@ -72,7 +72,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         summary = export_nerfstudio(perf, args.output, frames=args.frames, **opts)
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=1))
+        print(json.dumps(summary.to_dict(), indent=1, allow_nan=False))
         return 0
     for note in summary.note_lines():
         print(f"note: {note}", file=sys.stderr)

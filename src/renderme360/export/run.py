@@ -117,15 +117,27 @@ class ExportSummary:
 # ---------------------------------------------------------------------------- selection
 def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
     """Cameras with images and calibration, as asked (ids, ``ring:N``, ``front:N``, or all)."""
-    available = [c for c in perf.image_camera_ids]
+    refused = perf.calibration_problems  # NaN/Inf in K, D or RT: left out, named in a note
+    available = [c for c in perf.image_camera_ids if c not in refused]
     calibrated = perf.cameras
     spec = parse_cameras(cameras)
     chosen, note = resolve_cameras(spec, available, {c: cam.c2w for c, cam in calibrated.items()})
+    asked = None if spec is None or spec.ids is None else set(spec.ids)
+    unusable = [c for c in refused if c in perf.image_camera_ids and (asked is None or c in asked)]
+    left_out = [f"camera {c} left out: its calibration {refused[c]}" for c in unusable]
     if chosen is None:
         chosen = [c for c in available if c in calibrated]
         if not chosen:
-            raise UsageError(f"{_name(perf)}: no camera has both images and calibration")
-        return chosen, note
+            why = "; ".join(left_out) or _smc_hint(perf)
+            raise UsageError(
+                f"{_name(perf)}: no camera has both images and calibration"
+                + (f" ({why})" if why else "")
+            )
+        return chosen, "; ".join([note, *left_out])
+    chosen = [c for c in chosen if c not in unusable]
+    if not chosen:
+        raise EmptySelectionError(f"{_name(perf)}: {'; '.join(left_out)}")
+    note = "; ".join([note, *left_out])
     no_images = [c for c in chosen if c not in available]
     if no_images:  # as extract: left out with a note; exit code 6 when nothing is left
         what = f"no images for camera {', '.join(no_images)} (cameras with images: "
@@ -137,6 +149,12 @@ def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
     if no_calib:
         raise InvalidIdError(f"{_name(perf)}: no calibration for camera {', '.join(no_calib)}")
     return chosen, note
+
+
+def _smc_hint(perf: Any) -> str:
+    """For one SMC file: where images and calibration live, and the command to read both."""
+    hint = getattr(perf.source, "single_file_hint", None)
+    return hint() if callable(hint) else ""
 
 
 def _ids(ids: list[str]) -> str:
@@ -414,7 +432,7 @@ def _finish(
         "files": files,
     }
     files[RECORD] = {}
-    out.write_bytes(RECORD, json.dumps(doc, separators=(",", ":")).encode())
+    out.write_bytes(RECORD, json.dumps(doc, separators=(",", ":"), allow_nan=False).encode())
     out.commit()
     return summary
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ..camera import Camera
+from ..camera import Camera, calibration_problem
 from ..errors import InvalidIdError, NotFoundError, UsageError
 from ..naming import camera_key
 from .dataset import SCALES, FrameDataset
@@ -203,6 +203,9 @@ class Performance:
         for conflict in self.calibration_conflicts:
             log.warning("%s: calibration copies disagree: %s", self._name, conflict)
         calibration = self.source.calibration()
+        refused = self.calibration_problems
+        for cam, why in refused.items():
+            log.warning("%s: camera %s left out: its calibration %s", self._name, cam, why)
         height, width = self._resolution()
         cams = {
             cam: Camera(
@@ -214,8 +217,21 @@ class Performance:
                 height=height,
             )
             for cam, c in sorted(calibration.items())
+            if cam not in refused
         }
-        return CameraMap(self._name, cams)
+        return CameraMap(self._name, cams, refused)
+
+    @cached_property
+    def calibration_problems(self) -> dict[str, str]:
+        """``{camera id: why}`` for calibrated cameras left out of :attr:`cameras`: a K, D or
+        RT holding NaN or infinite values (stored as is in the files; unusable for geometry).
+        Exports and ``check`` name them in a note."""
+        out = {}
+        for cam, c in sorted(self.source.calibration().items()):
+            why = calibration_problem(c)
+            if why is not None:
+                out[cam] = why
+        return out
 
     @cached_property
     def calibration_conflicts(self) -> list[CalibrationConflict]:
@@ -458,14 +474,20 @@ _BLOB_MODALITY = {"color": "images", "mask": "masks"}
 class CameraMap(Mapping[str, Camera]):
     """Read-only ``{camera id: Camera}``; ``[25]`` and ``["25"]`` alike, unknown ids named."""
 
-    def __init__(self, name: str, cameras: dict[str, Camera]) -> None:
-        self._name, self._cameras = name, cameras
+    def __init__(
+        self, name: str, cameras: dict[str, Camera], refused: Mapping[str, str] | None = None
+    ) -> None:
+        self._name, self._cameras, self._refused = name, cameras, dict(refused or {})
 
     def __getitem__(self, camera: int | str) -> Camera:  # type: ignore[override]
         cam = camera_key(camera)
         try:
             return self._cameras[cam]
         except KeyError:
+            if cam in self._refused:
+                raise InvalidIdError(
+                    f"{self._name}: camera {cam} is left out: its calibration {self._refused[cam]}"
+                ) from None
             have = ", ".join(self._cameras) or "none"
             raise InvalidIdError(
                 f"{self._name}: no calibration for camera {cam} (calibrated: {have})"

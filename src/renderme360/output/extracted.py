@@ -220,8 +220,11 @@ class ExtractedFolder:
                 except SMCFormatError as exc:
                     out.append(CalibrationConflict(shown, (), f"unreadable ({exc})"))
                     continue
+                # strict JSON cannot hold NaN/Inf: cameras.json names such cameras "left_out"
+                noted = copy.pop(_LEFT_OUT, {})
+                ref = {c: v for c, v in reference.items() if c not in noted}
                 out.extend(
-                    _compare_calibration(shown, reference, copy, cam_files=shown.endswith("XX.npz"))
+                    _compare_calibration(shown, ref, copy, cam_files=shown.endswith("XX.npz"))
                 )
         return out
 
@@ -359,13 +362,25 @@ def _compare_calibration(
         for cam in sorted(set(reference) & set(copy)):
             a, b = np.asarray(reference[cam][key]), np.asarray(copy[cam][key])
             a, b = a.reshape(-1) if key == "D" else a, b.reshape(-1) if key == "D" else b
-            if a.shape != b.shape or not np.allclose(a, b, **CALIBRATION_TOLERANCE):
+            if a.shape != b.shape or not _same_values(a, b):
                 differ.append(cam)
         if differ:
             out.append(
                 CalibrationConflict(shown, tuple(differ), f"{key} differs from the copy read")
             )
     return out
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two copies of a calibration array agree: the same bytes, or equal within round-off
+    where NaN matches NaN and an infinity the same infinity (NaN != NaN must not make an
+    untouched folder's copies "disagree")."""
+    if a.dtype == b.dtype and a.tobytes() == b.tobytes():
+        return True
+    try:
+        return bool(np.allclose(a, b, equal_nan=True, **CALIBRATION_TOLERANCE))
+    except TypeError:  # not numeric
+        return False
 
 
 def _read_calibration_all(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -381,14 +396,21 @@ def _read_calibration_cam(path: Path) -> dict[str, np.ndarray]:
     return {k: z[k] for k in ("K", "D", "RT")}
 
 
-def _read_calibration_json(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    """``cameras.json``: ``{"cameras": {cam: {"K", "D", "RT"}}}`` as float64 arrays."""
+#: The key of cameras.json naming cameras whose calibration JSON cannot hold (NaN, Inf).
+_LEFT_OUT = "left_out"
+
+
+def _read_calibration_json(path: Path) -> dict[str, Any]:
+    """``cameras.json``: ``{"cameras": {cam: {"K", "D", "RT"}}}`` as float64 arrays, and under
+    ``"left_out"`` the cameras it names as left out (``{cam: why}``)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return {
+        out: dict[str, Any] = {
             str(cam): {k: np.asarray(v[k], dtype=np.float64) for k in ("K", "D", "RT")}
             for cam, v in doc["cameras"].items()
         }
+        out[_LEFT_OUT] = {str(c): str(w) for c, w in dict(doc.get(_LEFT_OUT, {})).items()}
+        return out
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SMCFormatError(f"{path}: unreadable calibration ({exc!r})") from exc
 

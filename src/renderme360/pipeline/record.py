@@ -34,6 +34,7 @@ from ..output.read import (
     record_fields,
 )
 from ..output.reports import Tally
+from ..textsafe import finite_json
 
 _q = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
@@ -135,7 +136,7 @@ def consolidate_journal(out_dir: Path, is_current: Callable[[Record], bool]) -> 
         tmp.unlink()  # a leftover (or a planted link): never written through
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     with os.fdopen(os.open(tmp, flags, 0o644), "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(d) + "\n" for d in notes)
+        f.writelines(json.dumps(d, allow_nan=False) + "\n" for d in notes)
         for rec in _latest_in_place(out_dir):
             f.write(record_line(rec))
             if is_current(rec):
@@ -205,7 +206,7 @@ class Journal:
 
     def add_scopes(self, scopes: Iterable[Mapping[str, Any]]) -> None:
         """Record the selections this run extracts, before its first file (see recorded_scopes)."""
-        self._f.write(json.dumps({"selections": list(scopes)}) + "\n")
+        self._f.write(json.dumps({"selections": list(scopes)}, allow_nan=False) + "\n")
         self._f.flush()
 
     def add(self, records: Iterable[Record]) -> None:
@@ -215,7 +216,7 @@ class Journal:
     def add_error(self, key: str, traceback: str) -> None:
         """Record the traceback of an unexpected failure (a line resume skips: no Record)."""
         doc = {"error": key, "traceback": traceback, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        self._f.write(json.dumps(doc) + "\n")
+        self._f.write(json.dumps(doc, allow_nan=False) + "\n")
         self._f.flush()
 
     def close(self) -> None:
@@ -427,7 +428,7 @@ def write_manifest(
         "file_list": FILE_LIST,
         "checksums": CHECKSUMS,
     }
-    return out.write_text(MANIFEST, json.dumps(doc, indent=1) + "\n")
+    return out.write_text(MANIFEST, json.dumps(finite_json(doc), indent=1, allow_nan=False) + "\n")
 
 
 def write_marker(
@@ -454,7 +455,7 @@ def write_marker(
         "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "version": __version__,
     }
-    out.write_text(COMPLETE_MARKER, json.dumps(doc) + "\n")
+    out.write_text(COMPLETE_MARKER, json.dumps(doc, allow_nan=False) + "\n")
     _fsync_path(out.root / COMPLETE_MARKER)
     _fsync_path(out.root)
 

@@ -26,7 +26,7 @@ from ..errors import (
     UsageError,
     is_disk_full,
 )
-from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY
+from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY, parse_path
 from ..output.outdir import OutputDir, Written, free_bytes
 from ..output.read import Record, as_record, files_in_place, iter_file_entries, read_marker
 from ..output.reports import (
@@ -364,6 +364,10 @@ def _finish(plan: Plan, out: OutputDir, req: Request, seconds: float) -> Tally:
     """
     t0 = time.monotonic()
     extra: list[Written] = []
+    for warning in calibration_warnings(out.root):
+        if warning not in plan.warnings:
+            log.warning("%s: %s", out.root.name, warning)
+            plan.warnings.append(warning)
     doc = plan_document(plan)
     if req.preview:
         try:
@@ -406,6 +410,40 @@ def _finish(plan: Plan, out: OutputDir, req: Request, seconds: float) -> Tally:
         (out.root / JOURNAL).unlink()
     out.clean_tmp()
     return tally
+
+
+def calibration_warnings(out_dir: Path) -> list[str]:
+    """One line per extracted camera whose K, D or RT holds NaN or Inf (read back from the
+    calibration ``.npz`` files this folder's journal records; they keep the values as stored)."""
+    import numpy as np
+
+    from ..camera import calibration_problem
+
+    found: dict[str, str] = {}
+    for r in iter_journal(out_dir):
+        if r.modality != "calibration" or not r.path.endswith(".npz"):
+            continue
+        try:
+            with np.load(out_dir / r.path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files if k in ("camera_ids", "K", "D", "RT")}
+        except (OSError, ValueError):
+            continue  # verify reports an unreadable file; here only the values matter
+        if "camera_ids" in arrays:
+            ids = [str(c) for c in arrays["camera_ids"].tolist()]
+            cams = {c: {k: arrays[k][i] for k in ("K", "D", "RT") if k in arrays}
+                    for i, c in enumerate(ids)}  # fmt: skip
+        else:
+            parsed = parse_path(r.path)
+            cams = {parsed.camera: arrays} if parsed and parsed.camera else {}
+        for cam, cal in cams.items():
+            why = calibration_problem(cal)
+            if why:
+                found.setdefault(cam, why)
+    return [
+        f"calibration of camera {cam}: {why}; kept as stored in the .npz files, left out of "
+        "cameras.json, of exports and of check"
+        for cam, why in sorted(found.items())
+    ]
 
 
 def whole_rig(plan: Plan) -> dict[str, Any] | None:

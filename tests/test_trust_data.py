@@ -1,0 +1,162 @@
+"""Exit 0 only when the data is true: non-finite calibration, mixed layouts, incomplete folders,
+and a single SMC file (issue 20, items 4, 5, 7 and 20).
+
+Hostile inputs are written with h5py and os calls on top of ``synth``'s files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from renderme360 import load
+from renderme360.cli import main
+from renderme360.synth import synthesize
+
+
+def strict(text: str) -> object:
+    """``json.loads`` that refuses NaN, Infinity and -Infinity (what other parsers do)."""
+
+    def refuse(name: str) -> object:
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def every_json_is_strict(root: Path) -> int:
+    """Parse every JSON document under ``root`` strictly; return how many there were."""
+    n = 0
+    for p in sorted(root.rglob("*")):
+        if p.suffix == ".json" or p.name == ".extraction_complete":
+            strict(p.read_text())
+            n += 1
+        elif p.suffix == ".jsonl":
+            for line in p.read_text().splitlines():
+                strict(line)
+            n += 1
+    return n
+
+
+#: Camera -> (dataset, value put into it): each an image camera of the synthetic rig.
+POISON = {"28": ("D", np.nan), "00": ("K", np.inf), "22": ("RT", np.nan)}
+
+
+def poison_calibration(anno: Path) -> None:
+    """Put NaN/Inf into one of K, D, RT of the POISON cameras (rewritten with h5py)."""
+    with h5py.File(anno, "r+") as f:
+        for cam, (name, value) in POISON.items():
+            group = f["Calibration"][cam]
+            arr = group[name][()].astype(np.float64)
+            arr.flat[1] = value
+            del group[name]
+            group.create_dataset(name, data=arr)
+
+
+@pytest.fixture(scope="module")
+def poisoned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A dataset whose anno file has NaN/Inf calibration, and its extraction."""
+    base = tmp_path_factory.mktemp("nan")
+    data = base / "data"
+    synthesize(data, performances=["e0"], cameras=4, frames=3)
+    anno = data / "anno/0026/0026_e0_anno.smc"
+    poison_calibration(anno)
+    out = base / "out"
+    assert main(["extract", str(data), "-o", str(out), "-q", "--no-preview"]) == 0
+    return {"data": data, "anno": anno, "perf": out / "0026_e0", "base": base}
+
+
+def test_extract_keeps_nan_calibration_exact_but_names_it(poisoned) -> None:
+    perf = poisoned["perf"]
+    with h5py.File(poisoned["anno"], "r") as f:
+        stored = {c: f["Calibration"][c][n][()] for c, (n, _v) in POISON.items()}
+    z = np.load(perf / "from_anno/calibration/all_cameras.npz")
+    ids = list(z["camera_ids"])
+    for cam, (name, _v) in POISON.items():
+        got = z[name][ids.index(cam)]
+        assert got.tobytes() == stored[cam].reshape(got.shape).tobytes()  # byte-exact
+        single = np.load(perf / f"from_anno/calibration/cam_{cam}.npz")[name]
+        assert single.tobytes() == stored[cam].tobytes()
+    doc = strict((perf / "from_anno/calibration/cameras.json").read_text())
+    assert sorted(doc["left_out"]) == sorted(POISON)
+    assert "NaN or infinite" in doc["left_out"]["28"] and "D" in doc["left_out"]["28"]
+    assert not set(POISON) & set(doc["cameras"]) and "25" in doc["cameras"]
+    manifest = strict((perf / "manifest.json").read_text())
+    for cam, (name, _v) in POISON.items():
+        hits = [w for w in manifest["warnings"] if f"camera {cam}:" in w]
+        assert len(hits) == 1 and name in hits[0], manifest["warnings"]
+    assert every_json_is_strict(perf) >= 6
+    assert main(["verify", str(perf), "-q"]) == 0
+
+
+def test_untouched_nan_folder_has_no_conflicting_copies(poisoned, caplog) -> None:
+    perf = load(poisoned["perf"])
+    with caplog.at_level(logging.WARNING):
+        assert perf.calibration_conflicts == []
+        cams = perf.cameras
+    assert not set(POISON) & set(cams) and "25" in cams
+    assert sorted(perf.calibration_problems) == sorted(POISON)
+    assert "disagree" not in caplog.text
+    assert all(f"camera {c} left out" in caplog.text for c in POISON)
+    with pytest.raises(KeyError, match="camera 28 is left out: its calibration D holds NaN"):
+        perf.cameras["28"]
+    smc = load(poisoned["data"], "0026", "e0")
+    assert sorted(smc.calibration_problems) == sorted(POISON)
+
+
+@pytest.mark.parametrize("where", ["perf", "data"])
+def test_check_json_is_strict_and_names_left_out_cameras(poisoned, capsys, where) -> None:
+    args = [str(poisoned[where])] + (
+        ["--subject", "0026", "--performance", "e0"] * (where == "data")
+    )
+    code = main(["check", *args, "--json"])
+    cap = capsys.readouterr()
+    doc = strict(cap.out)
+    assert code == 0, cap.err
+    assert doc["ok"] and doc["calibration_conflicts"] == []
+    assert {c["camera"] for c in doc["cameras"]}.isdisjoint(POISON)
+    assert [n.split()[1] for n in doc["left_out"]] == sorted(POISON)
+    code = main(["check", *args])
+    out = capsys.readouterr().out
+    assert code == 0 and "camera 28 left out: its calibration D holds NaN" in out
+
+
+def test_check_report_json_has_null_for_an_infinite_error() -> None:
+    from renderme360.loader.check import CheckReport
+
+    report = CheckReport("0026_e0", [0.0, 0.0, 0.0], 2.0, median_px=float("inf"))
+    doc = strict(json.dumps(report.to_dict(), allow_nan=False))
+    assert doc["median_px"] is None and doc["ok"] is False
+
+
+def test_exports_leave_nan_cameras_out_with_a_note(poisoned, capsys) -> None:
+    dest = poisoned["base"] / "ns"
+    code = main(["export", "nerfstudio", str(poisoned["perf"]), "-o", str(dest)])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    for cam in POISON:
+        assert f"camera {cam} left out: its calibration" in cap.err
+    doc = strict((dest / "transforms.json").read_text())
+    paths = {f["file_path"].split("/")[-2] for f in doc["frames"]}
+    assert paths == {"cam_25"}
+    every_json_is_strict(dest)
+    # asked for by id: left out with the note, the others exported
+    dest = poisoned["base"] / "colmap"
+    args = ["export", "colmap", str(poisoned["perf"]), "--frame", "0", "--text", "--json"]
+    code = main([*args, "--cameras", "25,28", "-o", str(dest)])
+    cap = capsys.readouterr()
+    summary = strict(cap.out)
+    assert code == 0 and summary["cameras"] == ["25"]
+    assert any("camera 28 left out: its calibration D holds NaN" in n for n in summary["notes"])
+    text = (dest / "sparse/0/cameras.txt").read_text() + (dest / "sparse/0/images.txt").read_text()
+    assert "nan" not in text.lower() and "inf" not in text.lower()
+    every_json_is_strict(dest)
+    # only refused cameras asked for: nothing to export, the reason named
+    code = main([*args, "--cameras", "28", "-o", str(poisoned["base"] / "none")])
+    cap = capsys.readouterr()
+    assert code == 6 and "camera 28 left out: its calibration D holds NaN" in cap.err
+    assert strict(cap.out)["exit_code"] == 6
