@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import h5py
@@ -160,3 +161,70 @@ def test_exports_leave_nan_cameras_out_with_a_note(poisoned, capsys) -> None:
     cap = capsys.readouterr()
     assert code == 6 and "camera 28 left out: its calibration D holds NaN" in cap.err
     assert strict(cap.out)["exit_code"] == 6
+
+
+# ---------------------------------------------------------------------------- item 7
+@pytest.fixture(scope="module")
+def unfinished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An extracted folder whose completion marker is gone (as after kill -9 mid-run)."""
+    base = tmp_path_factory.mktemp("unfinished")
+    synthesize(base / "data", performances=["e0"], cameras=4, frames=3)
+    out = base / "out"
+    assert main(["extract", str(base / "data"), "-o", str(out), "-q", "--no-preview"]) == 0
+    perf = out / "0026_e0"
+    os.unlink(perf / ".extraction_complete")
+    return perf
+
+
+def test_load_of_an_unfinished_folder_warns_once(unfinished, caplog) -> None:
+    from renderme360.errors import IncompleteError
+
+    with caplog.at_level(logging.WARNING):
+        perf = load(unfinished)
+        assert perf.image_camera_ids and perf.cameras
+    assert perf.complete is False
+    hits = [r for r in caplog.records if "incomplete extraction" in r.getMessage()]
+    assert len(hits) == 1 and "re-running the extract command" in hits[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert load(unfinished, allow_incomplete=True).complete is False
+    assert "incomplete" not in caplog.text
+    with pytest.raises(IncompleteError, match="--allow-incomplete"):
+        load(unfinished, allow_incomplete=False)
+    from renderme360.export.run import export_nerfstudio
+
+    with pytest.raises(IncompleteError):  # the library refuses as the CLI does
+        export_nerfstudio(perf, unfinished.parent / "ns_api")
+    assert not (unfinished.parent / "ns_api").exists()
+    # a finished folder and SMC files are complete
+    (unfinished / ".extraction_complete").mkdir()  # not a regular file: still incomplete
+    try:
+        assert load(unfinished, allow_incomplete=True).complete is False
+    finally:
+        (unfinished / ".extraction_complete").rmdir()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check"], ["export", "nerfstudio"], ["export", "colmap", "--frame", "0"]],
+    ids=["check", "nerfstudio", "colmap"],
+)
+def test_check_and_export_refuse_an_unfinished_folder(unfinished, capsys, command) -> None:
+    dest = unfinished.parent / f"dest_{command[-1]}"
+    out_args = [] if command == ["check"] else ["-o", str(dest)]
+    code = main([*command, str(unfinished), *out_args])
+    cap = capsys.readouterr()
+    lines = cap.err.strip().splitlines()
+    assert code == 6 and len(lines) == 1, cap.err
+    assert "incomplete extraction" in lines[0] and "re-running the extract command" in lines[0]
+    assert "--allow-incomplete" in lines[0] and "--subject 0026 --performance e0" in lines[0]
+    assert not dest.exists()
+    code = main([*command, str(unfinished), *out_args, "--allow-incomplete", "--json"])
+    cap = capsys.readouterr()
+    doc = strict(cap.out)
+    assert code == 0, cap.err
+    if command == ["check"]:
+        assert doc["incomplete"] is True
+    else:
+        assert any("incomplete extraction (--allow-incomplete)" in n for n in doc["notes"])
+        assert (dest / "README.txt").is_file()

@@ -151,12 +151,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _run_batch(
-    perfs: Sequence[Any],
-    req: Any,
-    surveys: Sequence[Any],
-    executor: Any,
-    quiet: bool,
-    need: int,
+    perfs: Sequence[Any], req: Any, surveys: Sequence[Any], executor: Any, quiet: bool, need: int
 ) -> list[Any]:
     """Run a surveyed batch with a progress bar; Ctrl-C or SIGTERM says what was written, then
     stops (SIGTERM terminates worker processes at once)."""
@@ -225,7 +220,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..loader.check import check_geometry
     from .render import check_table
 
-    report = check_geometry(load(args.path, args.subject, args.performance), args.max_error)
+    perf = load(args.path, args.subject, args.performance, allow_incomplete=args.allow_incomplete)
+    report = check_geometry(perf, args.max_error)
     if args.json:
         print(strict_json(report.to_dict()))
     else:

@@ -116,7 +116,17 @@ class ExportSummary:
 
 # ---------------------------------------------------------------------------- selection
 def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
-    """Cameras with images and calibration, as asked (ids, ``ring:N``, ``front:N``, or all)."""
+    """Cameras with images and calibration, as asked (ids, ``ring:N``, ``front:N``, or all),
+    and a note saying how. An incomplete extracted folder is refused (IncompleteError, exit
+    6) unless loaded with ``allow_incomplete=True``; then the note says it."""
+    perf.require_complete()
+    chosen, note = _select_cameras(perf, cameras)
+    if not perf.complete:
+        note += f"; {perf.source.root} is an incomplete extraction (--allow-incomplete)"
+    return chosen, note
+
+
+def _select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
     refused = perf.calibration_problems  # NaN/Inf in K, D or RT: left out, named in a note
     available = [c for c in perf.image_camera_ids if c not in refused]
     calibrated = perf.cameras

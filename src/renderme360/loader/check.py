@@ -72,6 +72,7 @@ class CheckReport:
     points: int = 0
     calibration_conflicts: list[str] = field(default_factory=list)  # copies that disagree
     left_out: list[str] = field(default_factory=list)  # cameras not checked, and why
+    incomplete: bool = False  # an unfinished extracted folder, checked with --allow-incomplete
 
     @property
     def ok(self) -> bool:
@@ -141,6 +142,8 @@ class CheckReport:
                 line += f"; {what} for camera(s) {', '.join(flagged)}"
         if self.left_out:
             line += "; " + "; ".join(self.left_out)
+        if self.incomplete:
+            line += "; the folder is an incomplete extraction (checked with --allow-incomplete)"
         if self.calibration_conflicts:
             line += "; calibration copies disagree: " + "; ".join(self.calibration_conflicts)
         return line
@@ -230,12 +233,16 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
 
     Raises
     ------
+    IncompleteError
+        An extracted folder without its completion marker, unless loaded with
+        ``load(..., allow_incomplete=True)``.
     UsageError
         Nothing to check: no calibration, no 2D keypoints, no 3D keypoints, or no frame both hold.
     """
     if not 0 <= max_error_px < float("inf"):  # also refuses NaN
         raise UsageError(f"--max-error must be a finite number >= 0, got {max_error_px}")
     perf = performance
+    perf.require_complete()
     name = f"{perf.actor}_{perf.performance}"
     refused = perf.calibration_problems
     left_out = [f"camera {c} left out: its calibration {why}" for c, why in refused.items()]
@@ -252,7 +259,7 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
     rig = RigFrame.of({c: cam.c2w for c, cam in perf.cameras.items()})
     report = CheckReport(name, [float(x) for x in rig.centre], float(max_error_px))
     report.calibration_conflicts = [str(c) for c in perf.calibration_conflicts]
-    report.left_out = left_out
+    report.left_out, report.incomplete = left_out, not perf.complete
     errors = []
     conflicting = {c for conflict in perf.calibration_conflicts for c in conflict.cameras}
     pick = np.unique(np.linspace(0, len(kp3d[0]) - 1, VIEW_FRAMES).round().astype(int))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ..camera import Camera, calibration_problem
-from ..errors import InvalidIdError, NotFoundError, UsageError
+from ..errors import IncompleteError, InvalidIdError, NotFoundError, UsageError
 from ..naming import camera_key
 from .dataset import SCALES, FrameDataset
 
@@ -77,6 +77,8 @@ def load(
     path: str | os.PathLike[str],
     subject: str | int | None = None,
     performance: str | None = None,
+    *,
+    allow_incomplete: bool | None = None,
 ) -> Performance:
     """Open one performance: an extracted folder, or SMC files under a dataset root.
 
@@ -89,6 +91,10 @@ def load(
         Which performance to read under a dataset root or an output root ``OUT`` (``"0026"``
         or ``26``, ``"e0"``); not needed for one performance folder, a single file, or a root
         holding one performance.
+    allow_incomplete
+        For an extracted folder without its completion marker (``extract`` interrupted or
+        still running): None (default) loads it with one warning, and ``check``/exports of it
+        refuse; True loads it silently and lets them run (they note it); False refuses here.
 
     Raises
     ------
@@ -96,6 +102,8 @@ def load(
         ``path`` does not exist, or the subject/performance is not there.
     UsageError
         A dataset root holds several performances and none was chosen.
+    IncompleteError
+        ``allow_incomplete=False`` and the folder is incomplete (exit 6 in the CLI).
     """
     from ..output.extracted import ExtractedFolder, looks_extracted
     from ..output.layout import parse_performance_dir
@@ -106,11 +114,11 @@ def load(
     if not root.exists():
         raise NotFoundError(f"{root}: no such file or folder")
     if subject is None and performance is None and looks_extracted(root):
-        return Performance(ExtractedFolder(root))
+        return _opened(Performance(ExtractedFolder(root)), allow_incomplete)
     if root.is_dir() and subject and performance:  # an output root: OUT/{actor}_{perf}
         candidate = root / f"{subject}_{performance}"
         if parse_performance_dir(candidate.name) and looks_extracted(candidate):
-            return Performance(ExtractedFolder(candidate))
+            return _opened(Performance(ExtractedFolder(candidate)), allow_incomplete)
     extracted = (
         sorted(p.name for p in root.iterdir() if looks_extracted(p)) if root.is_dir() else []
     )
@@ -118,6 +126,17 @@ def load(
         shown = ", ".join(extracted[:10]) + (" ..." if len(extracted) > 10 else "")
         raise choose_one(f"{root} holds extracted performances ({shown}): load one folder, or ")
     return Performance(SMCSource.find(root, subject, performance))
+
+
+def _opened(perf: Performance, allow_incomplete: bool | None) -> Performance:
+    """A loaded folder: an incomplete one is refused, warned about once, or accepted."""
+    perf.allow_incomplete = bool(allow_incomplete)
+    if not perf.complete:
+        if allow_incomplete is False:
+            raise IncompleteError(perf.incomplete_message())
+        if allow_incomplete is None:
+            log.warning("%s", perf.incomplete_message(allow_flag=False))
+    return perf
 
 
 class Performance:
@@ -130,6 +149,9 @@ class Performance:
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        #: Set by ``load(..., allow_incomplete=True)``: check and exports may read an
+        #: incomplete folder (see :meth:`require_complete`).
+        self.allow_incomplete = False
 
     def __repr__(self) -> str:
         return f"<Performance {self.actor}_{self.performance} from {self.source!r}>"
@@ -144,6 +166,33 @@ class Performance:
     def performance(self) -> str:
         """Performance name, e.g. ``"e0"``, ``"s1_all"``."""
         return self.source.ids[1]
+
+    @property
+    def complete(self) -> bool:
+        """False for an extracted folder without its completion marker (``extract`` was
+        interrupted or is still running: files may be missing or about to change); True for
+        a finished folder and for SMC files."""
+        return bool(getattr(self.source, "complete", True))
+
+    def incomplete_message(self, allow_flag: bool = True) -> str:
+        """One line: this folder is incomplete, and how to finish it."""
+        root = getattr(self.source, "root", self.source)
+        out = Path(str(root)).parent
+        line = (
+            f"{root} is an incomplete extraction (no .extraction_complete: interrupted or still "
+            f"running); finish it by re-running the extract command that wrote it "
+            f"(renderme360 extract DATA -o {out} --subject {self.actor} --performance "
+            f"{self.performance}, same options)"
+        )
+        if allow_flag:
+            line += ", or pass --allow-incomplete (load(..., allow_incomplete=True))"
+        return line
+
+    def require_complete(self) -> None:
+        """IncompleteError (exit 6) for an incomplete folder not loaded with
+        ``allow_incomplete=True``: what ``check`` and the exports call before reading."""
+        if not self.complete and not self.allow_incomplete:
+            raise IncompleteError(self.incomplete_message())
 
     @cached_property
     def modalities(self) -> tuple[str, ...]:

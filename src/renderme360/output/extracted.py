@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -67,6 +68,15 @@ class ExtractedFolder:
 
     def __repr__(self) -> str:
         return f"ExtractedFolder({str(self.root)!r})"
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``extract`` finished this folder: its ``.extraction_complete`` marker is a
+        regular file (written last). False while an extraction runs or after an interruption."""
+        try:
+            return stat.S_ISREG(os.lstat(self.root / layout.COMPLETE_MARKER).st_mode)
+        except OSError:
+            return False
 
     # ------------------------------------------------------------------ where things are
     def _order(self, modality: str) -> tuple[str | None, ...]:
