@@ -228,3 +228,78 @@ def test_check_and_export_refuse_an_unfinished_folder(unfinished, capsys, comman
     else:
         assert any("incomplete extraction (--allow-incomplete)" in n for n in doc["notes"])
         assert (dest / "README.txt").is_file()
+
+
+# ---------------------------------------------------------------------------- item 5
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("layouts") / "data"
+    synthesize(data, performances=["e0"], cameras=4, frames=3)
+    return data
+
+
+def extract(*args: object) -> int:
+    return main(["extract", *map(str, args), "-q", "--no-preview"])
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "flag", "held"),
+    [
+        (["--layout", "separate", "--cameras", "22"], ["--layout", "combined"], "--layout",
+         "separate"),
+        (["--layout", "combined", "--cameras", "22"], ["--layout", "separate"], "--layout",
+         "combined"),
+        (["--cameras", "22"], ["--image-mode", "reencode"], "--image-mode", "copy"),
+    ],
+    ids=["separate-then-combined", "combined-then-separate", "copy-then-reencode"],
+)  # fmt: skip
+def test_a_second_layout_or_image_mode_is_refused(
+    small_data, tmp_path, capsys, first, second, flag, held
+) -> None:
+    out = tmp_path / "out"
+    assert extract(small_data, "-o", out, *first) == 0
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    capsys.readouterr()
+    code = extract(small_data, "-o", out, *second)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"already holds an extraction with {flag} {held}" in err[0]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+    perf = load(out / "0026_e0")
+    assert perf.image_camera_ids == ["22"] and perf.complete
+    # the same refusal when the folder's manifest is gone (the folders or journal still tell)
+    if flag == "--layout":
+        os.unlink(out / "0026_e0/manifest.json")
+        assert extract(small_data, "-o", out, *second) == 2
+        assert f"{flag} {held}" in capsys.readouterr().err
+
+
+def test_an_unfinished_run_records_its_image_mode(small_data, tmp_path, capsys) -> None:
+    """A run stopped before its manifest: the journal's first line says the image mode."""
+    from renderme360.pipeline.record import Journal
+
+    perf = tmp_path / "out/0026_e0"
+    perf.mkdir(parents=True)
+    journal = Journal(perf)
+    journal.add_scopes([], layout="separate", image_mode="reencode")
+    journal.close()
+    code = extract(small_data, "-o", tmp_path / "out")
+    assert code == 2 and "--image-mode reencode" in capsys.readouterr().err
+
+
+def test_the_loader_refuses_a_folder_holding_both_layouts(small_data, tmp_path, capsys) -> None:
+    """Two layouts put together by hand (or by an older version): neither shadows the other."""
+    import shutil
+
+    from renderme360.errors import UsageError
+
+    assert extract(small_data, "-o", tmp_path / "sep", "--cameras", "22") == 0
+    assert extract(small_data, "-o", tmp_path / "comb", "--layout", "combined") == 0
+    perf = tmp_path / "sep/0026_e0"
+    shutil.copytree(tmp_path / "comb/0026_e0/images", perf / "images")
+    with pytest.raises(UsageError, match="holds both layouts"):
+        load(perf)
+    for command in (["check"], ["export", "nerfstudio"]):
+        capsys.readouterr()
+        assert main([*command, str(perf), "--json"]) == 2
+        assert "holds both layouts" in strict(capsys.readouterr().out)["error"]

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidIdError, NotFoundError, SMCFormatError
+from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
 from . import layout
 from .layout import OutputPath
-from .read import ItemKey, choose_sources, frames_by_camera
+from .read import ItemKey, choose_sources, folder_layouts, frames_by_camera
 
 #: Blob kinds (as in the SMC reader) -> output modality.
 _BLOB_MODALITY = {"color": "images", "mask": "masks"}
@@ -64,6 +64,12 @@ class ExtractedFolder:
             raise NotFoundError(
                 f"{self.root}: not an extracted performance folder "
                 "(no from_anno/, from_raw/, from_smc/ or modality folders)"
+            )
+        if len(folder_layouts(self.root)) > 1:  # one layout would hide the other's files
+            raise UsageError(
+                f"{self.root} holds both layouts (from_anno/, from_raw/ or from_smc/ of "
+                "--layout separate, and modality folders of --layout combined at its top); "
+                "extract again into an empty folder with one --layout"
             )
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ from ..output.outdir import TMP_DIR, OutputDir, Written, open_own_file
 from ..output.read import (
     Record,
     as_record,
+    folder_layouts,
     iter_json_lines,
     json_objects,
     parse_record_line,
@@ -194,6 +195,29 @@ def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
+def recorded_form(out_dir: Path) -> dict[str, str]:
+    """``{"layout", "image_mode"}`` a folder was extracted with, as far as it tells: from
+    ``manifest.json``, the journal of an unfinished run, and (layout) the folders present.
+    A key is absent when nothing says; a value may hold two names joined by " and " when the
+    folder already mixes two."""
+    found: dict[str, set[str]] = {"layout": set(), "image_mode": set()}
+    docs = [read_manifest(out_dir) or {}]
+    for line in _journal_lines(out_dir):  # only the selection lines are parsed
+        if line.startswith('{"selections"'):
+            docs.extend(json_objects([line]))
+    for doc in docs:
+        options = doc.get("options")
+        for key, value in (
+            ("layout", doc.get("layout")),
+            ("image_mode", doc.get("image_mode", options.get("image_mode")
+                                   if isinstance(options, dict) else None)),
+        ):  # fmt: skip
+            if isinstance(value, str):
+                found[key].add(value)
+    found["layout"] |= folder_layouts(out_dir)
+    return {k: " and ".join(sorted(v)) for k, v in found.items() if v}
+
+
 class Journal:
     """Append-only record of finished files, flushed after every batch of lines."""
 
@@ -204,9 +228,11 @@ class Journal:
         fd = open_own_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "append to")
         self._f = os.fdopen(fd, "a", encoding="utf-8")  # kept open for the run
 
-    def add_scopes(self, scopes: Iterable[Mapping[str, Any]]) -> None:
-        """Record the selections this run extracts, before its first file (see recorded_scopes)."""
-        self._f.write(json.dumps({"selections": list(scopes)}, allow_nan=False) + "\n")
+    def add_scopes(self, scopes: Iterable[Mapping[str, Any]], **form: str) -> None:
+        """Record the selections this run extracts, before its first file (see recorded_scopes),
+        and its ``layout`` and ``image_mode`` (see recorded_form)."""
+        doc = {"selections": list(scopes), **form}
+        self._f.write(json.dumps(doc, allow_nan=False) + "\n")
         self._f.flush()
 
     def add(self, records: Iterable[Record]) -> None:

@@ -48,6 +48,7 @@ from .record import (
     consolidate_journal,
     iter_journal,
     performance_lock,
+    recorded_form,
     recorded_scopes,
     remove_marker,
     scan_previous,
@@ -215,6 +216,7 @@ def survey(perf: Performance, req: Request) -> Survey:
         return Survey(perf, "", error=f"{exc.filename}: cannot read ({exc.strerror or exc})")
     fp = request_fingerprint(req.selection, req.layout, req.options, sources)
     out_dir = Path(req.out_root) / perf.key
+    refuse_other_form(out_dir, req)
     s = Survey(perf, fp)
     marker = read_marker(out_dir)
     if marker is not None and marker.get("fingerprint") == fp and files_in_place(out_dir):
@@ -236,6 +238,26 @@ def survey(perf: Performance, req: Request) -> Survey:
     if covered_by_complete_folder(s, marker, out_dir):
         s.complete = True  # a narrower selection into a complete folder: nothing to change
     return s
+
+
+def refuse_other_form(out_dir: Path, req: Request) -> None:
+    """UsageError (exit 2) when ``out_dir`` already holds an extraction of another
+    ``--layout`` or ``--image-mode``: two layouts in one folder would shadow each other (the
+    loader reads one), and two image modes would rewrite every image."""
+    if not out_dir.is_dir():
+        return
+    held = recorded_form(out_dir)
+    for key, flag, asked in (
+        ("layout", "--layout", req.layout),
+        ("image_mode", "--image-mode", req.options.image_mode),
+    ):
+        there = held.get(key)
+        if there is not None and there != asked:
+            raise UsageError(
+                f"{out_dir} already holds an extraction with {flag} {there}; this run asks for "
+                f"{flag} {asked}: use {flag} {there.split(' and ')[0]}, or another output "
+                "folder (-o)"
+            )
 
 
 def previous_scopes(out_dir: Path) -> list[Scope]:
@@ -301,7 +323,11 @@ def run_performance(
         progress.performance_started(perf.key, todo_files, sum(u.nbytes for u in remaining))
         failures: list[str] = []
         journal = Journal(out_dir)
-        journal.add_scopes(sc.record() for sc in plan.scopes)
+        journal.add_scopes(
+            (sc.record() for sc in plan.scopes),
+            layout=plan.layout,
+            image_mode=plan.options.image_mode,
+        )
         try:
             written = _execute(remaining, out, req.options, executor, journal, failures, progress)
         finally:
