@@ -303,3 +303,47 @@ def test_the_loader_refuses_a_folder_holding_both_layouts(small_data, tmp_path, 
         capsys.readouterr()
         assert main([*command, str(perf), "--json"]) == 2
         assert "holds both layouts" in strict(capsys.readouterr().out)["error"]
+
+
+# ---------------------------------------------------------------------------- item 20
+def test_a_lone_smc_file_says_where_the_rest_lives(small_data, tmp_path, capsys, caplog) -> None:
+    raw = small_data / "raw/0026/0026_e0_raw.smc"
+    anno = small_data / "anno/0026/0026_e0_anno.smc"
+    root = str(small_data.absolute())
+    ids = "--subject 0026 --performance e0"
+    cases = [
+        (["export", "colmap", str(raw), "--frame", "0"], "raw",
+         f"renderme360 export colmap {root} {ids} --frame 0"),
+        (["export", "nerfstudio", str(anno)], "anno",
+         f"renderme360 export nerfstudio {root} {ids}"),
+        (["check", str(raw)], "raw", f"renderme360 check {root} {ids}"),
+    ]  # fmt: skip
+    for argv, role, command in cases:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):  # the error says it: no warning line as well
+            code = main([*argv, "-o", str(tmp_path / "x")] if argv[0] == "export" else argv)
+        assert caplog.records == []
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        lacking = "calibration" if role == "raw" else "images"
+        assert f"0026_e0_{role}.smc alone holds no {lacking}" in err[0]
+        assert "images live in the raw file (0026_e0_raw.smc)" in err[0]
+        assert "calibration in the anno file (0026_e0_anno.smc)" in err[0]
+        assert err[0].endswith(command), err[0]
+    # the command shown works
+    code = main(["export", "colmap", root, *ids.split(), "--frame", "0", "-o", str(tmp_path / "c")])
+    assert code == 0 and (tmp_path / "c/sparse/0/cameras.bin").is_file()
+    # load(raw).cameras is empty, with one warning saying why; a copy elsewhere: placeholder root
+    lone = tmp_path / "0026_e0_raw.smc"
+    lone.write_bytes(raw.read_bytes())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        perf = load(lone)
+        assert len(perf.cameras) == 0 and len(perf.cameras) == 0
+    hits = [r.getMessage() for r in caplog.records]
+    assert len(hits) == 1 and "alone holds no calibration" in hits[0]
+    assert hits[0].endswith("renderme360.load('DATA_ROOT', '0026', 'e0')")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # the pair from the root: no hint
+        assert len(load(small_data, "0026", "e0").cameras) == 60
+    assert caplog.text == ""

@@ -158,8 +158,8 @@ class CheckReport:
 
 def _smc_hint(perf: Performance) -> str:
     """For one SMC file: where calibration lives and the command that reads both files."""
-    hint = getattr(perf.source, "single_file_hint", None)
-    return f"; {hint()}" if callable(hint) else ""
+    text = perf.single_file_hint("renderme360 check")
+    return f"; {text}" if text else ""
 
 
 def _px(value: float | None) -> str:
@@ -244,12 +244,13 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
     perf = performance
     perf.require_complete()
     name = f"{perf.actor}_{perf.performance}"
+    hint = _smc_hint(perf)  # before any listing: the loader then does not warn as well
     refused = perf.calibration_problems
     left_out = [f"camera {c} left out: its calibration {why}" for c, why in refused.items()]
     if not perf.cameras:
         if refused:
             raise UsageError(f"{name}: no usable calibration to check ({'; '.join(left_out)})")
-        raise UsageError(f"{name}: no calibration to check{_smc_hint(perf)}")
+        raise UsageError(f"{name}: no calibration to check{hint}")
     cams2d = [c for c in perf.keypoints2d_camera_ids if c in perf.cameras]
     if not cams2d:
         raise UsageError(f"{name}: no camera has 2D keypoints and calibration; nothing to check")

@@ -209,7 +209,25 @@ class Performance:
     @cached_property
     def image_camera_ids(self) -> list[str]:
         """Cameras with colour images, sorted."""
-        return self.source.cameras("color")
+        cams = self.source.cameras("color")
+        if not cams:
+            self._hint_single_file()
+        return cams
+
+    def single_file_hint(self, command: str | None = None) -> str:
+        """For a lone anno or raw file lacking images or calibration: one line saying they live
+        in the other file of the pair, with ``command`` (or the ``load`` call) on the dataset
+        root and the ids; "" otherwise. A caller that shows it stops the loader's own warning."""
+        self._hinted = True
+        hint = getattr(self.source, "single_file_hint", None)
+        return str(hint(command)) if callable(hint) else ""
+
+    def _hint_single_file(self) -> None:
+        """One warning, once, when a lone anno or raw file lacks images or calibration."""
+        if not getattr(self, "_hinted", False):
+            text = self.single_file_hint()
+            if text:
+                log.warning("%s", text)
 
     @cached_property
     def frame_ids(self) -> list[int]:
@@ -252,6 +270,8 @@ class Performance:
         for conflict in self.calibration_conflicts:
             log.warning("%s: calibration copies disagree: %s", self._name, conflict)
         calibration = self.source.calibration()
+        if not calibration:
+            self._hint_single_file()
         refused = self.calibration_problems
         for cam, why in refused.items():
             log.warning("%s: camera %s left out: its calibration %s", self._name, cam, why)
