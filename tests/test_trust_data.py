@@ -107,6 +107,10 @@ def test_untouched_nan_folder_has_no_conflicting_copies(poisoned, caplog) -> Non
         perf.cameras["28"]
     smc = load(poisoned["data"], "0026", "e0")
     assert sorted(smc.calibration_problems) == sorted(POISON)
+    ds = perf.dataset()  # the training dataset leaves them out too; asked for, it says why
+    assert {cam for cam, _f in ds.items} == {"25"} and len(ds) == 3
+    with pytest.raises(KeyError, match="camera 28: calibration D holds NaN"):
+        perf.dataset(cameras=["25", "28"])
 
 
 @pytest.mark.parametrize("where", ["perf", "data"])
