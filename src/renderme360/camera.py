@@ -22,6 +22,22 @@ OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 WORLD_UP = np.array([0.0, -1.0, 0.0])
 
 
+def calibration_problem(calibration: Mapping[str, object]) -> str | None:
+    """Why one camera's ``K``/``D``/``RT`` cannot be used, or None: a value that is NaN or
+    infinite (or not numeric). The one test every reader applies before a camera is used;
+    the stored arrays themselves are kept as they are (extraction copies them byte-exact)."""
+    bad = []
+    for name in ("K", "D", "RT"):
+        try:
+            arr = np.asarray(calibration[name], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            bad.append(f"{name} missing or not numeric")
+            continue
+        if not np.isfinite(arr).all():
+            bad.append(f"{name} holds NaN or infinite values")
+    return "; ".join(bad) or None
+
+
 @dataclass(frozen=True, eq=False)
 class Camera:
     """A calibrated camera: intrinsics ``K`` (3, 3), distortion ``D`` (5,), pose ``c2w`` (4, 4).

@@ -113,6 +113,12 @@ class ExtractionFailed(Renderme360Error):
     exit_code = 6
 
 
+class IncompleteError(Renderme360Error):
+    """An extracted folder has no completion marker (interrupted, or still being written)."""
+
+    exit_code = 6
+
+
 class Interrupted(Renderme360Error):
     """The user interrupted the run; completed files are kept and a re-run resumes."""
 

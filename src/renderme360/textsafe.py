@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import json
+import math
 from typing import Any
 
 ERRORS = "renderme360-printable"
@@ -50,3 +52,25 @@ def printable_streams(*streams: Any) -> None:
         if reconfigure is not None:
             with contextlib.suppress(ValueError, OSError):  # a closed or special stream
                 reconfigure(errors=ERRORS)
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` (dicts, lists, tuples, scalars) with every NaN or infinite float as None.
+
+    For documents where a non-finite number is a legitimate answer (an infinite reprojection
+    error): strict JSON has no NaN/Infinity, and every document is dumped with
+    ``allow_nan=False``, so such a value becomes ``null`` here rather than invalid JSON.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def strict_json(doc: Any, indent: int | None = 1) -> str:
+    """``doc`` as strict JSON text (a NaN or infinite number is null, never a bare ``NaN``;
+    unknown objects as text): what every ``--json`` document prints."""
+    return json.dumps(finite_json(doc), indent=indent, default=str, allow_nan=False)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import Interrupted, Renderme360Error, Terminated, UsageError
-from ..textsafe import printable_streams
+from ..textsafe import printable_streams, strict_json
 from .export import cmd_export
 from .parser import PROG, build_parser
 
@@ -64,7 +64,7 @@ def _error(msg: str, code: int = 1, as_json: bool = False) -> int:
     """One line on stderr; with --json also ``{"error", "exit_code"}`` on stdout. Returns code."""
     print(f"{PROG}: error: {msg}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"error": msg, "exit_code": code}), flush=True)
+        print(json.dumps({"error": msg, "exit_code": code}, allow_nan=False), flush=True)
     return code
 
 
@@ -91,7 +91,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     surveys = survey_all(perfs, req)
     docs = [explore_document(s) for s in surveys]
     if args.json:
-        print(json.dumps({"root": str(args.path), "performances": docs}, indent=1, default=str))
+        print(strict_json({"root": str(args.path), "performances": docs}))
     else:
         explore_table(docs)
     return 1 if any(f.get("error") for d in docs for f in d["files"].values()) else 0
@@ -128,7 +128,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         failed_plans = failed_plans or any(s.error for s in surveys)
         if args.dry_run:
             if args.json:
-                print(json.dumps(dry_run_document(surveys, req), indent=1, default=str))
+                print(strict_json(dry_run_document(surveys, req)))
             else:
                 plan_table(surveys, req, quiet=False)
             continue
@@ -144,19 +144,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
         return errors.ExtractionFailed.exit_code if failed_plans else 0
     doc = {"performances": [o.__dict__ for o in all_outcomes]}
     if args.json:
-        print(json.dumps(doc, indent=1, default=str))
+        print(strict_json(doc))
     else:
         summary_table(all_outcomes, quiet=args.quiet)
     return _batch_exit_code(all_outcomes)
 
 
 def _run_batch(
-    perfs: Sequence[Any],
-    req: Any,
-    surveys: Sequence[Any],
-    executor: Any,
-    quiet: bool,
-    need: int,
+    perfs: Sequence[Any], req: Any, surveys: Sequence[Any], executor: Any, quiet: bool, need: int
 ) -> list[Any]:
     """Run a surveyed batch with a progress bar; Ctrl-C or SIGTERM says what was written, then
     stops (SIGTERM terminates worker processes at once)."""
@@ -214,7 +209,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     reports, skipped = verify_many(args.folders, args.source)
     if args.json:
-        print(json.dumps([r.__dict__ for r in reports], indent=1))
+        print(strict_json([r.__dict__ for r in reports]))
     else:
         verify_table(reports, skipped, quiet=args.quiet)
     return 0 if all(r.ok for r in reports) else errors.VerifyError.exit_code
@@ -225,9 +220,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..loader.check import check_geometry
     from .render import check_table
 
-    report = check_geometry(load(args.path, args.subject, args.performance), args.max_error)
+    perf = load(args.path, args.subject, args.performance, allow_incomplete=args.allow_incomplete)
+    report = check_geometry(perf, args.max_error)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=1))
+        print(strict_json(report.to_dict()))
     else:
         check_table(report, show_all=args.all, quiet=args.quiet)
     return 0 if report.ok else errors.VerifyError.exit_code

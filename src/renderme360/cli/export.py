@@ -52,6 +52,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
             "--workers", type=positive_int, help="processes for --downscale (default: CPUs)"
         )
         p.add_argument("--json", action="store_true", help="print the summary as JSON")
+        p.add_argument("--allow-incomplete", action="store_true", help="accept an unfinished PERF")
         common(p)
     ex.set_defaults(command="export", export_format=None, _help=ex.print_help)
 
@@ -64,7 +65,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.export_format is None:
         args._help()
         return 2
-    perf = load(args.perf, subject=args.subject, performance=args.performance)
+    perf = load(args.perf, args.subject, args.performance, allow_incomplete=args.allow_incomplete)
     opts = dict(cameras=args.cameras, downscale=args.downscale, masks=args.masks,
                 workers=args.workers, progress=_progress(args))  # fmt: skip
     if args.export_format == "colmap":
@@ -72,7 +73,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         summary = export_nerfstudio(perf, args.output, frames=args.frames, **opts)
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=1))
+        print(json.dumps(summary.to_dict(), indent=1, allow_nan=False))
         return 0
     for note in summary.note_lines():
         print(f"note: {note}", file=sys.stderr)

@@ -198,6 +198,7 @@ def _add_check(sub: Any) -> None:
     c.add_argument("--max-error", type=float, default=2.0, metavar="PX", help="default: 2 px")
     c.add_argument("--all", action="store_true", help="a row for every calibrated camera")
     c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument("--allow-incomplete", action="store_true", help="read an unfinished extraction")
     common(c)
     c.set_defaults(command="check")
 

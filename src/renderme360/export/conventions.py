@@ -87,6 +87,8 @@ def intrinsics(K: np.ndarray, D: np.ndarray, width: int, height: int, k: int = 1
         raise Renderme360Error(f"downscale must be one of {DOWNSCALES}, got {k}")
     d = np.zeros(5)
     D = np.asarray(D, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(D)):
+        raise Renderme360Error("distortion coefficients must be finite (NaN or Inf found)")
     if D.size > 5 and np.any(D[5:] != 0):
         raise Renderme360Error(f"only 5 distortion coefficients are supported, got {D.size}")
     d[: min(5, D.size)] = D[:5]

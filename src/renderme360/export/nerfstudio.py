@@ -10,6 +10,11 @@ import numpy as np
 from .conventions import Intrinsics, c2w_to_nerfstudio
 
 
+def _json(value: Any) -> str:
+    """Strict JSON (no NaN/Infinity: a non-finite value is a bug upstream, never written)."""
+    return json.dumps(value, allow_nan=False)
+
+
 def camera_fields(intr: Intrinsics, c2w_opencv: np.ndarray) -> dict[str, Any]:
     """The per-camera keys of a ``frames[]`` entry: intrinsics (corner-origin principal point),
     distortion, and ``transform_matrix`` (camera-to-world, nerfstudio's OpenGL axes)."""
@@ -77,7 +82,7 @@ def dumps(doc: dict[str, Any]) -> str:
     """JSON text with one line per frame: readable, and fast for 18,000 frames (an indented
     dump runs the pure-Python encoder; here each camera's fields are encoded once)."""
     head = {k: v for k, v in doc.items() if k != "frames"}
-    lines = [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
+    lines = [f" {_json(k)}: {_json(v)}," for k, v in head.items()]
     cache: dict[tuple[Any, ...], str] = {}
     frames = []
     for entry in doc.get("frames", []):
@@ -86,7 +91,7 @@ def dumps(doc: dict[str, Any]) -> str:
         shared = cache.get(key) if tm is not None else None
         if shared is None:
             shared = ", ".join(
-                f"{json.dumps(k)}: {json.dumps(entry[k])}"
+                f"{_json(k)}: {_json(entry[k])}"
                 for k in (*CAMERA_KEYS, "transform_matrix")
                 if k in entry
             )
@@ -101,7 +106,7 @@ def dumps(doc: dict[str, Any]) -> str:
                 post[k] = v
             else:
                 pre[k] = v
-        parts = [json.dumps(pre)[1:-1], shared, json.dumps(post)[1:-1]]
+        parts = [_json(pre)[1:-1], shared, _json(post)[1:-1]]
         frames.append("  {" + ", ".join(p for p in parts if p) + "}")
     body = ",\n".join(frames)
     return "{\n" + "\n".join(lines) + '\n "frames": [\n' + body + "\n ]\n}\n"

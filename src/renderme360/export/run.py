@@ -115,28 +115,66 @@ class ExportSummary:
 
 
 # ---------------------------------------------------------------------------- selection
-def select_cameras(perf: Any, cameras: str | None) -> tuple[list[str], str]:
-    """Cameras with images and calibration, as asked (ids, ``ring:N``, ``front:N``, or all)."""
-    available = [c for c in perf.image_camera_ids]
+def select_cameras(
+    perf: Any, cameras: str | None, command: str = "nerfstudio"
+) -> tuple[list[str], str]:
+    """Cameras with images and calibration, as asked (ids, ``ring:N``, ``front:N``, or all),
+    and a note saying how. An incomplete extracted folder is refused (IncompleteError, exit
+    6) unless loaded with ``allow_incomplete=True``; then the note says it."""
+    perf.require_complete()
+    chosen, note = _select_cameras(perf, cameras, command)
+    if not perf.complete:
+        note += f"; {perf.source.root} is an incomplete extraction (--allow-incomplete)"
+    return chosen, note
+
+
+def _select_cameras(perf: Any, cameras: str | None, command: str) -> tuple[list[str], str]:
+    hint = _smc_hint(perf, command)  # before any listing: the loader then does not warn as well
+    refused = perf.calibration_problems  # NaN/Inf in K, D or RT: left out, named in a note
+    available = [c for c in perf.image_camera_ids if c not in refused]
     calibrated = perf.cameras
     spec = parse_cameras(cameras)
     chosen, note = resolve_cameras(spec, available, {c: cam.c2w for c, cam in calibrated.items()})
+    asked = None if spec is None or spec.ids is None else set(spec.ids)
+    unusable = [c for c in refused if c in perf.image_camera_ids and (asked is None or c in asked)]
+    left_out = [f"camera {c} left out: its calibration {refused[c]}" for c in unusable]
     if chosen is None:
         chosen = [c for c in available if c in calibrated]
         if not chosen:
-            raise UsageError(f"{_name(perf)}: no camera has both images and calibration")
-        return chosen, note
+            why = "; ".join(left_out) or hint
+            raise UsageError(
+                f"{_name(perf)}: no camera has both images and calibration"
+                + (f"; {why}" if why else "")
+            )
+        return chosen, "; ".join([note, *left_out])
+    chosen = [c for c in chosen if c not in unusable]
+    if not chosen:
+        raise EmptySelectionError(f"{_name(perf)}: {'; '.join(left_out)}")
+    note = "; ".join([note, *left_out])
     no_images = [c for c in chosen if c not in available]
     if no_images:  # as extract: left out with a note; exit code 6 when nothing is left
         what = f"no images for camera {', '.join(no_images)} (cameras with images: "
         if len(no_images) == len(chosen):
-            raise EmptySelectionError(f"{_name(perf)}: {what}{_ids(available)})")
+            raise EmptySelectionError(
+                f"{_name(perf)}: {what}{_ids(available) or 'none'})" + (f"; {hint}" if hint else "")
+            )
         chosen = [c for c in chosen if c in available]
         note = f"{note}; {what}{_ids(available)}): left out"
     no_calib = [c for c in chosen if c not in calibrated]
     if no_calib:
-        raise InvalidIdError(f"{_name(perf)}: no calibration for camera {', '.join(no_calib)}")
+        raise InvalidIdError(
+            f"{_name(perf)}: no calibration for camera {', '.join(no_calib)}"
+            + (f"; {hint}" if hint else "")
+        )
     return chosen, note
+
+
+def _smc_hint(perf: Any, command: str) -> str:
+    """For one SMC file: where images and calibration live, and the command to read both
+    (``command``: ``"nerfstudio"`` or ``"colmap --frame N"``)."""
+    fmt, _, tail = command.partition(" ")
+    text = perf.single_file_hint(f"renderme360 export {fmt}")
+    return f"{text} {tail}" if text and tail else text
 
 
 def _ids(ids: list[str]) -> str:
@@ -414,7 +452,7 @@ def _finish(
         "files": files,
     }
     files[RECORD] = {}
-    out.write_bytes(RECORD, json.dumps(doc, separators=(",", ":")).encode())
+    out.write_bytes(RECORD, json.dumps(doc, separators=(",", ":"), allow_nan=False).encode())
     out.commit()
     return summary
 
@@ -596,7 +634,7 @@ def export_colmap(
     if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
         raise UsageError(f"--frame must be a frame index >= 0, got {frame!r}")
     frame = int(frame)
-    cams, note = select_cameras(perf, cameras)
+    cams, note = select_cameras(perf, cameras, f"colmap --frame {frame}")
     explicit = cameras is not None and parse_cameras(cameras) is not None
     with_frame = [c for c in cams if frame in set(perf.image_frame_ids(c))]
     if explicit and len(with_frame) < len(cams):

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..camera import RigFrame
 from ..errors import SMCFormatError, UsageError
+from ..textsafe import finite_json
 
 if TYPE_CHECKING:
     from ..camera import Camera
@@ -70,6 +71,8 @@ class CheckReport:
     max_px: float | None = None
     points: int = 0
     calibration_conflicts: list[str] = field(default_factory=list)  # copies that disagree
+    left_out: list[str] = field(default_factory=list)  # cameras not checked, and why
+    incomplete: bool = False  # an unfinished extracted folder, checked with --allow-incomplete
 
     @property
     def ok(self) -> bool:
@@ -106,7 +109,7 @@ class CheckReport:
             ]
             for c in shown
         ]
-        notes = []
+        notes = list(self.left_out)
         others = [c for c in self.cameras if c not in shown]
         if others:
             worst = max(c.axis_offset_deg for c in others)
@@ -137,6 +140,10 @@ class CheckReport:
             flagged = [c.camera for c in self.cameras if problem in c.problems]
             if flagged:
                 line += f"; {what} for camera(s) {', '.join(flagged)}"
+        if self.left_out:
+            line += "; " + "; ".join(self.left_out)
+        if self.incomplete:
+            line += "; the folder is an incomplete extraction (checked with --allow-incomplete)"
         if self.calibration_conflicts:
             line += "; calibration copies disagree: " + "; ".join(self.calibration_conflicts)
         return line
@@ -146,7 +153,13 @@ class CheckReport:
         doc = asdict(self)
         doc["ok"] = self.ok
         doc["convention"] = "RT camera-to-world, OpenCV axes; 2D index 33+i = 3D index i"
-        return doc
+        return finite_json(doc)  # an infinite error is null: the document is strict JSON
+
+
+def _smc_hint(perf: Performance) -> str:
+    """For one SMC file: where calibration lives and the command that reads both files."""
+    text = perf.single_file_hint("renderme360 check")
+    return f"; {text}" if text else ""
 
 
 def _px(value: float | None) -> str:
@@ -220,15 +233,24 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
 
     Raises
     ------
+    IncompleteError
+        An extracted folder without its completion marker, unless loaded with
+        ``load(..., allow_incomplete=True)``.
     UsageError
         Nothing to check: no calibration, no 2D keypoints, no 3D keypoints, or no frame both hold.
     """
     if not 0 <= max_error_px < float("inf"):  # also refuses NaN
         raise UsageError(f"--max-error must be a finite number >= 0, got {max_error_px}")
     perf = performance
+    perf.require_complete()
     name = f"{perf.actor}_{perf.performance}"
+    hint = _smc_hint(perf)  # before any listing: the loader then does not warn as well
+    refused = perf.calibration_problems
+    left_out = [f"camera {c} left out: its calibration {why}" for c, why in refused.items()]
     if not perf.cameras:
-        raise UsageError(f"{name}: no calibration to check")
+        if refused:
+            raise UsageError(f"{name}: no usable calibration to check ({'; '.join(left_out)})")
+        raise UsageError(f"{name}: no calibration to check{hint}")
     cams2d = [c for c in perf.keypoints2d_camera_ids if c in perf.cameras]
     if not cams2d:
         raise UsageError(f"{name}: no camera has 2D keypoints and calibration; nothing to check")
@@ -238,6 +260,7 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
     rig = RigFrame.of({c: cam.c2w for c, cam in perf.cameras.items()})
     report = CheckReport(name, [float(x) for x in rig.centre], float(max_error_px))
     report.calibration_conflicts = [str(c) for c in perf.calibration_conflicts]
+    report.left_out, report.incomplete = left_out, not perf.complete
     errors = []
     conflicting = {c for conflict in perf.calibration_conflicts for c in conflict.cameras}
     pick = np.unique(np.linspace(0, len(kp3d[0]) - 1, VIEW_FRAMES).round().astype(int))

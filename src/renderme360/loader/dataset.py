@@ -62,8 +62,9 @@ class FrameDataset:
         self.performance = performance
         self.scale = scale
         perf = performance
+        refused = perf.calibration_problems  # NaN/Inf calibration: left out (load warned)
         if cameras is None:
-            cams = list(perf.image_camera_ids)
+            cams = [c for c in perf.image_camera_ids if c not in refused]
         else:
             cams = list(dict.fromkeys(camera_key(c) for c in cameras))
             for cam in cams:
@@ -74,7 +75,12 @@ class FrameDataset:
                     )
         missing = [c for c in cams if c not in perf.cameras]
         if missing:
-            raise InvalidIdError(f"camera(s) {', '.join(missing)} have images but no calibration")
+            why = "".join(
+                f"; camera {c}: calibration {refused[c]}" for c in refused if c in missing
+            )
+            raise InvalidIdError(
+                f"camera(s) {', '.join(missing)} have images but no usable calibration{why}"
+            )
         wanted = None if frames is None else {int(f) for f in frames}
         if wanted is not None:
             held = {f for c in cams for f in perf.image_frame_ids(c)}

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ..camera import Camera
-from ..errors import InvalidIdError, NotFoundError, UsageError
+from ..camera import Camera, calibration_problem
+from ..errors import IncompleteError, InvalidIdError, NotFoundError, UsageError
 from ..naming import camera_key
 from .dataset import SCALES, FrameDataset
 
@@ -77,6 +77,8 @@ def load(
     path: str | os.PathLike[str],
     subject: str | int | None = None,
     performance: str | None = None,
+    *,
+    allow_incomplete: bool | None = None,
 ) -> Performance:
     """Open one performance: an extracted folder, or SMC files under a dataset root.
 
@@ -89,6 +91,10 @@ def load(
         Which performance to read under a dataset root or an output root ``OUT`` (``"0026"``
         or ``26``, ``"e0"``); not needed for one performance folder, a single file, or a root
         holding one performance.
+    allow_incomplete
+        For an extracted folder without its completion marker (``extract`` interrupted or
+        still running): None (default) loads it with one warning, and ``check``/exports of it
+        refuse; True loads it silently and lets them run (they note it); False refuses here.
 
     Raises
     ------
@@ -96,6 +102,8 @@ def load(
         ``path`` does not exist, or the subject/performance is not there.
     UsageError
         A dataset root holds several performances and none was chosen.
+    IncompleteError
+        ``allow_incomplete=False`` and the folder is incomplete (exit 6 in the CLI).
     """
     from ..output.extracted import ExtractedFolder, looks_extracted
     from ..output.layout import parse_performance_dir
@@ -106,11 +114,11 @@ def load(
     if not root.exists():
         raise NotFoundError(f"{root}: no such file or folder")
     if subject is None and performance is None and looks_extracted(root):
-        return Performance(ExtractedFolder(root))
+        return _opened(Performance(ExtractedFolder(root)), allow_incomplete)
     if root.is_dir() and subject and performance:  # an output root: OUT/{actor}_{perf}
         candidate = root / f"{subject}_{performance}"
         if parse_performance_dir(candidate.name) and looks_extracted(candidate):
-            return Performance(ExtractedFolder(candidate))
+            return _opened(Performance(ExtractedFolder(candidate)), allow_incomplete)
     extracted = (
         sorted(p.name for p in root.iterdir() if looks_extracted(p)) if root.is_dir() else []
     )
@@ -118,6 +126,17 @@ def load(
         shown = ", ".join(extracted[:10]) + (" ..." if len(extracted) > 10 else "")
         raise choose_one(f"{root} holds extracted performances ({shown}): load one folder, or ")
     return Performance(SMCSource.find(root, subject, performance))
+
+
+def _opened(perf: Performance, allow_incomplete: bool | None) -> Performance:
+    """A loaded folder: an incomplete one is refused, warned about once, or accepted."""
+    perf.allow_incomplete = bool(allow_incomplete)
+    if not perf.complete:
+        if allow_incomplete is False:
+            raise IncompleteError(perf.incomplete_message())
+        if allow_incomplete is None:
+            log.warning("%s", perf.incomplete_message(allow_flag=False))
+    return perf
 
 
 class Performance:
@@ -130,6 +149,9 @@ class Performance:
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        #: Set by ``load(..., allow_incomplete=True)``: check and exports may read an
+        #: incomplete folder (see :meth:`require_complete`).
+        self.allow_incomplete = False
 
     def __repr__(self) -> str:
         return f"<Performance {self.actor}_{self.performance} from {self.source!r}>"
@@ -144,6 +166,33 @@ class Performance:
     def performance(self) -> str:
         """Performance name, e.g. ``"e0"``, ``"s1_all"``."""
         return self.source.ids[1]
+
+    @property
+    def complete(self) -> bool:
+        """False for an extracted folder without its completion marker (``extract`` was
+        interrupted or is still running: files may be missing or about to change); True for
+        a finished folder and for SMC files."""
+        return bool(getattr(self.source, "complete", True))
+
+    def incomplete_message(self, allow_flag: bool = True) -> str:
+        """One line: this folder is incomplete, and how to finish it."""
+        root = getattr(self.source, "root", self.source)
+        out = Path(str(root)).parent
+        line = (
+            f"{root} is an incomplete extraction (no .extraction_complete: interrupted or still "
+            f"running); finish it by re-running the extract command that wrote it "
+            f"(renderme360 extract DATA -o {out} --subject {self.actor} --performance "
+            f"{self.performance}, same options)"
+        )
+        if allow_flag:
+            line += ", or pass --allow-incomplete (load(..., allow_incomplete=True))"
+        return line
+
+    def require_complete(self) -> None:
+        """IncompleteError (exit 6) for an incomplete folder not loaded with
+        ``allow_incomplete=True``: what ``check`` and the exports call before reading."""
+        if not self.complete and not self.allow_incomplete:
+            raise IncompleteError(self.incomplete_message())
 
     @cached_property
     def modalities(self) -> tuple[str, ...]:
@@ -160,7 +209,25 @@ class Performance:
     @cached_property
     def image_camera_ids(self) -> list[str]:
         """Cameras with colour images, sorted."""
-        return self.source.cameras("color")
+        cams = self.source.cameras("color")
+        if not cams:
+            self._hint_single_file()
+        return cams
+
+    def single_file_hint(self, command: str | None = None) -> str:
+        """For a lone anno or raw file lacking images or calibration: one line saying they live
+        in the other file of the pair, with ``command`` (or the ``load`` call) on the dataset
+        root and the ids; "" otherwise. A caller that shows it stops the loader's own warning."""
+        self._hinted = True
+        hint = getattr(self.source, "single_file_hint", None)
+        return str(hint(command)) if callable(hint) else ""
+
+    def _hint_single_file(self) -> None:
+        """One warning, once, when a lone anno or raw file lacks images or calibration."""
+        if not getattr(self, "_hinted", False):
+            text = self.single_file_hint()
+            if text:
+                log.warning("%s", text)
 
     @cached_property
     def frame_ids(self) -> list[int]:
@@ -203,6 +270,11 @@ class Performance:
         for conflict in self.calibration_conflicts:
             log.warning("%s: calibration copies disagree: %s", self._name, conflict)
         calibration = self.source.calibration()
+        if not calibration:
+            self._hint_single_file()
+        refused = self.calibration_problems
+        for cam, why in refused.items():
+            log.warning("%s: camera %s left out: its calibration %s", self._name, cam, why)
         height, width = self._resolution()
         cams = {
             cam: Camera(
@@ -214,8 +286,21 @@ class Performance:
                 height=height,
             )
             for cam, c in sorted(calibration.items())
+            if cam not in refused
         }
-        return CameraMap(self._name, cams)
+        return CameraMap(self._name, cams, refused)
+
+    @cached_property
+    def calibration_problems(self) -> dict[str, str]:
+        """``{camera id: why}`` for calibrated cameras left out of :attr:`cameras`: a K, D or
+        RT holding NaN or infinite values (stored as is in the files; unusable for geometry).
+        Exports and ``check`` name them in a note."""
+        out = {}
+        for cam, c in sorted(self.source.calibration().items()):
+            why = calibration_problem(c)
+            if why is not None:
+                out[cam] = why
+        return out
 
     @cached_property
     def calibration_conflicts(self) -> list[CalibrationConflict]:
@@ -458,14 +543,20 @@ _BLOB_MODALITY = {"color": "images", "mask": "masks"}
 class CameraMap(Mapping[str, Camera]):
     """Read-only ``{camera id: Camera}``; ``[25]`` and ``["25"]`` alike, unknown ids named."""
 
-    def __init__(self, name: str, cameras: dict[str, Camera]) -> None:
-        self._name, self._cameras = name, cameras
+    def __init__(
+        self, name: str, cameras: dict[str, Camera], refused: Mapping[str, str] | None = None
+    ) -> None:
+        self._name, self._cameras, self._refused = name, cameras, dict(refused or {})
 
     def __getitem__(self, camera: int | str) -> Camera:  # type: ignore[override]
         cam = camera_key(camera)
         try:
             return self._cameras[cam]
         except KeyError:
+            if cam in self._refused:
+                raise InvalidIdError(
+                    f"{self._name}: camera {cam} is left out: its calibration {self._refused[cam]}"
+                ) from None
             have = ", ".join(self._cameras) or "none"
             raise InvalidIdError(
                 f"{self._name}: no calibration for camera {cam} (calibrated: {have})"

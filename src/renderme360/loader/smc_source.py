@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
+from ..naming import parse_smc_name
 from ..output.layout import source_order
+from ..textsafe import printable
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,33 @@ class SMCSource:
             )
         perf = found[0]
         return cls(perf.files, perf.actor, perf.performance)
+
+    def single_file_hint(self, command: str | None = None) -> str:
+        """For one anno or raw file opened alone that lacks images or calibration: one line
+        saying where they live and how to read both files (``command``, e.g. ``"renderme360
+        check"``, is shown with the dataset root and ``--subject/--performance``; None: the
+        ``load`` call). "" when it does not apply."""
+        if len(self.files) != 1:
+            return ""
+        lacking = [m for m in ("images", "calibration") if not self.holds(m)]
+        if not lacking:
+            return ""
+        path = Path(next(iter(self.files.values())))
+        name = parse_smc_name(path.name)
+        actor, perf = (name.actor, name.performance) if name else ("SUBJECT", "PERF")
+        parent = path.absolute().parent
+        at_root = parent.name == actor and parent.parent.name in ("anno", "raw")
+        root = str(parent.parent.parent) if at_root else "DATA_ROOT"
+        how = (
+            f"{command} {root} --subject {actor} --performance {perf}"
+            if command
+            else f"renderme360.load({root!r}, {actor!r}, {perf!r})"
+        )
+        return (
+            f"{printable(path.name)} alone holds no {' and no '.join(lacking)}: images live in "
+            f"the raw file ({actor}_{perf}_raw.smc) and calibration in the anno file "
+            f"({actor}_{perf}_anno.smc); read both from the dataset root: {printable(how)}"
+        )
 
     def __repr__(self) -> str:
         return f"SMCSource({ {k: str(v) for k, v in self.files.items()} })"

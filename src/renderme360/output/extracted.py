@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidIdError, NotFoundError, SMCFormatError
+from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
 from . import layout
 from .layout import OutputPath
-from .read import ItemKey, choose_sources, frames_by_camera
+from .read import ItemKey, choose_sources, folder_layouts, frames_by_camera
 
 #: Blob kinds (as in the SMC reader) -> output modality.
 _BLOB_MODALITY = {"color": "images", "mask": "masks"}
@@ -64,9 +65,24 @@ class ExtractedFolder:
                 f"{self.root}: not an extracted performance folder "
                 "(no from_anno/, from_raw/, from_smc/ or modality folders)"
             )
+        if len(folder_layouts(self.root)) > 1:  # one layout would hide the other's files
+            raise UsageError(
+                f"{self.root} holds both layouts (from_anno/, from_raw/ or from_smc/ of "
+                "--layout separate, and modality folders of --layout combined at its top); "
+                "extract again into an empty folder with one --layout"
+            )
 
     def __repr__(self) -> str:
         return f"ExtractedFolder({str(self.root)!r})"
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``extract`` finished this folder: its ``.extraction_complete`` marker is a
+        regular file (written last). False while an extraction runs or after an interruption."""
+        try:
+            return stat.S_ISREG(os.lstat(self.root / layout.COMPLETE_MARKER).st_mode)
+        except OSError:
+            return False
 
     # ------------------------------------------------------------------ where things are
     def _order(self, modality: str) -> tuple[str | None, ...]:
@@ -220,8 +236,11 @@ class ExtractedFolder:
                 except SMCFormatError as exc:
                     out.append(CalibrationConflict(shown, (), f"unreadable ({exc})"))
                     continue
+                # strict JSON cannot hold NaN/Inf: cameras.json names such cameras "left_out"
+                noted = copy.pop(_LEFT_OUT, {})
+                ref = {c: v for c, v in reference.items() if c not in noted}
                 out.extend(
-                    _compare_calibration(shown, reference, copy, cam_files=shown.endswith("XX.npz"))
+                    _compare_calibration(shown, ref, copy, cam_files=shown.endswith("XX.npz"))
                 )
         return out
 
@@ -359,13 +378,25 @@ def _compare_calibration(
         for cam in sorted(set(reference) & set(copy)):
             a, b = np.asarray(reference[cam][key]), np.asarray(copy[cam][key])
             a, b = a.reshape(-1) if key == "D" else a, b.reshape(-1) if key == "D" else b
-            if a.shape != b.shape or not np.allclose(a, b, **CALIBRATION_TOLERANCE):
+            if a.shape != b.shape or not _same_values(a, b):
                 differ.append(cam)
         if differ:
             out.append(
                 CalibrationConflict(shown, tuple(differ), f"{key} differs from the copy read")
             )
     return out
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two copies of a calibration array agree: the same bytes, or equal within round-off
+    where NaN matches NaN and an infinity the same infinity (NaN != NaN must not make an
+    untouched folder's copies "disagree")."""
+    if a.dtype == b.dtype and a.tobytes() == b.tobytes():
+        return True
+    try:
+        return bool(np.allclose(a, b, equal_nan=True, **CALIBRATION_TOLERANCE))
+    except TypeError:  # not numeric
+        return False
 
 
 def _read_calibration_all(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -381,14 +412,21 @@ def _read_calibration_cam(path: Path) -> dict[str, np.ndarray]:
     return {k: z[k] for k in ("K", "D", "RT")}
 
 
-def _read_calibration_json(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    """``cameras.json``: ``{"cameras": {cam: {"K", "D", "RT"}}}`` as float64 arrays."""
+#: The key of cameras.json naming cameras whose calibration JSON cannot hold (NaN, Inf).
+_LEFT_OUT = "left_out"
+
+
+def _read_calibration_json(path: Path) -> dict[str, Any]:
+    """``cameras.json``: ``{"cameras": {cam: {"K", "D", "RT"}}}`` as float64 arrays, and under
+    ``"left_out"`` the cameras it names as left out (``{cam: why}``)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return {
+        out: dict[str, Any] = {
             str(cam): {k: np.asarray(v[k], dtype=np.float64) for k in ("K", "D", "RT")}
             for cam, v in doc["cameras"].items()
         }
+        out[_LEFT_OUT] = {str(c): str(w) for c, w in dict(doc.get(_LEFT_OUT, {})).items()}
+        return out
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SMCFormatError(f"{path}: unreadable calibration ({exc!r})") from exc
 

@@ -18,6 +18,7 @@ from .layout import (
     COMPLETE_MARKER,
     FILE_LIST,
     FIXED_PATHS,
+    FOLDERS,
     MANIFEST,
     SOURCE_FOLDERS,
     OutputPath,
@@ -151,6 +152,18 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     """The manifest of a performance folder, or None when absent or unreadable."""
     return _read_json_object(Path(out_dir) / MANIFEST)
+
+
+def folder_layouts(out_dir: Path) -> set[str]:
+    """The layouts a performance folder's own folders show: ``separate`` (``from_anno/``,
+    ``from_raw/``, ``from_smc/``) and/or ``combined`` (modality folders at its top)."""
+    out_dir = Path(out_dir)
+    found = set()
+    if any((out_dir / name).is_dir() for name in SOURCE_FOLDERS.values()):
+        found.add("separate")
+    if any((out_dir / name).is_dir() for name in FOLDERS.values()):
+        found.add("combined")
+    return found
 
 
 def read_marker(out_dir: Path) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from ..naming import validate_actor, validate_performance
 from ..smc.reader import BlobLocation, ExtractionReader
 from ..smc.streams import BlobStream
 from ..tasks import SourceId
+from ..textsafe import finite_json
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +351,7 @@ def info_json(inv: FileInventory, selection: Mapping[str, str]) -> str:
     """``info.json`` text (what the folder's selections cover is recorded too)."""
     doc = info_doc(inv)
     doc["selection"] = dict(selection)
-    return json.dumps(doc, indent=2, default=str) + "\n"
+    return json.dumps(finite_json(doc), indent=2, default=str, allow_nan=False) + "\n"
 
 
 def info_text(inv: FileInventory) -> str:

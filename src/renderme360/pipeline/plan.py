@@ -36,7 +36,7 @@ from ..output.layout import (
 )
 from ..selection import FrameRange, Selection, parse_frames, resolve_cameras
 from ..tasks import Options, SourceId, Task, Unit
-from ..textsafe import encode_text
+from ..textsafe import encode_text, finite_json
 from .discover import Performance
 from .inventory import BlobStream, FileInventory, info_json, info_text
 
@@ -237,7 +237,8 @@ def request_fingerprint(
         "options": [options.image_mode, options.jpeg_quality, options.checksum],
         "sources": {r: [s.path, s.size, s.mtime_ns] for r, s in sorted(sources.items())},
     }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+    text = json.dumps(doc, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def plan_performance(
@@ -452,7 +453,8 @@ def _compare_copies(
         kind = BLOB_MODALITY.get(modality) or {"uv": "uv", "scan_masks": "scan_mask"}.get(modality)
         if kind:
             return inv.blobs.signature(kind)
-        return json.dumps(inv.summary().get(modality), sort_keys=True, default=str)
+        summary = finite_json(inv.summary().get(modality))
+        return json.dumps(summary, sort_keys=True, default=str, allow_nan=False)
 
     ref = signature(inventories[winner])
     for role in holders:

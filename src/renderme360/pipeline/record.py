@@ -26,6 +26,7 @@ from ..output.outdir import TMP_DIR, OutputDir, Written, open_own_file
 from ..output.read import (
     Record,
     as_record,
+    folder_layouts,
     iter_json_lines,
     json_objects,
     parse_record_line,
@@ -34,6 +35,7 @@ from ..output.read import (
     record_fields,
 )
 from ..output.reports import Tally
+from ..textsafe import finite_json
 
 _q = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
@@ -135,7 +137,7 @@ def consolidate_journal(out_dir: Path, is_current: Callable[[Record], bool]) -> 
         tmp.unlink()  # a leftover (or a planted link): never written through
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     with os.fdopen(os.open(tmp, flags, 0o644), "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(d) + "\n" for d in notes)
+        f.writelines(json.dumps(d, allow_nan=False) + "\n" for d in notes)
         for rec in _latest_in_place(out_dir):
             f.write(record_line(rec))
             if is_current(rec):
@@ -193,6 +195,29 @@ def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
+def recorded_form(out_dir: Path) -> dict[str, str]:
+    """``{"layout", "image_mode"}`` a folder was extracted with, as far as it tells: from
+    ``manifest.json``, the journal of an unfinished run, and (layout) the folders present.
+    A key is absent when nothing says; a value may hold two names joined by " and " when the
+    folder already mixes two."""
+    found: dict[str, set[str]] = {"layout": set(), "image_mode": set()}
+    docs = [read_manifest(out_dir) or {}]
+    for line in _journal_lines(out_dir):  # only the selection lines are parsed
+        if line.startswith('{"selections"'):
+            docs.extend(json_objects([line]))
+    for doc in docs:
+        options = doc.get("options")
+        for key, value in (
+            ("layout", doc.get("layout")),
+            ("image_mode", doc.get("image_mode", options.get("image_mode")
+                                   if isinstance(options, dict) else None)),
+        ):  # fmt: skip
+            if isinstance(value, str):
+                found[key].add(value)
+    found["layout"] |= folder_layouts(out_dir)
+    return {k: " and ".join(sorted(v)) for k, v in found.items() if v}
+
+
 class Journal:
     """Append-only record of finished files, flushed after every batch of lines."""
 
@@ -203,9 +228,11 @@ class Journal:
         fd = open_own_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "append to")
         self._f = os.fdopen(fd, "a", encoding="utf-8")  # kept open for the run
 
-    def add_scopes(self, scopes: Iterable[Mapping[str, Any]]) -> None:
-        """Record the selections this run extracts, before its first file (see recorded_scopes)."""
-        self._f.write(json.dumps({"selections": list(scopes)}) + "\n")
+    def add_scopes(self, scopes: Iterable[Mapping[str, Any]], **form: str) -> None:
+        """Record the selections this run extracts, before its first file (see recorded_scopes),
+        and its ``layout`` and ``image_mode`` (see recorded_form)."""
+        doc = {"selections": list(scopes), **form}
+        self._f.write(json.dumps(doc, allow_nan=False) + "\n")
         self._f.flush()
 
     def add(self, records: Iterable[Record]) -> None:
@@ -215,7 +242,7 @@ class Journal:
     def add_error(self, key: str, traceback: str) -> None:
         """Record the traceback of an unexpected failure (a line resume skips: no Record)."""
         doc = {"error": key, "traceback": traceback, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        self._f.write(json.dumps(doc) + "\n")
+        self._f.write(json.dumps(doc, allow_nan=False) + "\n")
         self._f.flush()
 
     def close(self) -> None:
@@ -427,7 +454,7 @@ def write_manifest(
         "file_list": FILE_LIST,
         "checksums": CHECKSUMS,
     }
-    return out.write_text(MANIFEST, json.dumps(doc, indent=1) + "\n")
+    return out.write_text(MANIFEST, json.dumps(finite_json(doc), indent=1, allow_nan=False) + "\n")
 
 
 def write_marker(
@@ -454,7 +481,7 @@ def write_marker(
         "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "version": __version__,
     }
-    out.write_text(COMPLETE_MARKER, json.dumps(doc) + "\n")
+    out.write_text(COMPLETE_MARKER, json.dumps(doc, allow_nan=False) + "\n")
     _fsync_path(out.root / COMPLETE_MARKER)
     _fsync_path(out.root)
 

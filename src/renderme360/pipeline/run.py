@@ -26,7 +26,7 @@ from ..errors import (
     UsageError,
     is_disk_full,
 )
-from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY
+from ..output.layout import EXTRACTION_INFO, JOURNAL, SIZE_SUMMARY, parse_path
 from ..output.outdir import OutputDir, Written, free_bytes
 from ..output.read import Record, as_record, files_in_place, iter_file_entries, read_marker
 from ..output.reports import (
@@ -48,6 +48,7 @@ from .record import (
     consolidate_journal,
     iter_journal,
     performance_lock,
+    recorded_form,
     recorded_scopes,
     remove_marker,
     scan_previous,
@@ -215,6 +216,7 @@ def survey(perf: Performance, req: Request) -> Survey:
         return Survey(perf, "", error=f"{exc.filename}: cannot read ({exc.strerror or exc})")
     fp = request_fingerprint(req.selection, req.layout, req.options, sources)
     out_dir = Path(req.out_root) / perf.key
+    refuse_other_form(out_dir, req)
     s = Survey(perf, fp)
     marker = read_marker(out_dir)
     if marker is not None and marker.get("fingerprint") == fp and files_in_place(out_dir):
@@ -236,6 +238,26 @@ def survey(perf: Performance, req: Request) -> Survey:
     if covered_by_complete_folder(s, marker, out_dir):
         s.complete = True  # a narrower selection into a complete folder: nothing to change
     return s
+
+
+def refuse_other_form(out_dir: Path, req: Request) -> None:
+    """UsageError (exit 2) when ``out_dir`` already holds an extraction of another
+    ``--layout`` or ``--image-mode``: two layouts in one folder would shadow each other (the
+    loader reads one), and two image modes would rewrite every image."""
+    if not out_dir.is_dir():
+        return
+    held = recorded_form(out_dir)
+    for key, flag, asked in (
+        ("layout", "--layout", req.layout),
+        ("image_mode", "--image-mode", req.options.image_mode),
+    ):
+        there = held.get(key)
+        if there is not None and there != asked:
+            raise UsageError(
+                f"{out_dir} already holds an extraction with {flag} {there}; this run asks for "
+                f"{flag} {asked}: use {flag} {there.split(' and ')[0]}, or another output "
+                "folder (-o)"
+            )
 
 
 def previous_scopes(out_dir: Path) -> list[Scope]:
@@ -301,7 +323,11 @@ def run_performance(
         progress.performance_started(perf.key, todo_files, sum(u.nbytes for u in remaining))
         failures: list[str] = []
         journal = Journal(out_dir)
-        journal.add_scopes(sc.record() for sc in plan.scopes)
+        journal.add_scopes(
+            (sc.record() for sc in plan.scopes),
+            layout=plan.layout,
+            image_mode=plan.options.image_mode,
+        )
         try:
             written = _execute(remaining, out, req.options, executor, journal, failures, progress)
         finally:
@@ -364,6 +390,10 @@ def _finish(plan: Plan, out: OutputDir, req: Request, seconds: float) -> Tally:
     """
     t0 = time.monotonic()
     extra: list[Written] = []
+    for warning in calibration_warnings(out.root):
+        if warning not in plan.warnings:
+            log.warning("%s: %s", out.root.name, warning)
+            plan.warnings.append(warning)
     doc = plan_document(plan)
     if req.preview:
         try:
@@ -406,6 +436,40 @@ def _finish(plan: Plan, out: OutputDir, req: Request, seconds: float) -> Tally:
         (out.root / JOURNAL).unlink()
     out.clean_tmp()
     return tally
+
+
+def calibration_warnings(out_dir: Path) -> list[str]:
+    """One line per extracted camera whose K, D or RT holds NaN or Inf (read back from the
+    calibration ``.npz`` files this folder's journal records; they keep the values as stored)."""
+    import numpy as np
+
+    from ..camera import calibration_problem
+
+    found: dict[str, str] = {}
+    for r in iter_journal(out_dir):
+        if r.modality != "calibration" or not r.path.endswith(".npz"):
+            continue
+        try:
+            with np.load(out_dir / r.path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files if k in ("camera_ids", "K", "D", "RT")}
+        except (OSError, ValueError):
+            continue  # verify reports an unreadable file; here only the values matter
+        if "camera_ids" in arrays:
+            ids = [str(c) for c in arrays["camera_ids"].tolist()]
+            cams = {c: {k: arrays[k][i] for k in ("K", "D", "RT") if k in arrays}
+                    for i, c in enumerate(ids)}  # fmt: skip
+        else:
+            parsed = parse_path(r.path)
+            cams = {parsed.camera: arrays} if parsed and parsed.camera else {}
+        for cam, cal in cams.items():
+            why = calibration_problem(cal)
+            if why:
+                found.setdefault(cam, why)
+    return [
+        f"calibration of camera {cam}: {why}; kept as stored in the .npz files, left out of "
+        "cameras.json, of exports and of check"
+        for cam, why in sorted(found.items())
+    ]
 
 
 def whole_rig(plan: Plan) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..camera import calibration_problem
 from ..errors import SMCFormatError
 from ..formats.npz import NpzWriter
 from ..output.outdir import Written
@@ -58,14 +59,22 @@ def write_calibration_cam(ctx: WriteContext, task: Task) -> Written:
 
 
 def write_calibration_json(ctx: WriteContext, task: Task) -> Written:
-    """``cameras.json`` with the convention spelled out."""
+    """``cameras.json`` with the convention spelled out; a camera whose K, D or RT holds NaN
+    or Inf is named under ``left_out`` instead (the npz files keep its values byte-exact)."""
     cams = task.cameras
     cal = _calibration(ctx, cams)
-    doc = {
+    problems = {c: calibration_problem(cal[c]) for c in cams}
+    doc: dict[str, object] = {
         "convention": CONVENTION,
-        "cameras": {c: {k: cal[c][k].tolist() for k in ("K", "D", "RT")} for c in cams},
+        "cameras": {
+            c: {k: cal[c][k].tolist() for k in ("K", "D", "RT")} for c in cams if not problems[c]
+        },
     }
-    return ctx.out.write_text(task.key, json.dumps(doc, indent=1) + "\n")
+    left_out = {c: f"calibration {why}; stored as is in the .npz files" for c, why in
+                problems.items() if why}  # fmt: skip
+    if left_out:  # strict JSON has no NaN/Infinity: such a camera is named, not written
+        doc["left_out"] = left_out
+    return ctx.out.write_text(task.key, json.dumps(doc, indent=1, allow_nan=False) + "\n")
 
 
 def _stack_frames(ctx: WriteContext, key: str, frames: Sequence[int], read, name: str) -> Written:
