@@ -297,8 +297,10 @@ def export_gaussianavatars(
     max_flame_error: float | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    masks: bool = True,
 ) -> ExportSummary:
-    """Write a GaussianAvatars / VHAP dataset of the chosen cameras and frames (see module doc)."""
+    """Write a GaussianAvatars / VHAP dataset of the chosen cameras and frames (see module doc);
+    masks are always used and written (``masks`` is accepted as the other exports take it)."""
     t0 = time.perf_counter()
     _check_args(downscale, size, background, flame_model, max_flame_error)
     progress = progress or Progress()
