@@ -52,6 +52,13 @@ class _CscStub(_Stub):
     kind = "csc"
 
 
+def _latin1(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` restricted to the latin-1 text Python 3 writes bytes as."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("it calls _codecs.encode with other arguments")
+    return text.encode("latin1")
+
+
 def _allowed() -> dict[tuple[str, str], Any]:
     import copyreg
 
@@ -69,6 +76,7 @@ def _allowed() -> dict[tuple[str, str], Any]:
         ("__builtin__", "frozenset"): frozenset,
         ("builtins", "frozenset"): frozenset,
         ("chumpy.ch", "Ch"): _ChumpyStub,
+        ("_codecs", "encode"): _latin1,  # how Python 3 writes bytes in protocol 2
     }
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = multiarray._reconstruct
