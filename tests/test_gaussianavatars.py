@@ -289,25 +289,44 @@ class _Ch:
         self._dirty_vars = {"x"}
 
 
-def _write_model(path: Path, seed: int) -> Path:
-    from scipy.sparse import csc_matrix
+class _Csc:
+    """Stand-in for scipy's csc_matrix: pickles under its name with its state (no scipy)."""
 
+    def __init__(self, a: np.ndarray) -> None:
+        cols = [np.flatnonzero(a[:, j]) for j in range(a.shape[1])]
+        self.indptr = np.cumsum([0] + [len(c) for c in cols]).astype(np.int32)
+        self.indices = np.concatenate(cols).astype(np.int32)
+        self.data = np.concatenate([a[c, j] for j, c in enumerate(cols)])
+        self._shape, self.maxprint = a.shape, 50
+
+
+def _write_model(path: Path, seed: int) -> Path:
     from renderme360.synth import write_flame_model
 
-    package, module = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
-    _Ch.__module__, _Ch.__qualname__ = "chumpy.ch", "Ch"
-    module.Ch, package.ch = _Ch, module  # type: ignore[attr-defined]
-    sys.modules.update({"chumpy": package, "chumpy.ch": module})
+    stand_ins = {"chumpy": None, "chumpy.ch": _Ch, "scipy": None, "scipy.sparse": None,
+                 "scipy.sparse._csc": _Csc}  # fmt: skip
+    saved = {name: sys.modules.get(name) for name in stand_ins}
+    for name, cls in stand_ins.items():
+        mod = types.ModuleType(name)
+        if cls is not None:
+            cls.__module__ = name
+            cls.__qualname__ = "Ch" if cls is _Ch else "csc_matrix"
+            setattr(mod, cls.__qualname__, cls)
+        sys.modules[name] = mod
     try:
 
         def wrap(name: str, a: np.ndarray) -> object:
             if name == "J_regressor":
-                return csc_matrix(a)
+                return _Csc(a)
             return _Ch(a) if name in ("shapedirs", "v_template") else a
 
         write_flame_model(path, seed, wrap=wrap)
     finally:
-        del sys.modules["chumpy.ch"], sys.modules["chumpy"]
+        for name, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = mod
     data = path.read_bytes()
     assert b"chumpy.ch" in data and b"csc" in data  # the unpickler meets both stand-ins
     return path
