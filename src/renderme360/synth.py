@@ -26,6 +26,7 @@ temporary name and renamed into place, so the same arguments give byte-identical
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -42,6 +43,8 @@ import numpy as np
 
 from .camera import Camera
 from .errors import UnsafeNameError, UsageError
+from .formats.flame import FlameModel, flame_model_from_dict
+from .formats.flame import pose as flame_pose
 from .naming import FRONTAL_CAMERAS, performance_kind, validate_actor, validate_performance
 
 log = logging.getLogger(__name__)
@@ -553,7 +556,7 @@ class _Scene:
     def write_expression_extras(self, f: h5py.File) -> None:
         rng = _rng(self.seed, "flame", self.subject, self.perf)
         shape = _rng(self.seed, "shape", self.subject).normal(0.0, 0.5, 100).astype(np.float32)
-        template = _flame_template(_rng(self.seed, "flame-template", self.subject))
+        model = flame_like_model(self.seed)
         albedo = _albedo(rng)
         exp_base = rng.normal(0.0, 0.4, 50)
         exp_freq = rng.uniform(0.2, 0.9, 50)
@@ -569,7 +572,8 @@ class _Scene:
             exp = exp_base + 0.3 * np.sin(exp_freq * frame)
             jaw = np.array([0.08 + 0.05 * math.sin(0.9 * frame), 0.0, 0.0])
             eyes = np.array([0.02 * math.sin(0.6 * frame), 0.03 * math.cos(0.4 * frame), 0.0])
-            verts = template + _expression_offset(template, exp, jaw[0])
+            joint_poses = np.stack([rotvec, 0.2 * rotvec, jaw, eyes, eyes])
+            verts = flame_pose(model, shape, exp, joint_poses, shift)
             values = {
                 "global_pose": rotvec,
                 "neck_pose": 0.2 * rotvec,
@@ -751,25 +755,88 @@ def _audio(rng: np.random.Generator, scene: _Scene) -> np.ndarray:
     return np.clip(audio, -1.0, np.nextafter(1.0, 0.0)).astype(np.float32)
 
 
-def _flame_template(rng: np.random.Generator) -> np.ndarray:
-    """5023 FLAME-like vertices: a head-sized ellipsoid (Fibonacci lattice) in FLAME space."""
+#: FLAME's kinematic tree: global (root), neck, jaw, left eye, right eye (2**32 - 1: no parent).
+_FLAME_KINTREE = np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)
+_FLAME_DIRECTIONS = 400  # 300 shape + 100 expression directions, as FLAME 2020/2023
+_FLAME_FACES = 9976
+
+
+@functools.lru_cache(maxsize=4)
+def _flame_like_arrays(seed: int) -> tuple[tuple[str, np.ndarray], ...]:
+    """The arrays of :func:`write_flame_model` (cached: every expression take poses them)."""
+    rng = _rng(seed, "flame-model")
     i = np.arange(_FLAME_VERTS) + 0.5
     polar = np.arccos(1.0 - 2.0 * i / _FLAME_VERTS)
     azimuth = math.pi * (1.0 + 5.0**0.5) * i
     unit = np.stack(
-        [np.sin(polar) * np.cos(azimuth), np.cos(polar), np.sin(polar) * np.sin(azimuth)], axis=1
+        [np.sin(polar) * np.cos(azimuth), -np.cos(polar), -np.sin(polar) * np.sin(azimuth)], axis=1
+    )  # world axes: up is -y, the face looks along -z
+    v_template = HEAD_CENTER + unit * np.array([0.078, 0.105, 0.092])
+    # joints: root at the centre, neck below it, jaw low in front, the eyes high in front
+    weights = np.zeros((_FLAME_VERTS, 5))
+    lower, front = np.clip(unit[:, 1], 0.0, 1.0), np.clip(-unit[:, 2], 0.0, 1.0)
+    weights[:, 1] = 0.8 * lower**3
+    weights[:, 2] = 0.9 * (lower * front) ** 2 * (1.0 - weights[:, 1])
+    for j, side in ((3, 1.0), (4, -1.0)):
+        eye = HEAD_CENTER + np.array([0.03 * side, -0.03, -0.085])
+        weights[:, j] = np.exp(-((np.linalg.norm(v_template - eye, axis=1) / 0.012) ** 2))
+    weights[:, 0] = np.clip(1.0 - weights[:, 1:].sum(axis=1), 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    regressor = weights.T / weights.sum(axis=0)[:, None]  # each joint: mean of its vertices
+    shapedirs = np.zeros((_FLAME_VERTS, 3, _FLAME_DIRECTIONS), dtype=np.float32)
+    for start, count in ((0, 100), (300, 50)):  # the coefficients RenderMe360 stores
+        freq = rng.uniform(2.0, 9.0, (count, 3))
+        phase = rng.uniform(0.0, 2 * math.pi, count)
+        wave = np.sin(unit @ freq.T + phase)  # (V, count) smooth fields over the head
+        shapedirs[:, :, start : start + count] = 1e-3 * unit[:, :, None] * wave[:, None, :]
+    posedirs = 2e-4 * np.sin(unit @ rng.uniform(1.0, 4.0, (3, 36)))[:, None, :] * unit[:, :, None]
+    k = np.arange(_FLAME_FACES)
+    faces = np.stack([k, k + 1, k + 34], axis=1) % _FLAME_VERTS
+    return (
+        ("f", faces.astype(np.uint32)),
+        ("v_template", v_template),
+        ("shapedirs", shapedirs),
+        ("posedirs", posedirs),
+        ("J_regressor", regressor),
+        ("weights", weights),
+        ("kintree_table", _FLAME_KINTREE),
+        ("J", regressor @ v_template),
+        ("bs_style", "lbs"),
+        ("bs_type", "lrotmin"),
     )
-    radii = np.array([0.078, 0.105, 0.092]) * (1.0 + rng.normal(0.0, 0.01, 3))
-    return unit * radii
 
 
-def _expression_offset(template: np.ndarray, exp: np.ndarray, jaw: float) -> np.ndarray:
-    """Small smooth per-frame deformation driven by the expression and jaw parameters."""
-    lower = np.clip(-template[:, 1] / 0.105, 0.0, 1.0)[:, None]
-    wave = np.sin(template @ np.array([40.0, 55.0, 30.0]) + exp[0])[:, None]
-    return 0.002 * np.tanh(exp[1]) * wave * template / 0.1 + np.array([0.0, -0.02, 0.0]) * (
-        jaw * lower
-    )
+def flame_like_model(seed: int = 0) -> FlameModel:
+    """The FLAME-like model whose poses synth stores as ``FLAME/{frame}/verts``."""
+    return flame_model_from_dict(dict(_flame_like_arrays(seed)))
+
+
+def write_flame_model(
+    path: str | os.PathLike[str],
+    seed: int = 0,
+    wrap: Callable[[str, np.ndarray], object] | None = None,
+) -> Path:
+    """Write a small FLAME-like ``.pkl`` with the structure of FLAME 2020's ``generic_model.pkl``
+    (``v_template``, ``shapedirs`` (V, 3, 300 + 100), ``posedirs``, ``J_regressor``,
+    ``weights``, ``kintree_table``, ``f``, ``J``, ...): the model synth's expression takes
+    were posed with (``seed`` as :func:`synthesize`'s), so ``--flame-model`` matches them.
+
+    ``wrap(name, array)`` may replace arrays by other objects before pickling, as FLAME's file
+    holds ``chumpy`` arrays and a ``scipy.sparse`` ``J_regressor`` (tests pass stand-ins)."""
+    import pickle
+
+    out = {k: (wrap(k, v) if wrap and isinstance(v, np.ndarray) else v)
+           for k, v in _flame_like_arrays(seed)}  # fmt: skip
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_bytes(pickle.dumps(out, protocol=2))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return target
 
 
 def _albedo(rng: np.random.Generator) -> np.ndarray:

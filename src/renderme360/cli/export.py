@@ -1,4 +1,4 @@
-"""``renderme360 export nerfstudio|colmap``: parse, call :mod:`renderme360.export`, render."""
+"""``renderme360 export FORMAT``: parse, call :mod:`renderme360.export`, render."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any
 
 from ..config import positive_int
 
+GA_KEYS = ("size", "background", "val_camera", "flame_model", "max_flame_error")
 EPILOG = """\
 examples:
   renderme360 export nerfstudio OUT/0026_e0 --frames 0                 # one time step
   renderme360 export nerfstudio OUT/0026_e0 --frames 0:300:10 --downscale 4 --masks
   renderme360 export colmap OUT/0026_e0 --frame 0 --downscale 2       # 3D Gaussian Splatting
-  renderme360 export colmap DATA --subject 0026 --performance e0 --frame 0
+  renderme360 export gaussianavatars DATA --subject 0026 --performance e0 --downscale 2
 
 Default folder: PERF/exports/{format}_{frames}[_{cameras}][_down{k}]/; from SMC files
 ./renderme360_exports/{actor}_{perf}/ the same. Conventions (principal point, axes,
@@ -23,21 +24,25 @@ downscale crop) are in README.txt inside every export."""
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``export nerfstudio`` and ``export colmap`` to the top-level subparsers."""
-    ex = sub.add_parser(
-        "export",
-        help="export a performance for NeRF/3DGS training (nerfstudio, COLMAP)",
-        description="Write a training-ready view of one performance.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    """Add ``export nerfstudio|colmap|gaussianavatars`` to the top-level subparsers."""
+    ex = sub.add_parser("export", help="export a performance for training (nerfstudio, COLMAP, "
+                        "GaussianAvatars)", description="Write a training-ready view of one "
+                        "performance.", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     fmts = ex.add_subparsers(title="formats", metavar="FORMAT", dest="export_format")
     ns = fmts.add_parser("nerfstudio", help="transforms.json (nerfstudio, instant-ngp, NeRFs)")
-    ns.add_argument("--frames", help="N or START:STOP[:STEP] (default: every frame with images)")
+    ga = fmts.add_parser("gaussianavatars", help="FLAME avatars: GaussianAvatars / VHAP layout")
+    for p in (ns, ga):
+        p.add_argument("--frames", help="N or START:STOP[:STEP] (default: every frame with images)")
+    ga.add_argument("--size", type=positive_int, help="image width (instead of --downscale)")
+    ga.add_argument("--background", choices=("white", "black"), default="white")
+    ga.add_argument("--val-camera", help="validation camera (default: VHAP's, see README.txt)")
+    ga.add_argument("--flame-model", metavar="PKL", help="your FLAME .pkl: error of the fits (mm)")
+    ga.add_argument("--max-flame-error", type=float, metavar="MM", help="refuse frames above it")
     co = fmts.add_parser("colmap", help="COLMAP sparse model + images/ (3D Gaussian Splatting)")
     co.add_argument("--frame", type=int, required=True, help="frame index")
     co.add_argument("--text", action="store_true", help="also write the .txt model")
-    for p in (ns, co):
+    for p in (ns, co, ga):
         perf_help = "extracted performance folder, or a dataset root with --subject/--performance"
         p.add_argument("perf", metavar="PERF", help=perf_help)
         p.add_argument("--subject", help="with a dataset root: subject id, e.g. 0026")
@@ -45,12 +50,11 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         p.add_argument("--cameras", help="ids like 0,25,30-35, or ring:N / front:N (default: all)")
         p.add_argument("--downscale", type=int, default=1, choices=(1, 2, 4, 8),
                        help="reduce images k times (JPEG decoded at reduced size)")  # fmt: skip
-        p.add_argument("--masks", action="store_true", help="export masks too")
+        p.add_argument("--masks", action="store_true", help="export masks too (always for FLAME)")
         p.add_argument("-o", "--output", help="export folder (default: see below)")
         p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
-        p.add_argument(
-            "--workers", type=positive_int, help="processes for --downscale (default: CPUs)"
-        )
+        p.add_argument("--workers", type=positive_int,
+                       help="processes for the image work (default: CPUs)")  # fmt: skip
         p.add_argument("--json", action="store_true", help="print the summary as JSON")
         p.add_argument("--allow-incomplete", action="store_true", help="accept an unfinished PERF")
         common(p)
@@ -59,7 +63,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Run one export and print its summary (or JSON)."""
-    from ..export.run import export_colmap, export_nerfstudio
+    from ..export import export_colmap, export_gaussianavatars, export_nerfstudio
     from ..loader import load
 
     if args.export_format is None:
@@ -70,8 +74,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                 workers=args.workers, progress=_progress(args))  # fmt: skip
     if args.export_format == "colmap":
         summary = export_colmap(perf, args.frame, args.output, text=args.text, **opts)
-    else:
-        summary = export_nerfstudio(perf, args.output, frames=args.frames, **opts)
+    else:  # nerfstudio, or gaussianavatars with its own options (GA_KEYS)
+        fn = export_nerfstudio if args.export_format == "nerfstudio" else export_gaussianavatars
+        extra = {k: v for k, v in vars(args).items() if k in GA_KEYS}
+        summary = fn(perf, args.output, frames=args.frames, **extra, **opts)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=1, allow_nan=False))
         return 0
@@ -89,25 +95,19 @@ def _progress(args: argparse.Namespace) -> Any:
         return Progress()
 
     class Bar(Progress):
-        bar: Any = None
-
         def start(self, total: int, what: str) -> None:
+            import rich.progress as rp
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
-            from rich.progress import Progress as Rich
 
-            self.bar = Rich(what, BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True))  # fmt: skip
+            cols = (what, rp.BarColumn(), rp.MofNCompleteColumn(), rp.TimeRemainingColumn())
+            self.bar = rp.Progress(*cols, console=Console(stderr=True))
             self.bar.start()
             self.task = self.bar.add_task(what, total=total)
 
         def advance(self, n: int) -> None:
-            if self.bar is not None:
-                self.bar.advance(self.task, n)
+            self.bar.advance(self.task, n)
 
-        def finish(self) -> None:
-            if self.bar is not None:
-                self.bar.stop()
-                self.bar = None
+        def finish(self) -> None:  # called once, after start()
+            self.bar.stop()
 
     return Bar()

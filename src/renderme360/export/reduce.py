@@ -103,8 +103,8 @@ def run_task(task: ReduceTask) -> int:
     return len(enc)
 
 
-def _run_chunk(tasks: list[ReduceTask]) -> int:
-    return sum(run_task(t) for t in tasks)
+def _run_chunk(fn: Callable[[Any], int], tasks: list[Any]) -> int:
+    return sum(fn(t) for t in tasks)
 
 
 def default_workers(n_tasks: int) -> int:
@@ -115,13 +115,17 @@ def default_workers(n_tasks: int) -> int:
 
 
 def run_tasks(
-    tasks: Iterable[ReduceTask],
+    tasks: Iterable[Any],
     n_tasks: int,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     chunk: int = 4,
+    fn: Callable[[Any], int] = run_task,
 ) -> int:
     """Run every task (in ``workers`` processes when > 1); returns bytes written.
+
+    ``fn`` does one task (a module-level function, so that workers can import it):
+    :func:`run_task` for :class:`ReduceTask`, ``undistort.run_undistort`` for its tasks.
 
     At most ``3 * workers`` chunks are in flight, so tasks carrying encoded bytes (read from SMC
     files) never pile up in memory. ``progress(n)`` is called as each chunk of ``n`` finishes.
@@ -133,7 +137,7 @@ def run_tasks(
     if n <= 1:
         for t in tasks:
             raise_if_stopped()
-            total += run_task(t)
+            total += fn(t)
             if progress:
                 progress(1)
         return total
@@ -152,7 +156,7 @@ def run_tasks(
                 raise_if_stopped()
                 if len(pending) >= 3 * n:
                     total += _collect(pending, progress)
-                pending[pool.submit(_run_chunk, group)] = len(group)
+                pending[pool.submit(_run_chunk, fn, group)] = len(group)
             while pending:
                 raise_if_stopped()
                 total += _collect(pending, progress)
@@ -182,8 +186,8 @@ def _collect(pending: dict[Future[int], int], progress: Callable[[int], None] | 
     return total
 
 
-def _chunks(tasks: Iterable[ReduceTask], size: int) -> Iterator[list[ReduceTask]]:
-    group: list[ReduceTask] = []
+def _chunks(tasks: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    group: list[Any] = []
     for t in tasks:
         group.append(t)
         if len(group) == size:

@@ -84,6 +84,7 @@ class ExportSummary:
     removed_stale: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)  # format-specific (e.g. flame_error)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
