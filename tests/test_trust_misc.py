@@ -47,3 +47,38 @@ def test_an_unquoted_subject_id_extracts_that_subject(tmp_path, capsys):
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [p["performance"] for p in doc["performances"]] == ["0026_e0"]
+
+
+# -- 16. huge frame numbers are usage errors -----------------------------------------------------
+
+HUGE = "99999999999999999999"
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("small") / "data"
+    synthesize(root, "0026", ["e0"], cameras=2, frames=2)
+    return root
+
+
+@pytest.mark.parametrize("frames", [f"0:{HUGE}", HUGE, f"{HUGE}:", f"0:10:{HUGE}", "9" * 5000])
+def test_huge_frame_numbers_are_a_usage_error(small_data, tmp_path, capsys, frames):
+    argv = ["extract", str(small_data), "-o", str(tmp_path / "o"), "--frames", frames, "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "invalid frame range" in err and len(err.strip().splitlines()) == 1
+    assert "Overflow" not in err and len(err) < 300
+    assert not (tmp_path / "o").exists()
+    sub = ["--subject", "0026", "--performance", "e0", "-o", str(tmp_path / "x")]
+    argv = ["export", "nerfstudio", str(small_data), *sub, "--frames", frames]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "invalid frame range" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_huge_colmap_frame_is_a_usage_error(small_data, tmp_path, capsys):
+    sub = ["--subject", "0026", "--performance", "e0", "-o", str(tmp_path / "x")]
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "colmap", str(small_data), *sub, "--frame", HUGE])
+    assert exc.value.code == 2
+    assert "a frame index is 0..2147483647" in capsys.readouterr().err

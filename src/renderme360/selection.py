@@ -158,6 +158,24 @@ def parse_cameras(value: str | Sequence[str] | int | None) -> CameraSpec | None:
     return CameraSpec(ids=frozenset(ids))
 
 
+#: The largest frame number a range may name: real performances have a few thousand frames; a
+#: bound keeps every count and array index inside a C integer (no OverflowError).
+MAX_FRAME = 2**31 - 1
+
+
+def frame_index(text: str) -> int:
+    """argparse type of ``--frame N``: a whole number in 0..MAX_FRAME, refused at parse time."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a frame index") from None
+    if not 0 <= value <= MAX_FRAME:
+        raise argparse.ArgumentTypeError(f"a frame index is 0..{MAX_FRAME}, got {text[:40]}")
+    return value
+
+
 def parse_frames(value: str | None) -> FrameRange | None:
     """``"START:STOP[:STEP]"``, ``"START:"``, ``":STOP"`` or a single frame ``"N"``."""
     if value is None or str(value).strip() in ("", "all", ":"):
@@ -176,7 +194,9 @@ def parse_frames(value: str | None) -> FrameRange | None:
         else:
             raise ValueError(text)
     except ValueError:
-        raise UsageError(f"invalid frame range {value!r}: use START:STOP[:STEP]") from None
+        raise UsageError(f"invalid frame range {text[:60]!r}: use START:STOP[:STEP]") from None
+    if max(rng.start, (rng.stop or 1) - 1, rng.step) > MAX_FRAME:
+        raise UsageError(f"invalid frame range {text[:60]!r}: frame numbers are 0..{MAX_FRAME}")
     if rng.start < 0 or rng.step < 1 or (rng.stop is not None and rng.stop <= rng.start):
         raise UsageError(f"invalid frame range {value!r}: need 0 <= START < STOP and STEP >= 1")
     return rng

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import positive_int
+from ..selection import frame_index
 
 EPILOG = """\
 examples:
@@ -35,7 +36,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     ns = fmts.add_parser("nerfstudio", help="transforms.json (nerfstudio, instant-ngp, NeRFs)")
     ns.add_argument("--frames", help="N or START:STOP[:STEP] (default: every frame with images)")
     co = fmts.add_parser("colmap", help="COLMAP sparse model + images/ (3D Gaussian Splatting)")
-    co.add_argument("--frame", type=int, required=True, help="frame index")
+    co.add_argument("--frame", type=frame_index, required=True, help="frame index")
     co.add_argument("--text", action="store_true", help="also write the .txt model")
     for p in (ns, co):
         perf_help = "extracted performance folder, or a dataset root with --subject/--performance"
