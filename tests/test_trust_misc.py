@@ -82,3 +82,44 @@ def test_a_huge_colmap_frame_is_a_usage_error(small_data, tmp_path, capsys):
         main(["export", "colmap", str(small_data), *sub, "--frame", HUGE])
     assert exc.value.code == 2
     assert "a frame index is 0..2147483647" in capsys.readouterr().err
+
+
+# -- 19. nothing printed at interpreter shutdown -------------------------------------------------
+
+SHUTDOWN_SCRIPT = """
+import sys
+import renderme360
+
+perf = renderme360.load(sys.argv[1], subject="0026", performance="e0")
+image = perf.image(perf.cameras[0].id, 0)
+print(image.shape)
+
+
+class Cycle:
+    pass
+
+
+cycle = Cycle()
+cycle.me, cycle.perf = cycle, perf
+import functools, logging, os  # noqa: E401
+
+# modules imported before renderme360.smc.reader are cleared after it at shutdown: the readers
+# are collected when the reader module's (and logging's) globals are already None
+os.keep_perf = perf
+logging.keep_perf = perf
+functools.keep_perf = perf
+"""
+
+
+def test_loading_from_smc_files_prints_nothing_at_exit(small_data, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "keep.py"
+    script.write_text(SHUTDOWN_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(small_data)], capture_output=True, timeout=120
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == b"(96, 120, 3)"
+    assert done.stderr == b""
