@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from renderme360.cli import main
@@ -123,3 +124,50 @@ def test_loading_from_smc_files_prints_nothing_at_exit(small_data, tmp_path):
     assert done.returncode == 0
     assert done.stdout.strip() == b"(96, 120, 3)"
     assert done.stderr == b""
+
+
+# -- 15. audio under an output path of about 1 KB ------------------------------------------------
+
+
+def _long_folder(base, total=1000):
+    """A folder under ``base`` whose absolute path is about ``total`` bytes (names of 200)."""
+    path = base
+    while len(str(path)) < total - 201:
+        path = path / ("n" * 200)
+    return path / ("m" * (total - len(str(path)) - 1))
+
+
+def test_audio_is_written_under_an_output_path_of_1000_bytes(tmp_path, capsys):
+    import soundfile as sf
+
+    synthesize(tmp_path / "data", "0026", ["s1_all"], cameras=2, frames=2)
+    out = _long_folder(tmp_path)
+    assert len(str(out)) == 1000
+    assert main(["extract", str(tmp_path / "data"), "-o", str(out), "-q", "--no-preview"]) == 0
+    audio = out / "0026_s1_all" / "from_raw" / "audio"
+    assert len(str(audio / "audio.mp3")) > 1024
+    doc = np.load(audio / "audio_data.npz")
+    stored, stored_rate = doc["audio"], int(doc["sample_rate"])
+    with open(audio / "audio.wav", "rb") as f:  # libsndfile cannot open such names itself
+        wav, rate = sf.read(f, dtype=stored.dtype.name, always_2d=True)
+    assert rate == stored_rate and wav.size == stored.size > 0
+    assert stored.shape == wav.shape and np.array_equal(wav, stored)  # (frames, channels)
+    with open(audio / "audio.mp3", "rb") as f:
+        mp3, mp3_rate = sf.read(f)
+    assert mp3_rate == rate and abs(len(mp3) - len(wav)) < 0.2 * rate
+    assert not list((out / "0026_s1_all").rglob("*.part"))
+
+
+def test_compat_writemp3_takes_a_path_of_1100_bytes(tmp_path):
+    import soundfile as sf
+
+    from renderme360.smc.compat import SMCReader
+
+    target = _long_folder(tmp_path, 1100)
+    target.mkdir(parents=True)
+    target = target.parent / (target.name[:-10] + ".mp3")
+    assert len(str(target)) > 1024
+    SMCReader.writemp3(str(target), 44100, np.zeros(4410, np.float32), normalized=True)
+    with open(target, "rb") as f:
+        samples, rate = sf.read(f)
+    assert rate == 44100 and len(samples) > 0
