@@ -82,7 +82,7 @@ def test_a_huge_colmap_frame_is_a_usage_error(small_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["export", "colmap", str(small_data), *sub, "--frame", HUGE])
     assert exc.value.code == 2
-    assert "a frame index is 0..2147483647" in capsys.readouterr().err
+    assert "a frame index is 0..999999999" in capsys.readouterr().err
 
 
 # -- 19. nothing printed at interpreter shutdown -------------------------------------------------
@@ -171,3 +171,77 @@ def test_compat_writemp3_takes_a_path_of_1100_bytes(tmp_path):
     with open(target, "rb") as f:
         samples, rate = sf.read(f)
     assert rate == 44100 and len(samples) > 0
+
+
+# -- 13. text from outside is shown literally, never as rich markup -----------------------------
+
+
+def _plant_markup(root):
+    """Two performances; the anno file of e0 gets ``actor_id="[/x]"`` and
+    ``performance_part="[bold]"`` (written with h5py), so e0 fails and h0 is extracted."""
+    import h5py
+
+    synthesize(root, "0026", ["e0", "h0"], cameras=2, frames=1)
+    with h5py.File(root / "anno" / "0026" / "0026_e0_anno.smc", "r+") as h:
+        h.attrs["actor_id"] = "[/x]"
+        h.attrs["performance_part"] = "[bold]"
+
+
+def _flat(text):
+    """Table output without wrapping, borders and spaces (long cells wrap in the table)."""
+    return "".join(c for c in text if not c.isspace() and c not in "│┃")
+
+
+def test_markup_in_smc_attributes_is_shown_literally(tmp_path, capsys):
+    data = tmp_path / "data"
+    _plant_markup(data)
+    assert main(["explore", str(data)]) == 1  # an unreadable file (as before), not a crash
+    got = capsys.readouterr()
+    assert "MarkupError" not in got.err and "refusingactorid'[/x]'" in _flat(got.out)
+    out = tmp_path / "o"
+    assert main(["extract", str(data), "-o", str(out), "--no-preview"]) == 6  # e0 failed
+    got = capsys.readouterr()
+    assert "MarkupError" not in got.err
+    assert "refusingactorid'[/x]'" in _flat(got.out) and "refusing actor id '[/x]'" in got.err
+    assert (out / "0026_h0" / ".extraction_complete").is_file()  # the batch went on
+
+
+def test_an_output_folder_with_brackets_is_shown_literally(small_data, tmp_path, capsys):
+    out = tmp_path / "o[bold]x:thumbs_up:"
+    assert main(["extract", str(small_data), "-o", str(out), "--no-preview"]) == 0
+    shown = capsys.readouterr().out
+    assert f"Extractionplan->{out}".replace(" ", "") in _flat(shown)
+    assert f"{out}/0026_e0" in _flat(shown) and "\N{THUMBS UP SIGN}" not in shown
+    assert main(["verify", str(out / "0026_e0")]) == 0
+    assert f"{out}/0026_e0: OK" in capsys.readouterr().out
+
+
+def test_verify_shows_a_manifest_entry_with_markup_literally(small_data, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["extract", str(small_data), "-o", str(out), "-q", "--no-preview"]) == 0
+    listing = out / "0026_e0" / "manifest.jsonl"
+    first = json.loads(listing.read_text().splitlines()[0])
+    planted = {**first, "key": "[bold]", "path": "from_anno/[/x]"}
+    listing.write_text(json.dumps(planted) + "\n" + listing.read_text())
+    capsys.readouterr()
+    assert main(["verify", str(out / "0026_e0")]) == 5
+    got = capsys.readouterr()
+    assert "MarkupError" not in got.err and "bad from_anno/[/x]: missing" in got.out
+
+
+def test_progress_descriptions_are_literal():
+    import io
+
+    from rich.console import Console
+
+    from renderme360.cli.progress import CliProgress
+    from renderme360.pipeline.run import Outcome
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=200, color_system=None)
+    with CliProgress(True, 100, 2, console=console) as bar:
+        bar.performance_started("[/x]_e0", 2, 100)
+        bar.advance(1, 50)
+        bar.finishing("[bold]_e0")
+        bar.performance_finished(Outcome("[/x]_e0", "[/x]", "e0", "done"))
+    assert "[/x]_e0: done" in buf.getvalue()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .naming import MAX_FRAME
 
 KEYS = {
     "data_root": str,
@@ -162,6 +163,20 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def frame_index(text: str) -> int:
+    """argparse type of ``--frame N``: a frame index 0..MAX_FRAME (the frame-id grammar's
+    bound), refused at parse time: a huge number would overflow C integers later."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a frame index") from None
+    if not 0 <= value <= MAX_FRAME:
+        raise argparse.ArgumentTypeError(f"a frame index is 0..{MAX_FRAME}, got {text[:40]}")
     return value
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .camera import WORLD_UP, RigFrame
 from .errors import UsageError
+from .naming import MAX_FRAME
 from .output.layout import MODALITIES
 
 MODALITY_ALIASES = {
@@ -156,24 +157,6 @@ def parse_cameras(value: str | Sequence[str] | int | None) -> CameraSpec | None:
             raise UsageError(f"invalid camera range {part!r}: ids are 0..99, low to high")
         ids.update(f"{i:02d}" for i in range(a, b + 1))
     return CameraSpec(ids=frozenset(ids))
-
-
-#: The largest frame number a range may name: real performances have a few thousand frames; a
-#: bound keeps every count and array index inside a C integer (no OverflowError).
-MAX_FRAME = 2**31 - 1
-
-
-def frame_index(text: str) -> int:
-    """argparse type of ``--frame N``: a whole number in 0..MAX_FRAME, refused at parse time."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a frame index") from None
-    if not 0 <= value <= MAX_FRAME:
-        raise argparse.ArgumentTypeError(f"a frame index is 0..{MAX_FRAME}, got {text[:40]}")
-    return value
 
 
 def parse_frames(value: str | None) -> FrameRange | None:

@@ -8,8 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..config import positive_int
-from ..selection import frame_index
+from ..config import frame_index, positive_int
 
 EPILOG = """\
 examples:
@@ -93,10 +92,11 @@ def _progress(args: argparse.Namespace) -> Any:
 
         def start(self, total: int, what: str) -> None:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as Rich
 
-            self.bar = Rich(what, BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            self.bar = Rich(TextColumn("{task.description}", markup=False), BarColumn(),
+                            MofNCompleteColumn(), TimeRemainingColumn(),
                             console=Console(stderr=True))  # fmt: skip
             self.bar.start()
             self.task = self.bar.add_task(what, total=total)
