@@ -4,6 +4,7 @@ output paths for audio, huge --frames numbers, and a quiet interpreter shutdown.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -245,3 +246,95 @@ def test_progress_descriptions_are_literal():
         bar.finishing("[bold]_e0")
         bar.performance_finished(Outcome("[/x]_e0", "[/x]", "e0", "done"))
     assert "[/x]_e0: done" in buf.getvalue()
+
+
+# -- 14. deep folders: walked iteratively, depth bounded, said once ------------------------------
+
+DEEP = 1200
+
+
+def _nest(base, levels=DEEP, name="d"):
+    """``levels`` nested folders under ``base`` (made with dir fds: the path grows past what a
+    recursive walk survives); returns nothing."""
+    os.makedirs(base, exist_ok=True)
+    fd = os.open(base, os.O_RDONLY)
+    try:
+        for _ in range(levels):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def deep_tmp(tmp_path):
+    """tmp_path, removed at teardown (pass or fail) without recursion: pytest's own clean-up of
+    old temporary folders uses shutil.rmtree, which a 1,200-level tree breaks."""
+    from renderme360.output.walk import remove_tree
+
+    yield tmp_path
+    remove_tree(tmp_path)
+
+
+def test_walk_is_iterative_bounded_and_like_os_walk(deep_tmp):
+    tmp_path = deep_tmp
+    from renderme360.output.walk import MAX_DEPTH, remove_tree, walk
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "f.txt").write_bytes(b"x")
+    (tmp_path / "c").mkdir()
+    os.symlink(tmp_path / "a", tmp_path / "c" / "loop")  # listed, never descended
+    _nest(tmp_path / "deep")
+    notes = []
+    seen = list(walk(tmp_path, note=notes.append))
+    assert seen[0][0] == str(tmp_path) and sorted(seen[0][1]) == ["a", "c", "deep"]
+    by_path = {p: (sorted(d), sorted(f)) for p, d, f in seen}
+    assert by_path[str(tmp_path / "a")] == (["b"], ["f.txt"])
+    assert by_path[str(tmp_path / "c")] == (["loop"], [])
+    assert str(tmp_path / "c" / "loop") not in by_path
+    deep = [p for p in by_path if p.startswith(str(tmp_path / "deep"))]
+    assert len(deep) == MAX_DEPTH  # root's child "deep" is level 1; level 64 is not descended
+    assert len(notes) == 1 and f"deeper than {MAX_DEPTH} levels" in notes[0]
+    pruned = []
+    for path, dirnames, _files in walk(tmp_path, note=notes.append):
+        pruned.append(path)
+        dirnames[:] = [d for d in dirnames if d != "deep"]
+    assert not any("deep" in p for p in pruned) and len(notes) == 1
+    order = [p for p, _d, _f in walk(tmp_path / "a", topdown=False)]
+    assert order == [str(tmp_path / "a" / "b"), str(tmp_path / "a")]
+    remove_tree(tmp_path / "deep")  # all 1,200 levels, no RecursionError
+    remove_tree(tmp_path / "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+    assert (tmp_path / "a" / "f.txt").read_bytes() == b"x"  # the link's target is untouched
+
+
+def test_deep_folders_do_not_break_explore_extract_load_export(deep_tmp, capsys, caplog):
+    tmp_path = deep_tmp
+    import renderme360
+
+    data = tmp_path / "data"
+    synthesize(data, "0026", ["e0"], cameras=2, frames=1)
+    _nest(data)
+    assert main(["explore", str(data)]) == 0
+    out = tmp_path / "out"
+    assert main(["extract", str(data), "-o", str(out), "-q", "--no-preview"]) == 0
+    perf = out / "0026_e0"
+    _nest(perf / "from_raw")
+    _nest(perf / ".tmp")  # leftovers of a run are removed however deep
+    (perf / ".extraction_complete").unlink()  # so that it runs again
+    assert main(["extract", str(data), "-o", str(out), "-q", "--no-preview"]) == 0
+    assert not (perf / ".tmp").exists()
+    loaded = renderme360.load(perf)
+    assert loaded.image(loaded.cameras[0].id, 0).shape == (96, 120, 3)
+    dest = tmp_path / "dest"
+    _nest(dest)
+    argv = ["export", "nerfstudio", str(perf), "-o", str(dest), "-q"]
+    assert main(argv) == 0
+    assert len(json.loads((dest / "transforms.json").read_text())["frames"]) == 2
+    err = capsys.readouterr().err
+    assert "RecursionError" not in err
+    notes = [r.getMessage() for r in caplog.records if "deeper than 64 levels" in r.getMessage()]
+    assert len(notes) >= 3  # data root, performance folder, DEST: once per walk
+    assert all(len(n) < 400 for n in notes)
