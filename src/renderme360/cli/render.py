@@ -74,10 +74,10 @@ def explore_table(docs: Sequence[dict[str, Any]]) -> None:
                 frames = max([*img.values(), *msk.values(), 0])
                 audio = f"{f['audio']['seconds']:.1f}s" if f.get("audio") else "-"
                 scan = f"{f['scan']['vertices']:,}v" if f.get("scan") else "-"
-                counts = (len(img), len(msk), frames, audio, len(f["keypoints2d"]))
-                counts += (f["keypoints3d"], f["flame"], f["uv"], scan)
+                kp = (len(f["keypoints2d"]), f["keypoints3d"], f["flame"], f["uv"], scan)
+                cells = [str(n) for n in (len(img), len(msk), frames, audio, *kp)]
                 extract = human_bytes(d["extract_bytes"]) if first else ""
-                t.add_row(name, role, size, *map(str, counts), extract)
+                t.add_row(name, role, size, *cells, extract)
             first = False
         total += d["extract_bytes"]
         notes.extend(

@@ -25,7 +25,9 @@ def _scan(path: str) -> tuple[list[str], list[str], list[str]] | None:
     """(sub-folders to descend, sub-folder names as os.walk lists them, other names) of one
     folder, or None when it cannot be read (os.walk skips those too). A symlink to a folder is
     listed as a folder but never descended."""
-    dirs, descend, files = [], [], []
+    dirs: list[str] = []
+    descend: list[str] = []
+    files: list[str] = []
     try:
         with os.scandir(path) as it:
             for entry in it:
