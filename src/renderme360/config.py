@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .naming import MAX_FRAME
 
 KEYS = {
     "data_root": str,
     "output": str,
     "subjects": (str, list, int),
-    "performances": (str, list),
+    "performances": (str, list, int),
     "cameras": (str, list, int),
-    "frames": str,
+    "frames": (str, int),
     "modalities": (str, list),
     "layout": str,
     "workers": int,
@@ -26,12 +27,50 @@ KEYS = {
 MAX_CONFIG_BYTES = 1 << 20  # a job file is a few hundred bytes
 
 
+class _TypedInt(int):
+    """An integer read from a job file that remembers the text typed: YAML 1.1 reads ``0026`` as
+    octal 22 and ``10:20`` as 620, but ids and frame ranges mean the digits as written."""
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> _TypedInt:
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+
+#: Settings whose values are ids or ranges: kept as the text typed, never as a YAML number.
+TEXT_KEYS = ("subjects", "performances", "cameras", "frames", "modalities")
+
+
+_EXAMPLES = {"performances": "e0", "cameras": "22", "frames": "0:30", "modalities": "images"}
+
+
+def _as_text(key: str, value: Any, path: str | os.PathLike[str]) -> str:
+    """One id (or range) of ``key`` as the user typed it; other scalars are refused, naming the
+    quoting fix (``1.5``, ``true``, ``null`` and mappings are no ids)."""
+    if isinstance(value, _TypedInt):
+        return value.text
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise UsageError(
+        f"config {path}: {key} holds {type(value).__name__} {str(value)[:40]!r}, not an id;"
+        f" quote ids, e.g. {key}: ['{_EXAMPLES.get(key, '0026')}']"
+    )
+
+
 def _loader() -> type:
     """A SafeLoader that refuses aliases (``*name``): nested aliases expand exponentially (an
-    "alias bomb" takes seconds and gigabytes), and a job file never needs them."""
+    "alias bomb" takes seconds and gigabytes), and a job file never needs them. Integers keep
+    the text typed (:class:`_TypedInt`)."""
     import yaml
 
     class NoAliasLoader(yaml.SafeLoader):
+        def construct_yaml_int(self, node: Any) -> Any:
+            return _TypedInt(super().construct_yaml_int(node), str(node.value))
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
@@ -40,6 +79,7 @@ def _loader() -> type:
                 )
             return super().compose_node(parent, index)
 
+    NoAliasLoader.add_constructor("tag:yaml.org,2002:int", NoAliasLoader.construct_yaml_int)
     return NoAliasLoader
 
 
@@ -96,11 +136,13 @@ def _check(doc: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("data_root", "output"):
         if key in doc and not os.path.isabs(doc[key]):
             doc[key] = str(base / doc[key])
-    for key in ("subjects", "performances", "cameras", "modalities"):
+    for key in TEXT_KEYS:
         if isinstance(doc.get(key), list):
-            doc[key] = ",".join(str(v) for v in doc[key])
-        elif isinstance(doc.get(key), int):
-            doc[key] = str(doc[key])
+            doc[key] = ",".join(_as_text(key, v, path) for v in doc[key])
+        elif key in doc:
+            doc[key] = _as_text(key, doc[key], path)
+    if "workers" in doc:
+        doc["workers"] = int(doc["workers"])  # a plain int, not the typed text
     if str(doc.get("subjects", "")).strip().lower() == "all":
         del doc["subjects"]
     if isinstance(doc.get("subjects"), str):
@@ -121,6 +163,20 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def frame_index(text: str) -> int:
+    """argparse type of ``--frame N``: a frame index 0..MAX_FRAME (the frame-id grammar's
+    bound), refused at parse time: a huge number would overflow C integers later."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a frame index") from None
+    if not 0 <= value <= MAX_FRAME:
+        raise argparse.ArgumentTypeError(f"a frame index is 0..{MAX_FRAME}, got {text[:40]}")
     return value
 
 

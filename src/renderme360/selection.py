@@ -15,6 +15,7 @@ import numpy as np
 
 from .camera import WORLD_UP, RigFrame
 from .errors import UsageError
+from .naming import MAX_FRAME
 from .output.layout import MODALITIES
 
 MODALITY_ALIASES = {
@@ -176,7 +177,9 @@ def parse_frames(value: str | None) -> FrameRange | None:
         else:
             raise ValueError(text)
     except ValueError:
-        raise UsageError(f"invalid frame range {value!r}: use START:STOP[:STEP]") from None
+        raise UsageError(f"invalid frame range {text[:60]!r}: use START:STOP[:STEP]") from None
+    if max(rng.start, (rng.stop or 1) - 1, rng.step) > MAX_FRAME:
+        raise UsageError(f"invalid frame range {text[:60]!r}: frame numbers are 0..{MAX_FRAME}")
     if rng.start < 0 or rng.step < 1 or (rng.stop is not None and rng.stop <= rng.start):
         raise UsageError(f"invalid frame range {value!r}: need 0 <= START < STOP and STEP >= 1")
     return rng

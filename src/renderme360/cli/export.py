@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..config import positive_int
+from ..config import frame_index, positive_int
 
 GA_KEYS = ("size", "background", "val_camera", "flame_model", "max_flame_error")
 EPILOG = """\
@@ -40,7 +40,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     ga.add_argument("--flame-model", metavar="PKL", help="your FLAME .pkl: error of the fits (mm)")
     ga.add_argument("--max-flame-error", type=float, metavar="MM", help="refuse frames above it")
     co = fmts.add_parser("colmap", help="COLMAP sparse model + images/ (3D Gaussian Splatting)")
-    co.add_argument("--frame", type=int, required=True, help="frame index")
+    co.add_argument("--frame", type=frame_index, required=True, help="frame index")
     co.add_argument("--text", action="store_true", help="also write the .txt model")
     for p in (ns, co, ga):
         perf_help = "extracted performance folder, or a dataset root with --subject/--performance"
@@ -96,11 +96,13 @@ def _progress(args: argparse.Namespace) -> Any:
 
     class Bar(Progress):
         def start(self, total: int, what: str) -> None:
-            import rich.progress as rp
             from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Rich
 
-            cols = (what, rp.BarColumn(), rp.MofNCompleteColumn(), rp.TimeRemainingColumn())
-            self.bar = rp.Progress(*cols, console=Console(stderr=True))
+            self.bar = Rich(TextColumn("{task.description}", markup=False), BarColumn(),
+                            MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True))  # fmt: skip
             self.bar.start()
             self.task = self.bar.add_task(what, total=total)
 

@@ -21,7 +21,8 @@ class CliProgress(Progress):
             import rich.progress as rp
 
             bar, eta = rp.BarColumn(), rp.TimeRemainingColumn()
-            desc, size = rp.TextColumn("{task.description}"), rp.TextColumn("{task.fields[size]}")
+            desc = rp.TextColumn("{task.description}", markup=False)  # literal: keys, paths
+            size = rp.TextColumn("{task.fields[size]}")
             cols = (desc, bar, rp.TaskProgressColumn(), size, eta)
             self._bar = rp.Progress(*cols, console=console or err_console())
             add = self._bar.add_task

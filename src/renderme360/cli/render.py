@@ -23,8 +23,16 @@ def _console(stderr: bool) -> Console:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    # Off a terminal rich would assume 80 columns; tables in logs and files may be wider.
-    return Console(stderr=stderr, width=None if stream.isatty() else 160)
+    # Off a terminal rich would assume 80 columns; tables in logs and files may be wider. Never
+    # markup or emoji codes: names, paths, SMC attributes ("[/x]") are literal; colour: _styled.
+    return Console(stderr=stderr, width=None if stream.isatty() else 160, markup=False, emoji=False)
+
+
+def _styled(*parts: str | tuple[str, str]) -> Any:
+    """Literal text; a ``(text, style)`` part is coloured: ``_styled(("bad", "red"), " x")``."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)
 
 
 def _out() -> Console:
@@ -59,32 +67,21 @@ def explore_table(docs: Sequence[dict[str, Any]]) -> None:
             name = f"{d['actor']}_{d['performance']}" if first else ""
             size = human_bytes(f["source"].get("size", 0)) if "size" in f["source"] else "?"
             if f.get("error"):
-                t.add_row(name, role, size, "[red]unreadable[/red]", *[""] * 9)
-                notes.append(f"[red]unreadable[/red] {f['error']}")  # the error names the file
+                t.add_row(name, role, size, _styled(("unreadable", "red")), *[""] * 9)
+                notes.append(_styled(("unreadable", "red"), f" {f['error']}"))  # names the file
             else:
                 img, msk = f["images"], f["masks"]
                 frames = max([*img.values(), *msk.values(), 0])
                 audio = f"{f['audio']['seconds']:.1f}s" if f.get("audio") else "-"
                 scan = f"{f['scan']['vertices']:,}v" if f.get("scan") else "-"
-                t.add_row(
-                    name,
-                    role,
-                    size,
-                    str(len(img)),
-                    str(len(msk)),
-                    str(frames),
-                    audio,
-                    str(len(f["keypoints2d"])),
-                    str(f["keypoints3d"]),
-                    str(f["flame"]),
-                    str(f["uv"]),
-                    scan,
-                    human_bytes(d["extract_bytes"]) if first else "",
-                )
+                kp = (len(f["keypoints2d"]), f["keypoints3d"], f["flame"], f["uv"], scan)
+                cells = [str(n) for n in (len(img), len(msk), frames, audio, *kp)]
+                extract = human_bytes(d["extract_bytes"]) if first else ""
+                t.add_row(name, role, size, *cells, extract)
             first = False
         total += d["extract_bytes"]
         notes.extend(
-            f"[yellow]warning[/yellow] {d['actor']}_{d['performance']}: {w}"
+            _styled(("warning", "yellow"), f" {d['actor']}_{d['performance']}: {w}")
             for w in d.get("warnings", [])
         )
     _out().print(t)
@@ -104,9 +101,9 @@ def plan_table(
         t.add_column(col, justify="right" if col in ("files", "size", "left to write") else "left")
     for s in surveys:
         if s.complete:
-            t.add_row(s.perf.key, "[green]complete[/green]", "", "", "0 B", "")
+            t.add_row(s.perf.key, _styled(("complete", "green")), "", "", "0 B", "")
         elif s.plan is None:
-            t.add_row(s.perf.key, "[red]failed[/red]", "", "", "", s.error or "")
+            t.add_row(s.perf.key, _styled(("failed", "red")), "", "", "", s.error or "")
         else:
             p = s.plan
             status = "resume" if s.remaining_files < p.total_files else "new"
@@ -127,7 +124,7 @@ def plan_table(
     _out().print(line + " (images/masks exact, arrays and audio estimated).")
     for s in surveys:
         for w in s.plan.warnings if s.plan else []:
-            err_console().print(f"[yellow]warning[/yellow] {s.perf.key}: {w}")
+            err_console().print(_styled(("warning", "yellow"), f" {s.perf.key}: {w}"))
 
 
 def check_table(report: Any, show_all: bool = False, quiet: bool = False) -> None:
@@ -162,7 +159,7 @@ def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
         c = colour.get(o.status, "white")
         t.add_row(
             o.key,
-            f"[{c}]{o.status}[/{c}]",
+            _styled((o.status, c)),
             f"{o.files:,}",
             human_bytes(o.bytes),
             f"{o.seconds:.1f}",
@@ -176,10 +173,10 @@ def verify_table(reports: Sequence[Any], skipped: Sequence[str] = (), quiet: boo
     """Paths skipped (not performance folders), one line per folder, each bad file, a total."""
     err_console().print("\n".join(skipped), highlight=False, end="\n" if skipped else "")
     for r in reports:
-        state = "[green]OK[/green]" if r.ok else f"[red]{len(r.problems)} problem(s)[/red]"
+        state = ("OK", "green") if r.ok else (f"{len(r.problems)} problem(s)", "red")
         src = f", {r.against_source} against source" if r.against_source else ""
-        _out().print(f"{r.folder}: {state} ({r.checked} files checked{src})", highlight=False)
+        _out().print(_styled(f"{r.folder}: ", state, f" ({r.checked} files checked{src})"))
         for p in r.problems:
-            _out().print(f"  [red]bad[/red] {p}", highlight=False)
+            _out().print(_styled("  ", ("bad", "red"), f" {p}"))
     if len(reports) > 1:
         _out().print(verify_total(reports))

@@ -25,6 +25,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import EmptySelectionError, InvalidIdError, Renderme360Error, UsageError
 from ..naming import validate_actor, validate_performance
+from ..output.walk import walk
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
 from .conventions import (
@@ -416,7 +417,7 @@ def _staged(dest: Path) -> Iterator[tuple[ExportDir, dict[str, Any]]]:
 
 def _open_dest(dest: Path) -> tuple[ExportDir, dict[str, Any]]:
     out = ExportDir(dest)
-    for folder, _dirs, names in os.walk(out.root):  # leftovers of an interrupted run
+    for folder, _dirs, names in walk(out.root):  # leftovers of an interrupted run
         for n in names:
             if _TMP_RE.match(n):
                 Path(folder, n).unlink(missing_ok=True)

@@ -145,7 +145,9 @@ def encode_mp3(target: Path | BinaryIO | Any, frames: np.ndarray, rate: int) -> 
         raise SMCFormatError(f"cannot encode MP3: {exc}") from exc
 
 
-def write_mp3(path: Path, audio: np.ndarray, rate: int) -> None:
-    """MP3 of stored audio. Float input is taken as [-1, 1); integers are scaled from full range;
-    a (channels, frames) array with few rows is transposed first."""
-    encode_mp3(path, to_float(_frames_first(np.asarray(audio))), rate)
+def write_mp3(target: Path | BinaryIO, audio: np.ndarray, rate: int) -> None:
+    """MP3 of stored audio to a path or a binary file object (libsndfile refuses names of 1,024
+    bytes or more: long output paths go through a file object). Float input is taken as
+    [-1, 1); integers are scaled from full range; a (channels, frames) array with few rows is
+    transposed first."""
+    encode_mp3(target, to_float(_frames_first(np.asarray(audio))), rate)

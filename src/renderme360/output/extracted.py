@@ -23,6 +23,7 @@ from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
 from . import layout
 from .layout import OutputPath
 from .read import ItemKey, choose_sources, folder_layouts, frames_by_camera
+from .walk import walk
 
 #: Blob kinds (as in the SMC reader) -> output modality.
 _BLOB_MODALITY = {"color": "images", "mask": "masks"}
@@ -40,7 +41,7 @@ def looks_extracted(path: Path) -> bool:
 def _relative_files(root: Path) -> list[str]:
     """Every file under root as a relative POSIX path (hidden folders and previews skipped)."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != layout.VISUALIZATION]
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from ..errors import DiskFullError, UnsafeNameError, is_disk_full
 from ..textsafe import encode_text
+from .walk import remove_tree
 
 
 class _TmpNames:
@@ -242,7 +243,7 @@ class OutputDir:
         if self.tmp.is_symlink():
             self.tmp.unlink()
         elif self.tmp.exists():
-            shutil.rmtree(self.tmp)
+            remove_tree(self.tmp)  # iterative: a deep .tmp cannot raise RecursionError
         self._safe_dirs.discard(TMP_DIR)
         self._dir_paths.pop(TMP_DIR, None)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import NotFoundError, UsageError
 from ..naming import parse_smc_name
+from ..output.walk import walk
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def find_smc_files(root: str | os.PathLike[str]) -> list[Path]:
     if not root.is_dir():
         raise NotFoundError(f"{root}: no such file or folder")
     found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in walk(root):  # iterative, bounded depth
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         found.extend(Path(dirpath) / f for f in filenames if f.endswith(".smc"))
     return sorted(found)

@@ -36,6 +36,7 @@ from ..output.reports import (
     human_bytes,
     size_summary,
 )
+from ..output.walk import walk
 from ..selection import Selection, parse_cameras, parse_frames, parse_modalities
 from ..tasks import Options, SourceId, Unit
 from .discover import Performance
@@ -510,7 +511,7 @@ def _remove_empty_dirs(root: Path) -> None:
     """Remove folders left empty by a failed write (no empty camera folder, ever)."""
     if not root.is_dir() or root.is_symlink():
         return
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+    for dirpath, dirnames, filenames in walk(root, topdown=False):
         if dirpath != str(root) and not dirnames and not filenames:
             with contextlib.suppress(OSError):
                 os.rmdir(dirpath)

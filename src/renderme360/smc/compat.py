@@ -324,7 +324,11 @@ class SMCReader(ExtractionReader):
         pcm = np.int16(x * 2**15) if normalized else np.int16(x)
         # exactly the int16 samples, as float (libsndfile's 16-bit path to LAME distorts)
         frames = np.ascontiguousarray(pcm).reshape(-1, channels).astype(np.float32) / 2**15
-        encode_mp3(f if hasattr(f, "write") else os.fspath(f), frames, int(sr))  # type: ignore[arg-type]
+        if hasattr(f, "write"):
+            encode_mp3(f, frames, int(sr))
+            return
+        with open(os.fspath(f), "wb") as out:  # libsndfile refuses names of 1,024+ bytes
+            encode_mp3(out, frames, int(sr))
 
     # ------------------------------------------------------------------ keypoints
     @_io_guard

@@ -172,10 +172,14 @@ class ExtractionReader:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        # Garbage collection, possibly at interpreter shutdown when module globals (os, h5py,
+        # logging's own) are already None: close quietly, never log or raise from here (a
+        # message at exit would be noise, and logging itself may be torn down). No
+        # contextlib.suppress: its module may be cleared too.
+        try:  # noqa: SIM105
             self.close()
-        except Exception:  # interpreter shutdown: nothing useful to report
-            log.debug("close() failed during garbage collection", exc_info=True)
+        except BaseException:
+            pass
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"

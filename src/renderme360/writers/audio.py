@@ -36,8 +36,9 @@ def write_wav_task(ctx: WriteContext, task: Task) -> Written:
 def write_mp3_task(ctx: WriteContext, task: Task) -> Written:
     """``audio/audio.mp3``."""
     audio, rate = _audio(ctx)
-    with ctx.out.atomic_path(task.key, ctx.options.checksum) as p:
-        write_mp3(p.tmp, audio, rate)
+    # through a file object: libsndfile refuses file names of 1,024 bytes or more
+    with ctx.out.atomic_path(task.key, ctx.options.checksum) as p, open(p.tmp, "xb") as f:
+        write_mp3(f, audio, rate)
     return p.written  # type: ignore[return-value]
 
 
