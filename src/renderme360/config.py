@@ -134,7 +134,7 @@ def _check(doc: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     base = Path(path).parent
     for key in ("data_root", "output"):
-        if key in doc and not os.path.isabs(doc[key]):
+        if key in doc and not os.path.isabs(doc[key]) and "://" not in doc[key]:
             doc[key] = str(base / doc[key])
     for key in TEXT_KEYS:
         if isinstance(doc.get(key), list):

@@ -18,11 +18,27 @@ if TYPE_CHECKING:
 
 @dataclass
 class SourceId:
-    """Identity of a source file: a changed size or mtime means a plan built on it is stale."""
+    """Identity of a source file: a changed size or mtime (or ETag) means a plan built on it is
+    stale. ``path`` is how it is shown and recorded (a URL without its credentials); ``url`` is
+    set for a remote file: the URL to open."""
 
     path: str
     size: int
     mtime_ns: int
+    url: str = ""
+    etag: str = ""
+
+    def record(self) -> dict[str, object]:
+        """How manifests record it: never the URL to open (it may carry credentials)."""
+        doc: dict[str, object] = {"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns}
+        if self.etag:
+            doc["etag"] = self.etag
+        return doc
+
+    @property
+    def location(self) -> str:
+        """What to open: the URL of a remote file, the path of a local one."""
+        return self.url or self.path
 
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> SourceId:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import Interrupted, Renderme360Error, Terminated, UsageError
+from ..smc.source import redact
 from ..textsafe import printable_streams, strict_json
 from .export import cmd_export
 from .parser import PROG, build_parser
@@ -61,10 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(msg: str, code: int = 1, as_json: bool = False) -> int:
-    """One line on stderr; with --json also ``{"error", "exit_code"}`` on stdout. Returns code."""
-    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    """One line on stderr (a URL without credentials); with --json also on stdout."""
+    print(f"{PROG}: error: {redact(msg)}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"error": msg, "exit_code": code}, allow_nan=False), flush=True)
+        print(json.dumps({"error": redact(msg), "exit_code": code}, allow_nan=False), flush=True)
     return code
 
 
@@ -91,7 +92,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     surveys = survey_all(perfs, req)
     docs = [explore_document(s) for s in surveys]
     if args.json:
-        print(strict_json({"root": str(args.path), "performances": docs}))
+        print(strict_json({"root": redact(str(args.path)), "performances": docs}))
     else:
         explore_table(docs)
     return 1 if any(f.get("error") for d in docs for f in d["files"].values()) else 0

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..output.reports import human_bytes
+from ..output.reports import fetched_line, human_bytes
 from ..verify import verify_total
 
 if TYPE_CHECKING:
@@ -148,6 +148,7 @@ def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
     line = f"{n['done']} done, {n['skipped']} skipped (already complete), {n['failed']} failed"
     if n["locked"]:
         line += f", {n['locked']} locked by another process"
+    line += fetched_line([o.fetched for o in outcomes])
     if quiet and not n["failed"] and not n["locked"]:
         print(line)
         return

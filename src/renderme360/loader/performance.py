@@ -107,10 +107,14 @@ def load(
     """
     from ..output.extracted import ExtractedFolder, looks_extracted
     from ..output.layout import parse_performance_dir
+    from ..smc.source import RemotePath, as_location
     from .smc_source import SMCSource, choose_one
 
     subject, performance = _id_arg(subject, "subject"), _id_arg(performance, "performance")
-    root = Path(path)
+    location = as_location(path)
+    if isinstance(location, RemotePath):  # SMC files behind a URL (s3://, https://, ...)
+        return Performance(SMCSource.find(location, subject, performance))
+    root = Path(location)
     if not root.exists():
         raise NotFoundError(f"{root}: no such file or folder")
     if subject is None and performance is None and looks_extracted(root):

@@ -203,3 +203,14 @@ def append_batch_row(out_root: Path, row: Mapping[str, Any]) -> None:
             data = data[os.write(fd, data) :]
     finally:
         os.close(fd)
+
+
+def fetched_line(fetched: Iterable[Mapping[str, int]]) -> str:
+    """What reading remote sources cost (``"; fetched ..."``, "" when nothing was fetched: local
+    sources count nothing), also in manifest.json and ``--json``."""
+    counts = list(fetched)
+    nbytes = sum(f.get("bytes", 0) for f in counts)
+    requests = sum(f.get("requests", 0) for f in counts)
+    if not requests:
+        return ""
+    return f"; fetched {human_bytes(nbytes)} in {requests:,} requests from remote sources"

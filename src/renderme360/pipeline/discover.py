@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import NotFoundError, UsageError
 from ..naming import parse_smc_name
 from ..output.walk import walk
+from ..smc.source import RemotePath, as_location, list_files
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class Performance:
 
     actor: str
     performance: str
-    files: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Path | RemotePath] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -35,12 +36,17 @@ class Performance:
         return f"{self.actor}_{self.performance}"
 
 
-def find_smc_files(root: str | os.PathLike[str]) -> list[Path]:
+def find_smc_files(root: str | os.PathLike[str] | RemotePath) -> list[Path] | list[RemotePath]:
     """Every ``*.smc`` file under root (or root itself if it is a file), sorted.
 
-    Symlinked directories are not descended into, so a link cycle cannot hang discovery.
+    Symlinked directories are not descended into, so a link cycle cannot hang discovery. A URL
+    root (``s3://bucket/prefix``, ``https://host/path/``: :mod:`..smc.source`) is listed
+    through fsspec and gives :class:`RemotePath` files.
     """
-    root = Path(root)
+    location = as_location(root)
+    if isinstance(location, RemotePath):
+        return list_files(location, ".smc")
+    root = location
     if root.is_file():
         return [root] if root.suffix == ".smc" else []
     if not root.is_dir():
@@ -52,14 +58,16 @@ def find_smc_files(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(found)
 
 
-def group_performances(paths: Iterable[Path]) -> tuple[list[Performance], list[Path]]:
+def group_performances(
+    paths: Iterable[Path] | Iterable[RemotePath],
+) -> tuple[list[Performance], list[Path | RemotePath]]:
     """Group SMC paths by (actor, performance); return the groups and names not understood.
 
     When a role appears twice (two copies of the same anno file), the shortest path wins; the
     others are logged (INFO, shown with ``-v``) and left out.
     """
     groups: dict[tuple[str, str], Performance] = {}
-    unknown = []
+    unknown: list[Path | RemotePath] = []
     for path in sorted(paths, key=lambda p: (len(p.parts), str(p))):
         name = parse_smc_name(path.name)
         if name is None:
@@ -126,15 +134,17 @@ def select_performances(
 
 
 def discover(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | RemotePath,
     subjects: str | Sequence[str] | None = None,
     patterns: str | Sequence[str] | None = None,
 ) -> list[Performance]:
     """Find, group and select the performances under root."""
     files = find_smc_files(root)
     if not files:
-        raise NotFoundError(f"{root}: no .smc files found")
+        raise NotFoundError(f"{as_location(root)}: no .smc files found")
     performances, _unknown = group_performances(files)
     if not performances:
-        raise NotFoundError(f"{root}: no .smc file follows the name grammar {{actor}}_{{perf}}.smc")
+        raise NotFoundError(
+            f"{as_location(root)}: no .smc file follows the name grammar {{actor}}_{{perf}}.smc"
+        )
     return select_performances(performances, subjects, patterns)

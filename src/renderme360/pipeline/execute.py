@@ -21,9 +21,11 @@ from ..errors import (
     Renderme360Error,
     SMCFormatError,
     UsageError,
+    one_line,
 )
 from ..output.outdir import OutputDir, PendingDigest, Written
 from ..output.read import Record
+from ..smc.source import same_version, stamp_of, stat_source
 from ..stops import signals_deferred
 from ..tasks import Options, Task, Unit
 from ..writers import WriteContext, get_writer
@@ -46,6 +48,7 @@ class UnitResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None  # a failure that stops the whole run (disk full)
     tracebacks: list[tuple[str, str]] = field(default_factory=list)  # (task key, traceback)
+    fetched: dict[str, int] = field(default_factory=dict)  # requests, bytes read from the source
 
 
 @dataclass(frozen=True)
@@ -66,22 +69,26 @@ class Unexpected:
 
 
 def iter_unit(
-    unit: Unit, out_dir: str, options: Options
+    unit: Unit, out_dir: str, options: Options, fetched: dict[str, int] | None = None
 ) -> Iterator[tuple[Task, Written | str | Unexpected]]:
     """Execute a unit task by task, yielding (task, Written) or (task, error message).
 
     Raises DiskFullError (stop everything) and KeyboardInterrupt; other per-file problems
     (a corrupt blob) are yielded as messages so the rest of the unit still gets written.
+    ``fetched`` receives the requests and bytes read from the source.
     """
-    try:
-        st = os.stat(unit.source.path)
-    except OSError as exc:
-        raise SMCFormatError(f"{unit.source.path}: cannot read ({exc.strerror})") from exc
-    if (st.st_size, st.st_mtime_ns) != (unit.source.size, unit.source.mtime_ns):
-        raise SMCFormatError(f"{unit.source.path}: changed since it was planned; run again")
+    _check_unchanged(unit, "since it was planned; run again")
     out = _output_dir(out_dir)
     hashing: deque[tuple[Task, PendingDigest]] = deque()  # files in place, digest in progress
-    with WriteContext(out, unit.source.path, options) as ctx:
+    with WriteContext(out, unit.source.location, options) as ctx:
+        if ctx.remote:
+            ctx.plan_reads(
+                [
+                    (t.offset, t.nbytes)
+                    for t in unit.tasks
+                    if t.writer == "blob" and t.offset is not None
+                ]
+            )
         for task in unit.tasks:
             try:
                 got = get_writer(task.writer)(ctx, task)
@@ -103,6 +110,20 @@ def iter_unit(
         while hashing:
             done_task, pending = hashing.popleft()
             yield done_task, pending.written()
+        if fetched is not None and ctx.remote:
+            fetched.update(ctx.fetched())
+
+
+def _check_unchanged(unit: Unit, when: str) -> None:
+    """SMCFormatError naming the source when it is not the version the plan was made from
+    (size and mtime; a remote file's ETag too)."""
+    try:
+        now = stat_source(unit.source.location)
+    except OSError as exc:
+        why = exc.strerror if isinstance(exc.strerror, str) else one_line(exc)
+        raise SMCFormatError(f"{unit.source.path}: cannot read ({why})") from exc
+    if not same_version(now, stamp_of(unit.source)):
+        raise SMCFormatError(f"{unit.source.path}: changed {when}")
 
 
 _OUT: OutputDir | None = None
@@ -124,7 +145,7 @@ def run_unit(unit: Unit, out_dir: str, options: Options) -> UnitResult:
     result = UnitResult()
     size, mtime = unit.source.size, unit.source.mtime_ns
     try:
-        for task, got in iter_unit(unit, out_dir, options):
+        for task, got in iter_unit(unit, out_dir, options, result.fetched):
             key = task.key
             if isinstance(got, Written):
                 result.done.append(
@@ -145,6 +166,13 @@ def run_unit(unit: Unit, out_dir: str, options: Options) -> UnitResult:
                 result.tracebacks.append((key, got.traceback))
             else:
                 result.failed.append((key, got))
+        if unit.source.url:  # what was read must come from the version planned
+            try:
+                _check_unchanged(unit, "during extraction")
+            except SMCFormatError as exc:
+                result.failed.extend((r.key, str(exc)) for r in result.done)
+                result.done.clear()
+                raise
     except DiskFullError as exc:
         result.fatal = str(exc)
     except Exception as exc:  # the unit could not go on: its remaining tasks fail with the reason

@@ -12,8 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from ..errors import Renderme360Error, one_line
 from ..formats.image import image_extension
 from ..naming import validate_actor, validate_performance
 from ..smc.reader import BlobLocation, ExtractionReader
+from ..smc.source import as_location, source_id
 from ..smc.streams import BlobStream
 from ..tasks import SourceId
 from ..textsafe import finite_json
@@ -132,6 +132,8 @@ class FileInventory:
     #: not probed, see ``probe(camera_poses=True)``), and why the calibration could not be read
     #: if it could not (only those selections then fail).
     camera_rt: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    #: Requests and bytes the probe fetched from the file (``{"requests": n, "bytes": n}``).
+    fetched: dict[str, int] = field(default_factory=dict, repr=False)
     calibration_error: str | None = field(default=None, repr=False)
 
     @property
@@ -172,9 +174,10 @@ class FileInventory:
             "uv",
             "flame_missing",
         )
-        skip = {"blobs", "extensions", "camera_rt", "calibration_error", "source", *per_frame}
+        skip = {"blobs", "extensions", "camera_rt", "calibration_error", "source", "fetched"}
+        skip.update(per_frame)
         d = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in skip}
-        d["source"] = asdict(self.source)
+        d["source"] = self.source.record()
         d["modalities"] = self.modalities()
         for name in ("images", "masks", "keypoints2d"):
             d[name] = {cam: len(frames) for cam, frames in getattr(self, name).items()}
@@ -191,10 +194,11 @@ def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -
     ``camera_poses`` also reads every camera's RT (for ``ring:``/``front:`` camera rules; it costs
     a few reads per calibrated camera, so only when a selection needs it).
     """
+    path = as_location(path)  # a URL is shown without its credentials
     try:
-        source = SourceId.of(path)
+        source = source_id(path)
     except OSError as exc:  # vanished, dangling symlink, no permission
-        source = SourceId(str(Path(path).absolute()), 0, 0)
+        source = SourceId(str(as_location(path).absolute()), 0, 0)
         inv = FileInventory(role=role, source=source)
         inv.error = f"{path}: cannot read ({exc.strerror or exc})"
         log.debug("%s", inv.error)  # recorded in inv.error: the caller reports it once
@@ -202,7 +206,10 @@ def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -
     inv = FileInventory(role=role, source=source)
     try:
         with ExtractionReader(path) as reader:
-            _probe_into(reader, inv, camera_poses)
+            try:
+                _probe_into(reader, inv, camera_poses)
+            finally:  # what a remote file cost (a local one counts nothing)
+                inv.fetched = reader.source().stats.as_dict() if source.url else {}
     except Renderme360Error as exc:
         inv.error = str(exc)
         log.debug("%s", exc)
@@ -277,7 +284,7 @@ def read_camera_poses(inv: FileInventory) -> dict[str, np.ndarray] | None:
     if inv.camera_rt is not None:
         return inv.camera_rt
     try:
-        with ExtractionReader(inv.source.path) as r:
+        with ExtractionReader(inv.source.location) as r:
             rts, _error = _camera_rts(r, inv.calibration)
     except (Renderme360Error, OSError) as exc:
         log.info("camera poses of %s not read: %s", inv.source.path, exc)
@@ -303,7 +310,7 @@ def _stream_extension(
 ) -> str:
     """Extension of a stream from the magic bytes of its first blob ("bin" when unknown)."""
     if where is not None and where.offset is not None:  # straight from the file, no HDF5 read
-        head = os.pread(r.raw_fd(), min(16, where.nbytes), where.offset)
+        head = r.source().read_at(where.offset, min(16, where.nbytes))
     else:
         head = r.read_blob_head(kind, cam, frame)
     return image_extension(head) or "bin"

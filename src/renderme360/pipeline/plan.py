@@ -235,7 +235,10 @@ def request_fingerprint(
         "selection": selection.describe(),
         "layout": layout,
         "options": [options.image_mode, options.jpeg_quality, options.checksum],
-        "sources": {r: [s.path, s.size, s.mtime_ns] for r, s in sorted(sources.items())},
+        "sources": {
+            r: [s.path, s.size, s.mtime_ns, *([s.etag] if s.etag else [])]
+            for r, s in sorted(sources.items())
+        },
     }
     text = json.dumps(doc, sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

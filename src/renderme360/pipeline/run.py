@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ from ..output.reports import (
 )
 from ..output.walk import walk
 from ..selection import Selection, parse_cameras, parse_frames, parse_modalities
-from ..tasks import Options, SourceId, Unit
+from ..smc.source import source_id
+from ..tasks import Options, Unit
 from .discover import Performance
 from .execute import Executor, SerialExecutor
 from .inventory import probe, read_camera_poses
@@ -152,6 +153,8 @@ class Outcome:
     error: str = ""
     warnings: list[str] = field(default_factory=list)
     out_dir: str = ""
+    #: Requests made and bytes read from the source files (survey and extraction).
+    fetched: dict[str, int] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         """The MANIFEST.csv row of this outcome."""
@@ -212,8 +215,10 @@ class Progress:
 def survey(perf: Performance, req: Request) -> Survey:
     """Plan one performance and subtract what a previous run already wrote."""
     try:
-        sources = {role: SourceId.of(p) for role, p in perf.files.items()}
+        sources = {role: source_id(p) for role, p in perf.files.items()}
     except OSError as exc:  # vanished, a dangling symlink, no permission
+        if exc.filename is None:  # a remote file: the message names it
+            return Survey(perf, "", error=str(exc))
         return Survey(perf, "", error=f"{exc.filename}: cannot read ({exc.strerror or exc})")
     fp = request_fingerprint(req.selection, req.layout, req.options, sources)
     out_dir = Path(req.out_root) / perf.key
@@ -329,8 +334,12 @@ def run_performance(
             layout=plan.layout,
             image_mode=plan.options.image_mode,
         )
+        fetched = _add_fetched({}, *(inv.fetched for inv in plan.inventories.values()))
+        outcome.fetched = fetched
         try:
-            written = _execute(remaining, out, req.options, executor, journal, failures, progress)
+            written = _execute(
+                remaining, out, req.options, executor, journal, failures, progress, fetched
+            )
         finally:
             journal.close()
             out.clean_tmp()
@@ -349,7 +358,7 @@ def run_performance(
         else:
             progress.finishing(perf.key)
             try:
-                tally = _finish(plan, out, req, exec_seconds)
+                tally = _finish(plan, out, req, exec_seconds, fetched)
             except BaseException:
                 out.clean_tmp()  # nothing half-written stays behind, whatever went wrong
                 raise
@@ -366,11 +375,14 @@ def _execute(
     journal: Journal,
     failures: list[str],
     progress: Progress,
+    fetched: dict[str, int],
 ) -> int:
     """Run the units, journaling each result as it comes; return how many files were written
-    (counted, not kept: the journal holds the records)."""
+    (counted, not kept: the journal holds the records). ``fetched`` adds up what the units
+    read from their sources."""
     written = 0
     for _i, result in executor.run(units, str(out.root), options):
+        _add_fetched(fetched, result.fetched)
         new = result.done
         journal.add(new)
         for key, text in result.tracebacks:
@@ -384,7 +396,17 @@ def _execute(
     return written
 
 
-def _finish(plan: Plan, out: OutputDir, req: Request, seconds: float) -> Tally:
+def _add_fetched(total: dict[str, int], *more: Mapping[str, int]) -> dict[str, int]:
+    """Add request and byte counts into ``total`` (returned)."""
+    for m in more:
+        for k in ("requests", "bytes"):
+            total[k] = total.get(k, 0) + int(m.get(k, 0))
+    return total
+
+
+def _finish(
+    plan: Plan, out: OutputDir, req: Request, seconds: float, fetched: Mapping[str, int]
+) -> Tally:
     """Previews, reports, the file lists and manifest, and the completion marker last.
 
     Every pass over the files reads the journal as a stream: nothing per file is kept.
@@ -424,6 +446,7 @@ def _finish(plan: Plan, out: OutputDir, req: Request, seconds: float) -> Tally:
         raise
     listed.commit()
     timings = {"extract": seconds, "finish": time.monotonic() - t0}
+    doc = {**doc, "fetched": dict(fetched)}
     write_manifest(out, plan_doc=doc, listed=listed, timings=timings)
     write_marker(
         out,
@@ -501,7 +524,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "cameras_selected": plan.cameras,
         "notes": plan.notes,
         "warnings": plan.warnings,
-        "sources": {role: asdict(src) for role, src in plan.sources.items()},
+        "sources": {role: src.record() for role, src in plan.sources.items()},
         "source_inventory": {role: inv.summary() for role, inv in plan.inventories.items()},
         "fingerprint": plan.fingerprint,
     }

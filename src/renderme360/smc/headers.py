@@ -13,7 +13,6 @@ group with HDF5's answer (reader.blob_stream, reader._nonempty_frames).
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 
 from . import schema
 from .h5safe import BlobLocation
+from .source import ByteSource
 
 _DATASPACE, _DATATYPE, _LAYOUT, _FILTERS = 0x0001, 0x0003, 0x0008, 0x000B
 _NEEDED = frozenset({_DATASPACE, _DATATYPE, _LAYOUT})
@@ -56,8 +56,9 @@ class HeaderProbe:
     (every file h5py writes) take this path; :meth:`usable` says whether a file does.
     """
 
-    def __init__(self, fd: int, base: int, file_size: int) -> None:
-        self.fd = fd
+    def __init__(self, source: int | ByteSource, base: int, file_size: int) -> None:
+        # the file's bytes by range (an OS descriptor is wrapped: local pread)
+        self.source = ByteSource.of_fd(source) if isinstance(source, int) else source
         self.base = base
         self.file_size = file_size
         self._template: _Template | None = None  # of the last blob header parsed in full
@@ -118,15 +119,14 @@ class HeaderProbe:
         """Which headers equal the template outside its varying fields and hold a whole blob
         inside the file, with the blobs' offsets and sizes (one read per header)."""
         blank = bytes(t.size)  # never matches: no version 0 header is plain
-        heads = []
-        for a in addresses:
-            head = blank
-            if isinstance(a, int) and 0 <= a < self.file_size:
-                try:
-                    head = os.pread(self.fd, t.size, self.base + a)
-                except OSError:
-                    head = blank
-            heads.append(head if len(head) == t.size else blank)
+        inside = [isinstance(a, int) and 0 <= a < self.file_size for a in addresses]
+        wanted = [(self.base + a, t.size) for a, ok in zip(addresses, inside, strict=True) if ok]
+        try:
+            got = iter(self.source.read_many(wanted))  # type: ignore[arg-type]
+        except OSError:
+            got = iter([blank] * len(wanted))
+        heads = [next(got) if ok else blank for ok in inside]
+        heads = [h if len(h) == t.size else blank for h in heads]
         rows = np.frombuffer(b"".join(heads), np.uint8).reshape(len(addresses), t.size)
         ok = np.ones(len(addresses), bool)
         for a, b, seg in t.segments:
@@ -174,14 +174,14 @@ class HeaderProbe:
             return None
         start = self.base + header_address
         try:
-            head = os.pread(self.fd, _FIRST_READ, start)
+            head = self.source.read_at(start, _FIRST_READ)
             if len(head) < _PREFIX.size:
                 return None
             version, reserved, _count, _refs, size = _PREFIX.unpack_from(head)
             if version != 1 or reserved or size > _MAX_HEADER:
                 return None
             if 16 + size > len(head):  # the 12-byte prefix is padded to 16 in version 1
-                head = os.pread(self.fd, 16 + size, start)
+                head = self.source.read_at(start, 16 + size)
         except OSError:
             return None
         return head if len(head) >= 16 + size else None

@@ -41,6 +41,7 @@ from .schema import (
     MAX_RESOLUTION,
     REQUIRED_ROOT_ATTRS,
 )
+from .source import ByteSource, RemotePath, as_location
 from .streams import BlobStream
 
 log = logging.getLogger(__name__)
@@ -119,11 +120,14 @@ class ExtractionReader:
         The file lacks the root attributes of an SMC file.
     """
 
-    def __init__(self, file_path: str | os.PathLike[str]) -> None:
-        self.path = Path(file_path)
-        self._fd: int | None = None
+    def __init__(self, file_path: str | os.PathLike[str] | RemotePath) -> None:
+        self.path: Path | RemotePath = as_location(file_path)
+        self._source: ByteSource | None = None
         self._header_probe: HeaderProbe | bool | None = None
         self.smc: h5py.File | None = None
+        if isinstance(self.path, RemotePath):
+            self._open_remote()
+            return
         if not self.path.is_file():  # a FIFO or device would block or stream forever
             if self.path.exists():
                 raise SMCOpenError(f"{self.path}: not a regular file")
@@ -134,6 +138,24 @@ class ExtractionReader:
             raise SMCOpenError(
                 f"{self.path}: not a readable HDF5/SMC file ({h5safe.open_failure(exc)})"
             ) from exc
+        self._opened()
+
+    def _open_remote(self) -> None:
+        """Open a URL: HDF5 reads it through a file object over a ranged-read source."""
+        self._source = ByteSource.open(self.path)
+        try:
+            self.smc = h5py.File(self._source.file(), "r")
+        except Renderme360Error:
+            self.close()
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            self.close()
+            raise SMCOpenError(
+                f"{self.path}: not a readable HDF5/SMC file ({h5safe.open_failure(exc)})"
+            ) from exc
+        self._opened()
+
+    def _opened(self) -> None:
         h5safe.bound_metadata_cache(self.smc)
         try:
             self._check_root()
@@ -157,13 +179,13 @@ class ExtractionReader:
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Close the HDF5 file and any raw descriptor opened for fast copies."""
-        fd, self._fd = getattr(self, "_fd", None), None
         self._header_probe = None
-        if fd is not None:
-            os.close(fd)
         smc = getattr(self, "smc", None)
         if smc is not None and smc.id.valid:
             smc.close()
+        source, self._source = getattr(self, "_source", None), None
+        if source is not None:
+            source.close()
 
     def __enter__(self) -> ExtractionReader:
         return self
@@ -451,19 +473,23 @@ class ExtractionReader:
         """The object-header reader of this file, when its address sizes allow one."""
         if self._header_probe is None:
             plist = self.smc.id.get_create_plist()
-            fd = self.raw_fd()
+            source = self.source()
             if HeaderProbe.usable(plist.get_sizes()):
-                size = os.fstat(fd).st_size
-                self._header_probe = HeaderProbe(fd, int(plist.get_userblock()), size)
+                self._header_probe = HeaderProbe(source, int(plist.get_userblock()), source.size)
             else:
                 self._header_probe = False
         return self._header_probe or None
 
+    def source(self) -> ByteSource:
+        """The file's bytes by range (:mod:`.source`: local ``pread`` or ranged requests, with
+        request and byte counters), for reads by offset without HDF5; closed by close()."""
+        if self._source is None:
+            self._source = ByteSource.open(self.path)
+        return self._source
+
     def raw_fd(self) -> int:
-        """A read-only OS descriptor of the file, for copying blobs by offset; closed by close()."""
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        return self._fd
+        """A read-only OS descriptor of a local file, for copying blobs by offset."""
+        return self.source().fd
 
     # ------------------------------------------------------------------ audio
     @_guard

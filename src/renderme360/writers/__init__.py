@@ -9,13 +9,13 @@ one file through ``ctx.out`` (atomic, inside the output folder). New formats are
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import SMCFormatError
 from ..output.outdir import OutputDir, PendingDigest, Written
 from ..smc.reader import ExtractionReader
+from ..smc.source import ByteSource, RemotePath, as_location
 
 if TYPE_CHECKING:
     from ..tasks import Options, Task
@@ -29,17 +29,29 @@ READ_AHEAD = 1 << 20
 
 
 class WriteContext:
-    """What writers share within one unit: the output folder, the source file and options."""
+    """What writers share within one unit: the output folder, the source file and options.
 
-    def __init__(self, out: OutputDir, source: str | os.PathLike[str], options: Options) -> None:
+    The source's bytes are read through one :class:`~renderme360.smc.source.ByteSource`: a
+    local file by ``pread``; a URL by ranged requests, the unit's blobs fetched ahead in file
+    order (:meth:`plan_reads`: neighbours coalesced, requests in parallel, bounded)."""
+
+    def __init__(
+        self, out: OutputDir, source: str | os.PathLike[str] | RemotePath, options: Options
+    ) -> None:
         self.out = out
-        self.source = Path(source)
+        self.source = as_location(source)
         self.options = options
         self._reader: ExtractionReader | None = None
-        self._fd: int | None = None
+        self._bytes: ByteSource | None = None
         self._ahead = b""  # bytes of the source from _ahead_at, read ahead (see pread)
         self._ahead_at = 0
         self._last_end = -1  # where the last read ended
+        self._planned: Iterator[tuple[tuple[int, int], bytes]] | None = None
+
+    @property
+    def remote(self) -> bool:
+        """Whether the source is a URL (no descriptor, no kernel-side copies)."""
+        return isinstance(self.source, RemotePath)
 
     @property
     def reader(self) -> ExtractionReader:
@@ -49,11 +61,33 @@ class WriteContext:
         return self._reader
 
     @property
+    def bytes_source(self) -> ByteSource:
+        """The source's bytes by range (on first use)."""
+        if self._bytes is None:
+            self._bytes = ByteSource.open(self.source)
+        return self._bytes
+
+    @property
     def fd(self) -> int:
-        """A raw read-only descriptor of the source, for copies by offset (on first use)."""
-        if self._fd is None:
-            self._fd = os.open(self.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        return self._fd
+        """A raw read-only descriptor of a local source, for copies by offset (on first use)."""
+        return self.bytes_source.fd
+
+    def plan_reads(self, ranges: list[tuple[int, int]]) -> None:
+        """The ``(offset, nbytes)`` blobs this unit will read, in order: a remote source fetches
+        them ahead (a local one reads each when asked)."""
+        if self.remote and ranges:
+            self._planned = zip(ranges, self.bytes_source.iter_ranges(ranges), strict=True)
+
+    def _from_plan(self, offset: int, nbytes: int) -> bytes | None:
+        """The planned bytes of this range (ranges planned before it and never asked for are
+        dropped: their task did not read); None when it was not planned."""
+        if self._planned is None:
+            return None
+        for got, data in self._planned:
+            if got == (offset, nbytes):
+                return data
+        self._planned = None
+        return None
 
     def pread(self, offset: int, nbytes: int, what: str | Task) -> bytes:
         """Exactly ``nbytes`` at ``offset`` of the source, or SMCFormatError (naming ``what``,
@@ -62,13 +96,17 @@ class WriteContext:
         Small blobs read one after another in file order (a camera's frames are stored so)
         are read :data:`READ_AHEAD` bytes at a time: one system call for dozens of them."""
         at = offset - self._ahead_at
-        if at >= 0 and at + nbytes <= len(self._ahead):
+        data = self._from_plan(offset, nbytes)
+        if data is not None:
+            pass
+        elif at >= 0 and at + nbytes <= len(self._ahead):
             data = self._ahead[at : at + nbytes]
         elif nbytes < SMALL_BLOB and 0 <= offset - self._last_end <= ADJACENT:
-            self._ahead, self._ahead_at = os.pread(self.fd, READ_AHEAD, offset), offset
+            self._ahead = self.bytes_source.read_at(offset, READ_AHEAD)
+            self._ahead_at = offset
             data = self._ahead[:nbytes]
         else:
-            data = os.pread(self.fd, nbytes, offset)
+            data = self.bytes_source.read_at(offset, nbytes)
         self._last_end = offset + nbytes
         if len(data) != nbytes:
             if not isinstance(what, str):
@@ -76,14 +114,25 @@ class WriteContext:
             raise SMCFormatError(f"{self.source}: {what}: file is truncated")
         return data
 
+    def fetched(self) -> dict[str, int]:
+        """Requests and bytes read from the source so far (blobs and HDF5 reads)."""
+        requests = nbytes = 0
+        sources = [self._bytes, self._reader._source if self._reader is not None else None]
+        for src in sources:
+            if src is not None:
+                requests += src.stats.requests
+                nbytes += src.stats.bytes
+        return {"requests": requests, "bytes": nbytes}
+
     def close(self) -> None:
-        """Close the source (reader and descriptor)."""
+        """Close the source (reader and byte source)."""
+        self._planned = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._bytes is not None:
+            self._bytes.close()
+            self._bytes = None
 
     def __enter__(self) -> WriteContext:
         return self

@@ -36,7 +36,7 @@ def write_blob(ctx: WriteContext, task: Task) -> Written | PendingDigest:
     offset, nbytes = task.offset, task.nbytes
     if ctx.options.image_mode == "reencode" and task.modality in ("images", "masks", "uv"):
         return _reencode(ctx, task, read_stored(ctx, task), f"{ctx.source}: {task.describe_blob()}")
-    if offset is not None and not ctx.options.checksum:
+    if offset is not None and not ctx.options.checksum and not ctx.remote:
         head = ctx.pread(offset, min(16, nbytes), task)
         ext = _checked_ext(head, ctx, task)
         with ctx.out.open_atomic(_with_ext(task.key, ext), hash_output=False) as f:
