@@ -48,9 +48,8 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         p.add_argument("--masks", action="store_true", help="export masks too")
         p.add_argument("-o", "--output", help="export folder (default: see below)")
         p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
-        p.add_argument(
-            "--workers", type=positive_int, help="processes for --downscale (default: CPUs)"
-        )
+        p.add_argument("--workers", type=positive_int, help="--downscale processes (default: CPUs)")
+        p.add_argument("--wait", action="store_true", help="wait for another export into it")
         p.add_argument("--json", action="store_true", help="print the summary as JSON")
         common(p)
     ex.set_defaults(command="export", export_format=None, _help=ex.print_help)
@@ -66,7 +65,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     perf = load(args.perf, subject=args.subject, performance=args.performance)
     opts = dict(cameras=args.cameras, downscale=args.downscale, masks=args.masks,
-                workers=args.workers, progress=_progress(args))  # fmt: skip
+                workers=args.workers, progress=_progress(args), wait=args.wait)  # fmt: skip
     if args.export_format == "colmap":
         summary = export_colmap(perf, args.frame, args.output, text=args.text, **opts)
     else:

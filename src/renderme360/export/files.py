@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from ..errors import UnsafeNameError
+from ..workers import own_temp
 
 
 class ExportDir:
@@ -125,13 +126,14 @@ class ExportDir:
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` under a temporary name beside ``path``, then rename it into place."""
     tmp = _tmp_name(path)
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
+    with own_temp(tmp):  # a pool worker whose parent dies removes it before exiting
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink(tmp)
+            raise
     return path
 
 

@@ -8,17 +8,16 @@ last column/row is cropped, so corner-origin intrinsics divided by k stay exact.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import Renderme360Error
+from ..workers import WorkerPool, default_workers
 from .files import write_atomic
 
 JPEG_QUALITY = 95
@@ -107,13 +106,6 @@ def _run_chunk(tasks: list[ReduceTask]) -> int:
     return sum(run_task(t) for t in tasks)
 
 
-def default_workers(n_tasks: int) -> int:
-    """Worker processes: CPU count, but 1 for a handful of images (start-up costs more)."""
-    if n_tasks < 16:
-        return 1
-    return max(1, min(os.cpu_count() or 1, n_tasks // 8))
-
-
 def run_tasks(
     tasks: Iterable[ReduceTask],
     n_tasks: int,
@@ -126,7 +118,7 @@ def run_tasks(
     At most ``3 * workers`` chunks are in flight, so tasks carrying encoded bytes (read from SMC
     files) never pile up in memory. ``progress(n)`` is called as each chunk of ``n`` finishes.
     """
-    n = workers if workers is not None else default_workers(n_tasks)
+    n = workers if workers is not None else default_workers(small=n_tasks < 16, cap=n_tasks // 8)
     total = 0
     from ..stops import raise_if_stopped
 
@@ -137,38 +129,19 @@ def run_tasks(
             if progress:
                 progress(1)
         return total
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["cv2", "numpy", __name__])  # imported once, not per worker
-    else:
-        ctx = mp.get_context("spawn")
     pending: dict[Future[int], int] = {}
-    with ProcessPoolExecutor(n, mp_context=ctx) as pool:
-        try:
-            for group in _chunks(tasks, chunk):
-                raise_if_stopped()
-                if len(pending) >= 3 * n:
-                    total += _collect(pending, progress)
-                pending[pool.submit(_run_chunk, group)] = len(group)
-            while pending:
-                raise_if_stopped()
+    # leaving the pool with an exception (Ctrl-C, SIGTERM, a failed image) terminates the
+    # workers at once; a killed export takes its workers (and their temp files) with it
+    with WorkerPool(n, preload=["cv2", "numpy", __name__]) as pool:
+        for group in _chunks(tasks, chunk):
+            raise_if_stopped()
+            if len(pending) >= 3 * n:
                 total += _collect(pending, progress)
-        except BaseException:  # Ctrl-C, SIGTERM, a failed image: stop the workers now
-            # (no Future.cancel() first: the pool marks what is left broken by itself, and a
-            # cancelled future there makes its manager thread fail with a traceback)
-            _terminate_workers(pool)
-            raise
+            pending[pool.submit(_run_chunk, group)] = len(group)
+        while pending:
+            raise_if_stopped()
+            total += _collect(pending, progress)
     return total
-
-
-def _terminate_workers(pool: Any) -> None:
-    """SIGTERM every worker of ``pool`` so leaving it does not wait for their chunks."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            proc.terminate()
 
 
 def _collect(pending: dict[Future[int], int], progress: Callable[[int], None] | None) -> int:

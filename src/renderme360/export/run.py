@@ -25,6 +25,8 @@ import numpy as np
 from .._version import __version__
 from ..errors import EmptySelectionError, InvalidIdError, Renderme360Error, UsageError
 from ..naming import validate_actor, validate_performance
+from ..output.layout import LOCK
+from ..output.lock import FolderLock
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
 from .conventions import (
@@ -364,20 +366,40 @@ def _ext(data: bytes, mask: bool) -> str:
 
 # ---------------------------------------------------------------------------- bookkeeping
 @contextmanager
-def _staged(dest: Path) -> Iterator[tuple[ExportDir, dict[str, Any]]]:
-    """The export folder and its previous record; on any failure what this run wrote (staged
-    files, new folders) is removed, so the folder is as before the run or complete."""
-    out, previous = _open_dest(dest)
-    try:
-        yield out, previous
-    except BaseException:
-        out.abort()
-        raise
+def _staged(dest: Path, wait: bool = False) -> Iterator[tuple[ExportDir, dict[str, Any]]]:
+    """The export folder, locked, and its previous record; on any failure what this run wrote
+    (staged files, new folders) is removed, so the folder is as before the run or complete.
 
-
-def _open_dest(dest: Path) -> tuple[ExportDir, dict[str, Any]]:
+    Another export into the same folder holds its lock: exit 4 naming the folder (or, with
+    ``wait``, wait for it). Leftovers of an interrupted run are removed only under the lock, so
+    a running export's staged files are never taken for leftovers."""
     out = ExportDir(dest)
-    for folder, _dirs, names in os.walk(out.root):  # leftovers of an interrupted run
+
+    def busy(holder: str) -> str:
+        return (
+            f"{out.root}: another renderme360 process (pid {holder}) is exporting into this "
+            "folder; wait for it or use --wait"
+        )
+
+    ok = False
+    try:
+        with FolderLock(out.root / LOCK, busy, wait) as lock:
+            try:
+                previous = _open_dest(out)
+                yield out, previous
+                ok = True
+            finally:
+                if not ok:
+                    out.abort()
+                lock.remove()  # held until now: nothing of this run stays behind
+    finally:
+        if not ok:
+            out.abort()  # the folders this run made, now that the lock file is gone
+
+
+def _open_dest(out: ExportDir) -> dict[str, Any]:
+    """Remove leftovers of an interrupted run (under the lock) and read the previous record."""
+    for folder, _dirs, names in os.walk(out.root):
         for n in names:
             if _TMP_RE.match(n):
                 Path(folder, n).unlink(missing_ok=True)
@@ -389,7 +411,7 @@ def _open_dest(dest: Path) -> tuple[ExportDir, dict[str, Any]]:
             previous = doc.get("files", {}) if isinstance(doc, dict) else {}
         except (OSError, ValueError):
             previous = {}
-    return out, previous if isinstance(previous, dict) else {}
+    return previous if isinstance(previous, dict) else {}
 
 
 def _finish(
@@ -446,6 +468,7 @@ def export_nerfstudio(
     masks: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    wait: bool = False,
 ) -> ExportSummary:
     """Write ``transforms.json`` (nerfstudio / instant-ngp) for the chosen cameras and frames.
 
@@ -461,7 +484,7 @@ def export_nerfstudio(
     chosen, pairs, missing = _frame_pairs(perf, cams, rng, masks, notes)
     token = frames_token(rng, chosen) + cameras_token(cameras)
     dest_path = _dest(dest) or default_dest(perf, "nerfstudio", token, downscale)
-    with _staged(dest_path) as (out, previous):
+    with _staged(dest_path, wait) as (out, previous):
         summary = ExportSummary(
             "nerfstudio", str(out.root), str(perf.source), perf.actor, perf.performance, cams,
             chosen, downscale, missing=missing, notes=notes,
@@ -583,6 +606,7 @@ def export_colmap(
     text: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    wait: bool = False,
 ) -> ExportSummary:
     """Write a COLMAP sparse model of one frame: ``sparse/0/{cameras,images,points3D}.bin``,
     ``images/cam_XX.jpg`` (hard links, copies or reduced copies), ``masks/`` with ``masks``.
@@ -621,7 +645,7 @@ def export_colmap(
             )
     token = f"{frame:06d}" + cameras_token(cameras)
     dest_path = _dest(dest) or default_dest(perf, "colmap", token, downscale)
-    with _staged(dest_path) as (out, previous):
+    with _staged(dest_path, wait) as (out, previous):
         summary = ExportSummary(
             "colmap", str(out.root), str(perf.source), perf.actor, perf.performance, cams, [frame],
             downscale, missing=missing, notes=[note] if note != "all cameras" else [],
