@@ -36,10 +36,26 @@ class ReduceTask:
     src: str | None = None
     data: bytes | None = None
     ext: str = ""  # output format (".jpg", ".png"); default: from ``dst``
+    soft: bool = False  # reduced masks: keep the area average instead of thresholding it
 
 
-def reduce_bytes(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndarray:
-    """Decoded image reduced by ``k`` to ``(height // k, width // k)`` (BGR or grayscale)."""
+def reduce_bytes(
+    data: bytes, k: int, mask: bool, width: int, height: int, soft: bool = False
+) -> np.ndarray:
+    """Decoded image reduced by ``k`` to ``(height // k, width // k)`` (BGR or grayscale).
+
+    A reduced mask is binary (see :func:`binary_mask`) unless ``soft``: nerfstudio takes any
+    non-zero pixel for foreground, so an area-averaged edge would grow the mask."""
+    img = _reduce(data, k, mask, width, height)
+    return binary_mask(img) if mask and k > 1 and not soft else img
+
+
+def binary_mask(img: np.ndarray) -> np.ndarray:
+    """255 where a reduced mask is at least half foreground (area average >= 128), else 0."""
+    return np.where(img >= 128, np.uint8(255), np.uint8(0))
+
+
+def _reduce(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndarray:
     import cv2
 
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -65,7 +81,9 @@ def reduce_bytes(data: bytes, k: int, mask: bool, width: int, height: int) -> np
         raise Renderme360Error(
             f"image is {img.shape[1]}x{img.shape[0]}, calibration says {width}x{height}"
         )
-    if mask and img.ndim == 3:
+    if mask and img.ndim == 3 and img.shape[2] == 2:
+        img = img[:, :, 0]  # gray + alpha: the gray
+    elif mask and img.ndim == 3:
         img = img[:, :, :3].max(axis=2)  # 3-channel masks: max over channels, as the reader
     elif not mask and img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
@@ -90,7 +108,7 @@ def run_task(task: ReduceTask) -> int:
 
     data = task.data if task.data is not None else Path(task.src or "").read_bytes()
     try:
-        img = reduce_bytes(data, task.k, task.mask, task.width, task.height)
+        img = reduce_bytes(data, task.k, task.mask, task.width, task.height, task.soft)
     except Renderme360Error as exc:
         raise Renderme360Error(f"{task.src or task.dst}: {exc}") from None
     ext = task.ext or os.path.splitext(task.dst)[1].lower()
