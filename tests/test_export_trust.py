@@ -317,6 +317,8 @@ def test_kill_9_of_an_export_takes_its_workers_along(tmp_path: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # whatever a failure left behind
     assert not alive, alive
+    # a worker's own temp file goes with it; the run's staged files wait for the next run
+    assert not list(dest.rglob(".*.tmp.*.tmp")), list(dest.rglob(".*.tmp.*.tmp"))
     assert main([*argv, "-o", str(dest), "-q"]) == 0
     assert main([*argv, "-o", str(tmp_path / "ref"), "--workers", "1", "-q"]) == 0
     got, ref = _contents(dest), _contents(tmp_path / "ref")

@@ -106,12 +106,10 @@ class WorkerPool:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        if "forkserver" in mp.get_all_start_methods():
-            ctx = mp.get_context("forkserver")
-            if preload:
-                ctx.set_forkserver_preload(list(preload))  # imported once, not per worker
-        else:
-            ctx = mp.get_context("spawn")
+        forkserver = "forkserver" in mp.get_all_start_methods()
+        ctx = mp.get_context("forkserver" if forkserver else "spawn")
+        if forkserver and preload:
+            mp.get_context("forkserver").set_forkserver_preload(list(preload))  # imported once
         self.workers = max(1, workers)
         self.procs: dict[int, Any] = {}  # pid -> the worker's Process handle
         self._pool = ProcessPoolExecutor(

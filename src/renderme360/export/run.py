@@ -441,7 +441,7 @@ def _staged(dest: Path, wait: bool = False) -> Iterator[tuple[ExportDir, dict[st
 
     def busy(holder: str) -> str:
         return (
-            f"{out.root}: another renderme360 process (pid {holder}) is exporting into this "
+            f"{out.root}: another renderme360 process (pid {holder}) is writing into this "
             "folder; wait for it or use --wait"
         )
 
