@@ -28,6 +28,7 @@ RANKS = {
     "formats": 2,
     "output": 2,
     "camera": 2,
+    "workers": 2,
     "selection": 3,
     "config": 3,
     "smc": 4,
@@ -51,6 +52,7 @@ FORBIDDEN_THIRD_PARTY = {
     "naming": {"h5py", "numpy"},
     "errors": {"h5py", "numpy"},
     "stops": {"h5py", "numpy", "cv2"},
+    "workers": {"h5py", "numpy", "cv2"},
 }
 MAX_FUNCTION_LINES = 100
 # 700 held the five extraction commands. `check` (~50 lines) and `export` (~110 lines) add their

@@ -123,6 +123,7 @@ class Interrupted(Renderme360Error):
     """The user interrupted the run; completed files are kept and a re-run resumes."""
 
     exit_code = 130
+    message = "interrupted; finished files are kept: run the same command again to resume"
 
 
 def one_line(exc: BaseException) -> str:

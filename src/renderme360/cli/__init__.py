@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Renderme360Error as exc:
         return _error(exc.cli_message or str(exc), exc.exit_code, as_json)
     except KeyboardInterrupt as exc:
-        msg = "interrupted; finished files are kept: run the same command again to resume"
+        msg = getattr(args, "interrupted", Interrupted.message)  # a command says what it keeps
         code = exc.exit_code if isinstance(exc, Terminated) else Interrupted.exit_code
         return _error(msg, code, as_json)
     except BrokenPipeError:

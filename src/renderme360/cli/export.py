@@ -21,6 +21,7 @@ examples:
 Default folder: PERF/exports/{format}_{frames}[_{cameras}][_down{k}]/; from SMC files
 ./renderme360_exports/{actor}_{perf}/ the same. Conventions (principal point, axes,
 downscale crop) are in README.txt inside every export."""
+STOPPED = "interrupted; nothing of this export was kept: the folder is as before it"  # _staged
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -51,14 +52,15 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         p.add_argument("--downscale", type=int, default=1, choices=(1, 2, 4, 8),
                        help="reduce images k times (JPEG decoded at reduced size)")  # fmt: skip
         p.add_argument("--masks", action="store_true", help="export masks too (always for FLAME)")
+        p.add_argument("--soft-masks", action="store_true", help="reduced masks: keep 0..255")
         p.add_argument("-o", "--output", help="export folder (default: see below)")
         p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
-        p.add_argument("--workers", type=positive_int,
-                       help="processes for the image work (default: CPUs)")  # fmt: skip
+        p.add_argument("--workers", type=positive_int, help="--downscale processes (default: CPUs)")
+        p.add_argument("--wait", action="store_true", help="wait for another export into it")
         p.add_argument("--json", action="store_true", help="print the summary as JSON")
         p.add_argument("--allow-incomplete", action="store_true", help="accept an unfinished PERF")
         common(p)
-    ex.set_defaults(command="export", export_format=None, _help=ex.print_help)
+    ex.set_defaults(command="export", export_format=None, _help=ex.print_help, interrupted=STOPPED)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -67,11 +69,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..loader import load
 
     if args.export_format is None:
-        args._help()
-        return 2
+        return args._help() or 2  # print_help() returns None
     perf = load(args.perf, args.subject, args.performance, allow_incomplete=args.allow_incomplete)
-    opts = dict(cameras=args.cameras, downscale=args.downscale, masks=args.masks,
-                workers=args.workers, progress=_progress(args))  # fmt: skip
+    keys = ("cameras", "downscale", "masks", "workers", "wait", "soft_masks")
+    opts = {k: getattr(args, k) for k in keys} | {"progress": _progress(args)}
     if args.export_format == "colmap":
         summary = export_colmap(perf, args.frame, args.output, text=args.text, **opts)
     else:  # nerfstudio, or gaussianavatars with its own options (GA_KEYS)

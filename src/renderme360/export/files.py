@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from ..errors import UnsafeNameError
+from ..workers import own_temp
 
 
 class ExportDir:
@@ -42,11 +43,13 @@ class ExportDir:
             cur = cur / part
             if cur.is_symlink():
                 raise UnsafeNameError(f"refusing to write through symlink {cur}")
+            if cur.is_dir():
+                continue
+            self._made.append(cur)  # before mkdir: a stop between the two cannot leak it
             try:
                 cur.mkdir()
-                self._made.append(cur)
             except FileExistsError:
-                pass
+                self._made.pop()
         return cur / p.parts[-1]  # a symlink there is replaced by the rename, never followed
 
     def stage(self, rel: str) -> Path:
@@ -58,6 +61,10 @@ class ExportDir:
         tmp = _tmp_name(dst)
         self._staged[dst] = tmp
         return tmp
+
+    def staged_name(self, path: Path) -> Path | None:
+        """The temporary name holding ``path``'s bytes until :meth:`commit`, if it is staged."""
+        return self._staged.get(path)
 
     def write_bytes(self, rel: str, data: bytes) -> Path:
         """Write ``data`` for ``rel`` under a temporary name (in place at :meth:`commit`)."""
@@ -125,13 +132,14 @@ class ExportDir:
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` under a temporary name beside ``path``, then rename it into place."""
     tmp = _tmp_name(path)
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
+    with own_temp(tmp):  # a pool worker whose parent dies removes it before exiting
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink(tmp)
+            raise
     return path
 
 

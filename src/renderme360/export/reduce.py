@@ -8,7 +8,6 @@ last column/row is cropped, so corner-origin intrinsics divided by k stay exact.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Renderme360Error
+from ..workers import WorkerPool, default_workers
 from .files import write_atomic
 
 JPEG_QUALITY = 95
@@ -37,10 +37,26 @@ class ReduceTask:
     src: str | None = None
     data: bytes | None = None
     ext: str = ""  # output format (".jpg", ".png"); default: from ``dst``
+    soft: bool = False  # reduced masks: keep the area average instead of thresholding it
 
 
-def reduce_bytes(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndarray:
-    """Decoded image reduced by ``k`` to ``(height // k, width // k)`` (BGR or grayscale)."""
+def reduce_bytes(
+    data: bytes, k: int, mask: bool, width: int, height: int, soft: bool = False
+) -> np.ndarray:
+    """Decoded image reduced by ``k`` to ``(height // k, width // k)`` (BGR or grayscale).
+
+    A reduced mask is binary (see :func:`binary_mask`) unless ``soft``: nerfstudio takes any
+    non-zero pixel for foreground, so an area-averaged edge would grow the mask."""
+    img = _reduce(data, k, mask, width, height)
+    return binary_mask(img) if mask and k > 1 and not soft else img
+
+
+def binary_mask(img: np.ndarray) -> np.ndarray:
+    """255 where a reduced mask is at least half foreground (area average >= 128), else 0."""
+    return np.where(img >= 128, np.uint8(255), np.uint8(0))
+
+
+def _reduce(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndarray:
     import cv2
 
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -66,7 +82,9 @@ def reduce_bytes(data: bytes, k: int, mask: bool, width: int, height: int) -> np
         raise Renderme360Error(
             f"image is {img.shape[1]}x{img.shape[0]}, calibration says {width}x{height}"
         )
-    if mask and img.ndim == 3:
+    if mask and img.ndim == 3 and img.shape[2] == 2:
+        img = img[:, :, 0]  # gray + alpha: the gray
+    elif mask and img.ndim == 3:
         img = img[:, :, :3].max(axis=2)  # 3-channel masks: max over channels, as the reader
     elif not mask and img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
@@ -91,7 +109,7 @@ def run_task(task: ReduceTask) -> int:
 
     data = task.data if task.data is not None else Path(task.src or "").read_bytes()
     try:
-        img = reduce_bytes(data, task.k, task.mask, task.width, task.height)
+        img = reduce_bytes(data, task.k, task.mask, task.width, task.height, task.soft)
     except Renderme360Error as exc:
         raise Renderme360Error(f"{task.src or task.dst}: {exc}") from None
     ext = task.ext or os.path.splitext(task.dst)[1].lower()
@@ -105,13 +123,6 @@ def run_task(task: ReduceTask) -> int:
 
 def _run_chunk(fn: Callable[[Any], int], tasks: list[Any]) -> int:
     return sum(fn(t) for t in tasks)
-
-
-def default_workers(n_tasks: int) -> int:
-    """Worker processes: CPU count, but 1 for a handful of images (start-up costs more)."""
-    if n_tasks < 16:
-        return 1
-    return max(1, min(os.cpu_count() or 1, n_tasks // 8))
 
 
 def run_tasks(
@@ -130,7 +141,7 @@ def run_tasks(
     At most ``3 * workers`` chunks are in flight, so tasks carrying encoded bytes (read from SMC
     files) never pile up in memory. ``progress(n)`` is called as each chunk of ``n`` finishes.
     """
-    n = workers if workers is not None else default_workers(n_tasks)
+    n = workers if workers is not None else default_workers(small=n_tasks < 16, cap=n_tasks // 8)
     total = 0
     from ..stops import raise_if_stopped
 
@@ -141,38 +152,19 @@ def run_tasks(
             if progress:
                 progress(1)
         return total
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["cv2", "numpy", __name__])  # imported once, not per worker
-    else:
-        ctx = mp.get_context("spawn")
     pending: dict[Future[int], int] = {}
-    with ProcessPoolExecutor(n, mp_context=ctx) as pool:
-        try:
-            for group in _chunks(tasks, chunk):
-                raise_if_stopped()
-                if len(pending) >= 3 * n:
-                    total += _collect(pending, progress)
-                pending[pool.submit(_run_chunk, fn, group)] = len(group)
-            while pending:
-                raise_if_stopped()
+    # leaving the pool with an exception (Ctrl-C, SIGTERM, a failed image) terminates the
+    # workers at once; a killed export takes its workers (and their temp files) with it
+    with WorkerPool(n, preload=["cv2", "numpy", __name__]) as pool:
+        for group in _chunks(tasks, chunk):
+            raise_if_stopped()
+            if len(pending) >= 3 * n:
                 total += _collect(pending, progress)
-        except BaseException:  # Ctrl-C, SIGTERM, a failed image: stop the workers now
-            # (no Future.cancel() first: the pool marks what is left broken by itself, and a
-            # cancelled future there makes its manager thread fail with a traceback)
-            _terminate_workers(pool)
-            raise
+            pending[pool.submit(_run_chunk, fn, group)] = len(group)
+        while pending:
+            raise_if_stopped()
+            total += _collect(pending, progress)
     return total
-
-
-def _terminate_workers(pool: Any) -> None:
-    """SIGTERM every worker of ``pool`` so leaving it does not wait for their chunks."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            proc.terminate()
 
 
 def _collect(pending: dict[Future[int], int], progress: Callable[[int], None] | None) -> int:

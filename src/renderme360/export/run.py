@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,10 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import EmptySelectionError, InvalidIdError, Renderme360Error, UsageError
+from ..formats.image import image_channels
 from ..naming import validate_actor, validate_performance
+from ..output.layout import LOCK
+from ..output.lock import FolderLock
 from ..output.walk import walk
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
@@ -34,6 +38,7 @@ from .conventions import (
     PIXEL_CENTER,
     intrinsics,
     project_opencv,
+    rigid_c2w,
     rotmat_to_quat,
     w2c_from_c2w,
 )
@@ -79,6 +84,7 @@ class ExportSummary:
     stored: int = 0
     reduced: int = 0
     reused: int = 0
+    converted: int = 0  # masks that were not single-channel, written as 1-channel PNG copies
     points3d: int = 0
     observations: int = 0
     missing: list[str] = field(default_factory=list)
@@ -103,7 +109,7 @@ class ExportSummary:
     def result_lines(self) -> list[str]:
         """Two lines saying what was written and where."""
         how = [f"{getattr(self, k)} {k}" for k in ("linked", "copied", "stored", "reduced",
-               "reused") if getattr(self, k)]  # fmt: skip
+               "reused", "converted") if getattr(self, k)]  # fmt: skip
         if not how:
             how.append("referenced where they lie")
         pts = f", {self.points3d} points3D" if self.format == "colmap" else ""
@@ -204,16 +210,17 @@ def frames_token(rng: FrameRange | None, chosen: list[int] | None = None) -> str
     return f"{rng.start:06d}-{stop}" + (f"-s{rng.step}" if rng.step != 1 else "")
 
 
-def cameras_token(cameras: str | None) -> str:
+def cameras_token(cameras: str | None, exported: list[str] | None = None) -> str:
     """Default folder-name part for a camera selection: ``""`` (all), ``_ring4``, ``_front2``,
     ``_cam22+25+30-35`` (a long list: ``_cam{count}-{hash}``), so that exports of different
-    camera selections do not share a folder (and prune each other)."""
+    camera selections do not share a folder (and prune each other). An id list is named by the
+    cameras ``exported`` (ids left out for lack of images are not in the name)."""
     spec = parse_cameras(cameras)
     if spec is None:
         return ""
     if spec.rule:
         return f"_{spec.rule}{spec.count}"
-    ids = sorted(int(c) for c in spec.ids or ())
+    ids = sorted(int(c) for c in (exported if exported is not None else spec.ids or ()))
     runs: list[list[int]] = []
     for i in ids:
         if runs and i == runs[-1][-1] + 1:
@@ -272,6 +279,8 @@ class _Placer:
     summary: ExportSummary
     record: dict[str, Any] = field(default_factory=dict)
     tasks: list[tuple[ReduceTask, str, str, int, str]] = field(default_factory=list)
+    soft_masks: bool = False
+    refs: list[str] = field(default_factory=list)  # every path the model names, as it names it
     _smc: str | None = None
     _dirs: dict[str, str] = field(default_factory=dict)
 
@@ -279,28 +288,50 @@ class _Placer:
         """Return the path (relative to the export) under which the image/mask will be found.
 
         ``kind`` is ``color`` or ``mask``. At downscale 1 an extracted file is referenced
-        where it lies (nerfstudio) or hard-linked (COLMAP); SMC bytes are written as stored.
+        where it lies (nerfstudio) or hard-linked (COLMAP); SMC bytes are written as stored;
+        a mask that is not single-channel gets a 1-channel PNG copy (nerfstudio refuses it).
         """
         src = self._source_path(kind, cam, frame)
+        rel = self._as_is(kind, cam, frame, rel_noext, colmap, src) if self.k == 1 else None
+        if rel is None:
+            rel = self._queue(kind, cam, frame, rel_noext, src)
+        self.refs.append(rel)
+        return rel
+
+    def _as_is(
+        self, kind: str, cam: str, frame: int, rel_noext: str, colmap: bool, src: Path | None
+    ) -> str | None:
+        """Place the file unchanged (reference, link or stored bytes); None for a mask that is
+        not single-channel (decoded and copied instead)."""
         mask = kind == "mask"
-        if self.k == 1:
-            if src is not None:
-                if not colmap:
-                    return self._relpath(src)
-                rel = rel_noext + (src.suffix.lower() if not mask else ".png")
-                _path, linked = self.out.link_or_copy(src, rel)
-                self._count(linked)
-                self.record[rel] = {"from": str(src)}
-                return rel
-            data = self._bytes(kind, cam, frame)
-            rel = rel_noext + _ext(data, mask)
-            self.out.write_bytes(rel, data)
-            self.summary.stored += 1
-            self.record[rel] = {"from": f"{kind}/{cam}/{frame}"}
+        if src is not None:
+            if mask and not _one_channel(src):
+                return None
+            if not colmap:
+                return self._relpath(src)
+            rel = rel_noext + (src.suffix.lower() if not mask else ".png")
+            _path, linked = self.out.link_or_copy(src, rel)
+            self._count(linked)
+            self.record[rel] = {"from": str(src)}
             return rel
+        data = self._bytes(kind, cam, frame)
+        if mask and not _one_channel(data):
+            return None
+        rel = rel_noext + _ext(data, mask)
+        self.out.write_bytes(rel, data)
+        self.summary.stored += 1
+        self.record[rel] = {"from": f"{kind}/{cam}/{frame}"}
+        return rel
+
+    def _queue(self, kind: str, cam: str, frame: int, rel_noext: str, src: Path | None) -> str:
+        """A reduced (or, at downscale 1, a 1-channel mask) copy: reused when an earlier run
+        made it from the same source the same way, else queued for the workers."""
+        mask = kind == "mask"
         rel = rel_noext + (".png" if mask else ".jpg")  # reduced copies: JPEG q95, PNG masks
         stamp = _stamp(src) if src is not None else self._smc_stamp(kind, cam, frame)
         entry: dict[str, Any] = {"from": stamp, "k": self.k}
+        if mask and self.k > 1:
+            entry["mask"] = "soft" if self.soft_masks else "binary"
         dst = self.out.path(rel)
         prev = self.previous.get(rel)
         if isinstance(prev, dict) and _same_output(prev, entry, dst):
@@ -312,7 +343,7 @@ class _Placer:
         source = str(src) if src is not None else None
         staged = str(self.out.stage(rel))  # renamed into place when the whole export is written
         task = ReduceTask(staged, self.k, mask, cam_obj.width, cam_obj.height, src=source,
-                          ext=dst.suffix)  # fmt: skip
+                          ext=dst.suffix, soft=self.soft_masks)  # fmt: skip
         self.tasks.append((task, kind, cam, frame, rel))
         return rel
 
@@ -361,7 +392,7 @@ class _Placer:
     def run(self, progress: Progress, workers: int | None) -> None:
         if not self.tasks:
             return
-        progress.start(len(self.tasks), f"downscale x{self.k}")
+        progress.start(len(self.tasks), f"downscale x{self.k}" if self.k > 1 else "1-channel masks")
         try:
             run_tasks(self._materialise(), len(self.tasks), workers, progress.advance)
         finally:
@@ -369,7 +400,10 @@ class _Placer:
         for task, *_, rel in self.tasks:  # a rename keeps size and mtime
             st = os.stat(task.dst)
             self.record[rel].update(size=st.st_size, mtime_ns=st.st_mtime_ns)
-        self.summary.reduced += len(self.tasks)
+        if self.k > 1:
+            self.summary.reduced += len(self.tasks)
+        else:
+            self.summary.converted += len(self.tasks)
 
 
 def _same_output(prev: dict[str, Any], entry: dict[str, Any], dst: Path) -> bool:
@@ -386,7 +420,39 @@ def _same_output(prev: dict[str, Any], entry: dict[str, Any], dst: Path) -> bool
 
 
 def _relpath(path: Path, start: Path) -> str:
-    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(start))).as_posix()
+    """``path`` relative to ``start``, computed on the resolved folders: a lexical relative path
+    is wrong when either lies under a symlinked folder (``~/scratch -> /lustre/...``), since the
+    ``..`` of the result is resolved from the real folder."""
+    return Path(os.path.relpath(os.path.realpath(path), os.path.realpath(start))).as_posix()
+
+
+def _one_channel(src: Path | bytes) -> bool:
+    """Whether an image (a file, or encoded bytes) is single-channel, from its header only."""
+    return image_channels(src) == 1
+
+
+def _check_references(out: ExportDir, refs: list[str], what: str) -> None:
+    """Every file the model names opens, from the export folder, as a regular file (a staged
+    one under its temporary name): otherwise the export fails and DEST stays as it was."""
+    bad: list[str] = []
+    for rel in refs:
+        path = out.root / rel
+        path = out.staged_name(path) or path
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            bad.append(f"{rel}: {exc.strerror}")
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                bad.append(f"{rel}: not a regular file")
+        finally:
+            os.close(fd)
+    if bad:
+        raise Renderme360Error(
+            f"{len(bad)} of {len(refs)} files {what} names do not open from {out.root} "
+            f"(first: {bad[0]}); nothing was written"
+        )
 
 
 def _stamp(path: Path) -> str:
@@ -404,20 +470,40 @@ def _ext(data: bytes, mask: bool) -> str:
 
 # ---------------------------------------------------------------------------- bookkeeping
 @contextmanager
-def _staged(dest: Path) -> Iterator[tuple[ExportDir, dict[str, Any]]]:
-    """The export folder and its previous record; on any failure what this run wrote (staged
-    files, new folders) is removed, so the folder is as before the run or complete."""
-    out, previous = _open_dest(dest)
-    try:
-        yield out, previous
-    except BaseException:
-        out.abort()
-        raise
+def _staged(dest: Path, wait: bool = False) -> Iterator[tuple[ExportDir, dict[str, Any]]]:
+    """The export folder, locked, and its previous record; on any failure what this run wrote
+    (staged files, new folders) is removed, so the folder is as before the run or complete.
 
-
-def _open_dest(dest: Path) -> tuple[ExportDir, dict[str, Any]]:
+    Another export into the same folder holds its lock: exit 4 naming the folder (or, with
+    ``wait``, wait for it). Leftovers of an interrupted run are removed only under the lock, so
+    a running export's staged files are never taken for leftovers."""
     out = ExportDir(dest)
-    for folder, _dirs, names in walk(out.root):  # leftovers of an interrupted run
+
+    def busy(holder: str) -> str:
+        return (
+            f"{out.root}: another renderme360 process (pid {holder}) is writing into this "
+            "folder; wait for it or use --wait"
+        )
+
+    ok = False
+    try:
+        with FolderLock(out.root / LOCK, busy, wait) as lock:
+            try:
+                previous = _open_dest(out)
+                yield out, previous
+                ok = True
+            finally:
+                if not ok:
+                    out.abort()
+                lock.remove()  # held until now: nothing of this run stays behind
+    finally:
+        if not ok:
+            out.abort()  # the folders this run made, now that the lock file is gone
+
+
+def _open_dest(out: ExportDir) -> dict[str, Any]:
+    """Remove leftovers of an interrupted run (under the lock) and read the previous record."""
+    for folder, _dirs, names in walk(out.root):  # iterative, bounded depth
         for n in names:
             if _TMP_RE.match(n):
                 Path(folder, n).unlink(missing_ok=True)
@@ -429,7 +515,7 @@ def _open_dest(dest: Path) -> tuple[ExportDir, dict[str, Any]]:
             previous = doc.get("files", {}) if isinstance(doc, dict) else {}
         except (OSError, ValueError):
             previous = {}
-    return out, previous if isinstance(previous, dict) else {}
+    return previous if isinstance(previous, dict) else {}
 
 
 def _finish(
@@ -439,7 +525,11 @@ def _finish(
     summary: ExportSummary,
     readme: str,
     t0: float,
+    refs: tuple[str, list[str]],
 ) -> ExportSummary:
+    """Check every referenced file, write README.txt, rename everything into place, remove
+    what the previous run wrote and this one did not, write the record last."""
+    _check_references(out, refs[1], refs[0])
     out.write_bytes("README.txt", readme.encode())
     files["README.txt"] = {}
     out.commit()  # everything is written: into place, then stale files go, the record last
@@ -486,6 +576,8 @@ def export_nerfstudio(
     masks: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    wait: bool = False,
+    soft_masks: bool = False,
 ) -> ExportSummary:
     """Write ``transforms.json`` (nerfstudio / instant-ngp) for the chosen cameras and frames.
 
@@ -497,16 +589,23 @@ def export_nerfstudio(
     progress = progress or Progress()
     rng = parse_frames(frames)
     cams, note = select_cameras(perf, cameras)
+    _check_poses(perf, cams)
     notes = [note] if note != "all cameras" else []
     chosen, pairs, missing = _frame_pairs(perf, cams, rng, masks, notes)
-    token = frames_token(rng, chosen) + cameras_token(cameras)
+    if len(chosen) > 1:
+        notes.append(
+            f"{len(chosen)} frames in one transforms.json: ns-train nerfacto/splatfacto ignore "
+            "time and fit them as one static scene; export one frame (--frames N) for them, or "
+            "train a dynamic-scene method (README.txt)"
+        )
+    token = frames_token(rng, chosen) + cameras_token(cameras, cams)
     dest_path = _dest(dest) or default_dest(perf, "nerfstudio", token, downscale)
-    with _staged(dest_path) as (out, previous):
+    with _staged(dest_path, wait) as (out, previous):
         summary = ExportSummary(
             "nerfstudio", str(out.root), str(perf.source), perf.actor, perf.performance, cams,
             chosen, downscale, missing=missing, notes=notes,
         )  # fmt: skip
-        placer = _Placer(perf, out, downscale, previous, summary)
+        placer = _Placer(perf, out, downscale, previous, summary, soft_masks=soft_masks)
         summary.notes.extend(pose_notes(perf, cams, chosen))
         suffix = f"_{downscale}" if downscale > 1 else ""
         times = frame_times(chosen)
@@ -543,8 +642,9 @@ def export_nerfstudio(
         doc = transforms(entries, {"renderme360": meta})
         out.write_bytes("transforms.json", dumps(doc).encode())
         placer.record["transforms.json"] = {}
-        body = _nerfstudio_readme(len(chosen) > 1, downscale, _is_folder(perf), masks)
-        return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
+        body = _nerfstudio_readme(several, downscale, _is_folder(perf), masks, soft_masks)
+        refs = ("transforms.json", placer.refs)
+        return _finish(out, previous, placer.record, summary, _readme(summary, body), t0, refs)
 
 
 def _frame_pairs(
@@ -583,7 +683,9 @@ def _frame_pairs(
     return chosen, pairs, missing
 
 
-def _nerfstudio_readme(several: bool, downscale: int, folder: bool, masks: bool) -> str:
+def _nerfstudio_readme(
+    several: bool, downscale: int, folder: bool, masks: bool, soft: bool = False
+) -> str:
     """What README.txt says about a nerfstudio export (before the shared conventions)."""
     suffix = f"_{downscale}" if downscale > 1 else ""
     lines = [
@@ -601,8 +703,47 @@ def _nerfstudio_readme(several: bool, downscale: int, folder: bool, masks: bool)
         lines.append(f"images{suffix}/: the images reduced {downscale}x; intrinsics match them.")
     if masks:
         lines.append(f"mask_path: masks{suffix}/ (or the extracted masks), 0 = background.")
-    lines.append("Train: ns-train nerfacto --data THIS_FOLDER nerfstudio-data --downscale-factor 1")
+        lines += _mask_lines(downscale, soft)
+    if several:
+        lines += [
+            "Time: nerfstudio's nerfstudio-data reads no time, so ns-train nerfacto (or",
+            "splatfacto) fits all these frames as ONE static scene: whatever moves blurs. For a",
+            "static method export one frame per folder (--frames N) and train that; for the time",
+            "series use a dynamic-scene method that reads each frame's time (D-NeRF-style",
+            "loaders, e.g. 4DGaussians or K-Planes).",
+        ]
+    else:
+        lines.append(
+            "Train: ns-train nerfacto --data THIS_FOLDER nerfstudio-data --downscale-factor 1"
+        )
     return "\n".join(lines) + "\n"
+
+
+def _mask_lines(downscale: int, soft: bool) -> list[str]:
+    """README.txt on what the exported masks hold."""
+    if downscale == 1:
+        return [
+            "Masks are single-channel (nerfstudio reads no other): a mask stored with more",
+            "channels is written as a 1-channel PNG copy (max over its colour channels).",
+        ]
+    if soft:
+        return [
+            f"Reduced masks are soft (--soft-masks): the area average (0..255) of each {downscale}x"
+            f"{downscale} block; nerfstudio takes every non-zero pixel for foreground.",
+        ]
+    return [
+        f"Reduced masks are binary: 255 where at least half of a {downscale}x{downscale} block",
+        "is foreground (area average >= 128), else 0; --soft-masks keeps the average.",
+    ]
+
+
+def _check_poses(perf: Any, cams: list[str]) -> None:
+    """Every chosen camera's pose is a rigid 4x4 matrix; the error names the camera."""
+    for c in cams:
+        try:
+            rigid_c2w(perf.cameras[c].c2w)
+        except Renderme360Error as exc:
+            raise Renderme360Error(f"{_name(perf)}: camera {c}: {exc}") from None
 
 
 def _intrinsics(cam: Any, k: int) -> Any:
@@ -623,6 +764,8 @@ def export_colmap(
     text: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    wait: bool = False,
+    soft_masks: bool = False,
 ) -> ExportSummary:
     """Write a COLMAP sparse model of one frame: ``sparse/0/{cameras,images,points3D}.bin``,
     ``images/cam_XX.jpg`` (hard links, copies or reduced copies), ``masks/`` with ``masks``.
@@ -637,6 +780,7 @@ def export_colmap(
         raise UsageError(f"--frame must be a frame index >= 0, got {frame!r}")
     frame = int(frame)
     cams, note = select_cameras(perf, cameras, f"colmap --frame {frame}")
+    _check_poses(perf, cams)
     explicit = cameras is not None and parse_cameras(cameras) is not None
     with_frame = [c for c in cams if frame in set(perf.image_frame_ids(c))]
     if explicit and len(with_frame) < len(cams):
@@ -659,14 +803,14 @@ def export_colmap(
             raise InvalidIdError(
                 f"{_name(perf)}: --masks: no mask for camera {', '.join(lacking)} frame {frame}"
             )
-    token = f"{frame:06d}" + cameras_token(cameras)
+    token = f"{frame:06d}" + cameras_token(cameras, cams)
     dest_path = _dest(dest) or default_dest(perf, "colmap", token, downscale)
-    with _staged(dest_path) as (out, previous):
+    with _staged(dest_path, wait) as (out, previous):
         summary = ExportSummary(
             "colmap", str(out.root), str(perf.source), perf.actor, perf.performance, cams, [frame],
             downscale, missing=missing, notes=[note] if note != "all cameras" else [],
         )  # fmt: skip
-        placer = _Placer(perf, out, downscale, previous, summary)
+        placer = _Placer(perf, out, downscale, previous, summary, soft_masks=soft_masks)
         summary.notes.extend(pose_notes(perf, cams, [frame]))
         cameras_out, images_out = [], []
         names: dict[str, str] = {}
@@ -687,18 +831,20 @@ def export_colmap(
         for name, data in cm.model_files(cameras_out, images_out, points, text).items():
             out.write_bytes(f"sparse/0/{name}", data)
             placer.record[f"sparse/0/{name}"] = {}
-        body = _colmap_readme(text, masks)
-        return _finish(out, previous, placer.record, summary, _readme(summary, body), t0)
+        body = _colmap_readme(text, masks, downscale, soft_masks)
+        refs = ("the model", placer.refs)
+        return _finish(out, previous, placer.record, summary, _readme(summary, body), t0, refs)
 
 
-def _colmap_readme(text: bool, masks: bool) -> str:
+def _colmap_readme(text: bool, masks: bool, downscale: int = 1, soft: bool = False) -> str:
     """What README.txt says about a COLMAP export (before the shared conventions)."""
     return (
         "sparse/0/: COLMAP model (cameras, images, points3D .bin" + (" and .txt" if text else "")
         + "), one camera and one image per rig camera;\n"
         "image names are images/cam_XX.*, XX the dataset camera id"
         + ("; masks/cam_XX.*.png (COLMAP's mask naming)" if masks else "") + ".\n"
-        "points3D: the frame's 3D facial keypoints, observed at the 2D keypoints (+0.5 px).\n"
+        + ("".join(f"{line}\n" for line in _mask_lines(downscale, soft)) if masks else "")
+        + "points3D: the frame's 3D facial keypoints, observed at the 2D keypoints (+0.5 px).\n"
         "3D Gaussian Splatting: python train.py -s THIS_FOLDER (its loader needs PINHOLE cameras:\n"
         "with distortion, undistort first: colmap image_undistorter --image_path images\n"
         "--input_path sparse/0 --output_path undistorted, then train on undistorted/).\n"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 
 from ..errors import SMCFormatError
@@ -43,3 +46,29 @@ def decode_image(data: bytes, grayscale: bool = False, what: str = "image") -> n
         if img.dtype != np.uint8:
             img = (img >> 8).astype(np.uint8) if img.dtype == np.uint16 else img.astype(np.uint8)
     return img
+
+
+def image_channels(src: str | os.PathLike[str] | bytes) -> int | None:
+    """Channels an encoded image declares (1 gray, 2 gray+alpha, 3, 4), read from its header
+    only (Pillow parses no pixels here); None when the header is not one Pillow reads. A file
+    is opened without following a symlink and must be a regular file (never blocks on a FIFO).
+    A palette PNG counts as 3 (its values are indices, not intensities)."""
+    import io
+    import stat
+
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        fh: Any = io.BytesIO(bytes(src))
+    else:
+        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        fh = os.fdopen(fd, "rb")
+    try:
+        with fh, Image.open(fh) as img:
+            mode, bands = img.mode, len(img.getbands())
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return 3 if mode == "P" else bands

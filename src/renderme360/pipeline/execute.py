@@ -7,10 +7,8 @@ caller can journal them; nothing here decides what to write.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,8 +24,8 @@ from ..errors import (
 from ..output.outdir import OutputDir, PendingDigest, Written
 from ..output.read import Record
 from ..smc.source import same_version, stamp_of, stat_source
-from ..stops import signals_deferred
 from ..tasks import Options, Task, Unit
+from ..workers import WorkerPool, default_workers
 from ..writers import WriteContext, get_writer
 
 if TYPE_CHECKING:
@@ -215,28 +213,6 @@ class SerialExecutor:
         """Nothing runs elsewhere: the interrupted unit already stopped in this process."""
 
 
-def _init_worker(parent: int) -> None:
-    """Workers leave Ctrl-C to the parent, which finishes or discards the work in hand, and end
-    themselves when the parent is gone (killed, or stopped before it could terminate them): an
-    idle pool worker would otherwise wait for work forever, and keep the forkserver alive."""
-    import threading
-    import time
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:  # the pid was reused by someone else's process
-                os._exit(1)
-
-    threading.Thread(target=watch, name="renderme360-parent-watch", daemon=True).start()
-
-
 class _FutureExecutor:
     """Shared logic of pool-like executors: bounded submission, results as they complete."""
 
@@ -273,54 +249,29 @@ class _FutureExecutor:
 
 
 class ProcessExecutor(_FutureExecutor):
-    """Units in worker processes (h5py does not run in parallel within one process)."""
+    """Units in worker processes (h5py does not run in parallel within one process); the
+    workers watch this process and end with it (:class:`renderme360.workers.WorkerPool`)."""
 
     def __init__(self, workers: int) -> None:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
         self.workers = max(1, workers)
         self.window = self.workers * 3
-        ctx = mp.get_context(
-            "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        )
-        self._pool = ProcessPoolExecutor(
-            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
-        )
+        self._pool = WorkerPool(self.workers)
 
     def _submit(self, unit: Unit, out_dir: str, options: Options) -> Future[UnitResult]:
-        # Submitting may start a worker; a Ctrl-C or SIGTERM handled half-way would leave that
-        # worker unknown to terminate(), so both wait until it is registered.
-        try:
-            with signals_deferred():
-                return self._pool.submit(run_unit, unit, out_dir, options)
-        except KeyboardInterrupt:
-            self.terminate_workers()  # including the one just started
-            raise
+        # Submitting may start a worker; the pool holds a Ctrl-C or SIGTERM back until the
+        # worker is known, so terminate() reaches it.
+        return self._pool.submit(run_unit, unit, out_dir, options)
 
     def terminate_workers(self) -> None:
         """Send SIGTERM to every worker process (safe inside a signal handler: no waiting)."""
-        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                proc.terminate()
+        self._pool.terminate_workers()
 
     def terminate(self) -> None:
         """Stop now: terminate the workers, drop queued units, reap every worker."""
-        import multiprocessing as mp
-
-        procs = list((getattr(self._pool, "_processes", None) or {}).values())
-        procs += [p for p in mp.active_children() if p not in procs]
-        for proc in procs:
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                proc.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
+        self._pool.terminate()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.close()
 
 
 class DaskExecutor(_FutureExecutor):
@@ -396,20 +347,15 @@ def _check_reachable(address: str) -> None:
 SMALL_JOB_BYTES = 256 * 10**6
 
 
-def default_workers(total_bytes: int | None = None) -> int:
-    """Workers when the user gave none: the CPU count, or 1 for a small job."""
-    if total_bytes is not None and total_bytes < SMALL_JOB_BYTES:
-        return 1
-    return os.cpu_count() or 1
-
-
 def make_executor(
     workers: int | None = None, scheduler: str | None = None, total_bytes: int | None = None
 ) -> Executor:
-    """The executor for ``--workers`` / ``--scheduler`` (default: :func:`default_workers`)."""
+    """The executor for ``--workers`` / ``--scheduler`` (default: the CPU count, or 1 for a
+    job below :data:`SMALL_JOB_BYTES`)."""
     if scheduler:
         return DaskExecutor(scheduler)
-    n = workers if workers is not None else default_workers(total_bytes)
+    small = total_bytes is not None and total_bytes < SMALL_JOB_BYTES
+    n = workers if workers is not None else default_workers(small=small)
     if n < 1:
         raise UsageError("--workers must be at least 1")
     return SerialExecutor() if n == 1 else ProcessExecutor(n)

@@ -10,7 +10,6 @@ file of a fresh extraction.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import time
@@ -20,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..errors import LockedError, UnsafeNameError
+from ..errors import UnsafeNameError
 from ..output.layout import CHECKSUMS, COMPLETE_MARKER, FILE_LIST, JOURNAL, LOCK, MANIFEST
+from ..output.lock import FolderLock
 from ..output.outdir import TMP_DIR, OutputDir, Written, open_own_file
 from ..output.read import (
     Record,
@@ -257,32 +257,18 @@ def remove_marker(out_dir: Path) -> None:
 
 @contextlib.contextmanager
 def performance_lock(out: OutputDir, wait: bool = False) -> Iterator[None]:
-    """Hold an exclusive lock on a performance folder for the duration of an extraction.
-
-    The lock is an OS file lock, released by the kernel if the process dies, so a killed run
-    never leaves a stale lock behind.
-    """
-    import fcntl
-
+    """Hold the exclusive lock of a performance folder for the duration of an extraction
+    (:class:`renderme360.output.lock.FolderLock`: a killed run never leaves a stale lock)."""
     out.ensure_root()
-    path = out.root / LOCK
-    fd = open_own_file(path, os.O_RDWR | os.O_CREAT, "lock")  # truncated below: never another file
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            raise LockedError(
-                f"{out.root}: another renderme360 process (pid {holder}) is extracting into "
-                "this folder; wait for it or use --wait"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+    def busy(holder: str) -> str:
+        return (
+            f"{out.root}: another renderme360 process (pid {holder}) is extracting into "
+            "this folder; wait for it or use --wait"
+        )
+
+    with FolderLock(out.root / LOCK, busy, wait):
         yield
-    finally:
-        os.close(fd)
 
 
 #: Lines sorted in memory at once when the file lists are written; beyond this, sorted runs go
