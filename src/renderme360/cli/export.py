@@ -43,6 +43,9 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     co = fmts.add_parser("colmap", help="COLMAP sparse model + images/ (3D Gaussian Splatting)")
     co.add_argument("--frame", type=frame_index, required=True, help="frame index")
     co.add_argument("--text", action="store_true", help="also write the .txt model")
+    for p in (ns, co):  # gaussianavatars always writes binary fg_masks/
+        p.add_argument("--masks", action="store_true", help="export masks too")
+        p.add_argument("--soft-masks", action="store_true", help="reduced masks: keep 0..255")
     for p in (ns, co, ga):
         perf_help = "extracted performance folder, or a dataset root with --subject/--performance"
         p.add_argument("perf", metavar="PERF", help=perf_help)
@@ -51,8 +54,6 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         p.add_argument("--cameras", help="ids like 0,25,30-35, or ring:N / front:N (default: all)")
         p.add_argument("--downscale", type=int, default=1, choices=(1, 2, 4, 8),
                        help="reduce images k times (JPEG decoded at reduced size)")  # fmt: skip
-        p.add_argument("--masks", action="store_true", help="export masks too (always for FLAME)")
-        p.add_argument("--soft-masks", action="store_true", help="reduced masks: keep 0..255")
         p.add_argument("-o", "--output", help="export folder (default: see below)")
         p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
         p.add_argument("--workers", type=positive_int, help="--downscale processes (default: CPUs)")
@@ -72,7 +73,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return args._help() or 2  # print_help() returns None
     perf = load(args.perf, args.subject, args.performance, allow_incomplete=args.allow_incomplete)
     keys = ("cameras", "downscale", "masks", "workers", "wait", "soft_masks")
-    opts = {k: getattr(args, k) for k in keys} | {"progress": _progress(args)}
+    opts = {k: getattr(args, k) for k in keys if hasattr(args, k)} | {"progress": _progress(args)}
     if args.export_format == "colmap":
         summary = export_colmap(perf, args.frame, args.output, text=args.text, **opts)
     else:  # nerfstudio, or gaussianavatars with its own options (GA_KEYS)

@@ -298,15 +298,17 @@ def export_gaussianavatars(
     workers: int | None = None,
     progress: Progress | None = None,
     masks: bool = True,
+    wait: bool = False,
 ) -> ExportSummary:
     """Write a GaussianAvatars / VHAP dataset of the chosen cameras and frames (see module doc);
-    masks are always used and written (``masks`` is accepted as the other exports take it)."""
+    masks are always used and written (``masks`` is accepted as the other exports take it).
+    DEST is locked as for every export (``wait``: wait for another export into it)."""
     t0 = time.perf_counter()
     _check_args(downscale, size, background, flame_model, max_flame_error)
     progress = progress or Progress()
     _refuse_without_flame(perf)
     rng = parse_frames(frames)
-    cams, note = select_cameras(perf, cameras)
+    cams, note = select_cameras(perf, cameras, "gaussianavatars")
     notes = [note] if note != "all cameras" else []
     val_index = _val_index(cams, val_camera)
     chosen, pairs, missing = _frame_pairs(perf, cams, rng, True, notes)
@@ -336,17 +338,20 @@ def export_gaussianavatars(
         vi = val_index if val_index is not None else vhap_splits(1, len(cams), None)["val"][1][0]
         rule = "--val-camera" if val_index is not None else "VHAP's rule: index 8, else the last"
         summary.notes.append(f"validation camera: {cams[vi]} (camera_index {vi}; {rule})")
-    with _staged(dest_path) as (out, previous):
+    with _staged(dest_path, wait) as (out, previous):
         summary.dest = str(out.root)
         writer = _Writer(perf, out, previous, summary, k, BACKGROUNDS[background])
         doc = writer.frames(chosen, pairs, cams, targets, flame)
         writer.run(progress, workers)
         for name, split in _split_docs(doc, len(chosen), len(cams), val_index).items():
-            writer.put(f"transforms_{name}.json", json.dumps(split, indent=4).encode())
-        writer.put("transforms.json", json.dumps(doc, indent=4).encode())
+            data = json.dumps(split, indent=4, allow_nan=False).encode()
+            writer.put(f"transforms_{name}.json", data)
+        writer.put("transforms.json", json.dumps(doc, indent=4, allow_nan=False).encode())
         writer.put("canonical_flame_param.npz", _npz(flame.canonical()))
         readme = _readme(summary, _readme_body(summary, targets, background, size))
-        return _finish(out, previous, writer.record, summary, readme, t0)
+        keys = ("file_path", "fg_mask_path", "flame_param_path")
+        refs = sorted({e[k] for e in doc["frames"] for k in keys} | {"canonical_flame_param.npz"})
+        return _finish(out, previous, writer.record, summary, readme, t0, ("transforms.json", refs))
 
 
 def _split_docs(doc: dict[str, Any], timesteps: int, n_cams: int,
