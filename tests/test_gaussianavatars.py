@@ -368,3 +368,25 @@ def test_the_restricted_unpickler_refuses_other_classes(data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refused" in err[0] and "system" in err[0], err
     assert "Traceback" not in err[0] and not (tmp_path / "e").exists()
+
+
+def test_a_locked_dest_exits_4_and_is_left_as_it_was(data, exported, tmp_path, capsys):
+    """The GaussianAvatars export locks DEST as the other exports do: while another process
+    holds the lock it exits 4 naming the folder, and no byte of DEST changes."""
+    import fcntl
+
+    dest = tmp_path / "locked"
+    assert _export(data, dest, "--downscale", "4", "--frames", "0", "--workers", "1") == 0
+    before = _tree(dest)
+    fd = os.open(dest / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, b"4242")
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    capsys.readouterr()
+    try:
+        assert _export(data, dest, "--downscale", "4", "--workers", "1") == 4
+    finally:
+        os.close(fd)
+        (dest / ".lock").unlink()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(dest) in err and "pid 4242" in err, err
+    assert _tree(dest) == before
