@@ -103,8 +103,9 @@ def run_task(task: ReduceTask) -> int:
     return len(enc)
 
 
-def _run_chunk(tasks: list[ReduceTask]) -> int:
-    return sum(run_task(t) for t in tasks)
+def _run_chunk(tasks: list[Any]) -> int:
+    """A ReduceTask is run here; any other task (a video clip) by its own ``run()``."""
+    return sum(run_task(t) if isinstance(t, ReduceTask) else t.run() for t in tasks)
 
 
 def default_workers(n_tasks: int) -> int:
@@ -115,7 +116,7 @@ def default_workers(n_tasks: int) -> int:
 
 
 def run_tasks(
-    tasks: Iterable[ReduceTask],
+    tasks: Iterable[Any],
     n_tasks: int,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -133,7 +134,7 @@ def run_tasks(
     if n <= 1:
         for t in tasks:
             raise_if_stopped()
-            total += run_task(t)
+            total += _run_chunk([t])
             if progress:
                 progress(1)
         return total
@@ -182,8 +183,8 @@ def _collect(pending: dict[Future[int], int], progress: Callable[[int], None] | 
     return total
 
 
-def _chunks(tasks: Iterable[ReduceTask], size: int) -> Iterator[list[ReduceTask]]:
-    group: list[ReduceTask] = []
+def _chunks(tasks: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    group: list[Any] = []
     for t in tasks:
         group.append(t)
         if len(group) == size:
