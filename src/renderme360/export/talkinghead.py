@@ -42,10 +42,10 @@ def export_talkinghead(
     perfs: list[Any],
     camera: int | str,
     dest: str | os.PathLike[str],
+    name: str | None = None,
     fps: int = 25,
     size: int = 512,
     crop: str = "face",
-    name: str | None = None,
     progress: Progress | None = None,
 ) -> MediaSummary:
     """Write ``dest/<ID>/<ID>.mp4`` and its companions for ``camera`` of ``perfs`` (speech
