@@ -69,7 +69,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 def cmd_export(args: argparse.Namespace) -> int:
     """Run one export and print its summary (or JSON)."""
     from ..export import run
-    from ..export.media import video_export
+    from ..export.talkinghead import video_export
     from ..loader import load, load_many
 
     if args.export_format is None:

@@ -156,18 +156,3 @@ def key_of(**what: Any) -> str:
 
 def dumps(doc: Any) -> bytes:
     return (json.dumps(doc, indent=1) + "\n").encode()
-
-
-def video_export(fmt: str, perfs: list[Any], opts: dict[str, Any], progress: Any) -> MediaSummary:
-    """``export talkinghead`` or ``export clips`` of loaded takes with the command's options
-    (``output``, ``fps``, ``size``, ``crop``; ``camera``, ``name``; ``cameras``,
-    ``clip_seconds``, ``workers``)."""
-    from .clips import export_clips
-    from .talkinghead import export_talkinghead
-
-    common = {k: opts[k] for k in ("fps", "size", "crop")}
-    if fmt == "talkinghead":
-        return export_talkinghead(perfs, opts["camera"], opts["output"], opts.get("name"),
-                                  progress=progress, **common)  # fmt: skip
-    return export_clips(perfs, opts["output"], opts.get("cameras"), opts["clip_seconds"],
-                        workers=opts.get("workers"), progress=progress, **common)  # fmt: skip

@@ -173,3 +173,17 @@ ER-NeRF, TalkingGaussian, GaussianTalker, SyncTalk, AD-NeRF read data/<ID>/<ID>.
   (it extracts aud.wav at 16 kHz and the frames from the mp4; aud.wav here is the same)
 GeneFace++: 512x512 25 fps video and 16 kHz aud.wav, as written here (use --size 512).
 """
+
+
+def video_export(fmt: str, perfs: list[Any], opts: dict[str, Any], progress: Any) -> MediaSummary:
+    """``export talkinghead`` or ``export clips`` of loaded takes with the command's options
+    (``output``, ``fps``, ``size``, ``crop``; ``camera``, ``name``; ``cameras``,
+    ``clip_seconds``, ``workers``)."""
+    from .clips import export_clips
+
+    common = {k: opts[k] for k in ("fps", "size", "crop")}
+    if fmt == "talkinghead":
+        return export_talkinghead(perfs, opts["camera"], opts["output"], opts.get("name"),
+                                  progress=progress, **common)  # fmt: skip
+    return export_clips(perfs, opts["output"], opts.get("cameras"), opts["clip_seconds"],
+                        workers=opts.get("workers"), progress=progress, **common)  # fmt: skip

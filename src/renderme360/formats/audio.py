@@ -153,8 +153,8 @@ def write_mp3(path: Path, audio: np.ndarray, rate: int) -> None:
 
 def mono(audio: np.ndarray) -> np.ndarray:
     """(frames,) float32 samples: the mean of the channels (integers scaled by :func:`to_float`)."""
-    return to_float(_frames_first(np.asarray(audio))).mean(axis=1, dtype=np.float64).astype(
-        np.float32
+    return (
+        to_float(_frames_first(np.asarray(audio))).mean(axis=1, dtype=np.float64).astype(np.float32)
     )
 
 
@@ -187,9 +187,7 @@ def resample(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
 
 def pcm16(audio: np.ndarray) -> np.ndarray:
     """Float samples in [-1, 1] as int16 PCM (clipped, rounded)."""
-    return np.clip(np.rint(np.asarray(audio, np.float64) * 32767.0), -32768, 32767).astype(
-        np.int16
-    )
+    return np.clip(np.rint(np.asarray(audio, np.float64) * 32767.0), -32768, 32767).astype(np.int16)
 
 
 def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
