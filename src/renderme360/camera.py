@@ -132,6 +132,25 @@ class Camera:
             height=math.ceil(self.height / k),
         )
 
+    def cropped(self, box: tuple[int, int, int, int], width: int, height: int) -> Camera:
+        """This camera for the pixels ``box = (x0, y0, w, h)`` resized to ``width x height``.
+
+        In corner coordinates (pixel centres at ``u + 0.5``) the crop shifts by ``x0, y0`` and
+        scales by ``width / w``, ``height / h``; back in OpenCV's pixel-centre convention a
+        full-size pixel ``u`` lands at ``(u + 0.5 - x0) * width / w - 0.5``. Distortion and
+        pose are unchanged (a crop and a resize are affine in the image plane).
+        """
+        x0, y0, w, h = (int(v) for v in box)
+        if w <= 0 or h <= 0 or width <= 0 or height <= 0:
+            raise ValueError(f"empty crop {box} -> {width}x{height}")
+        sx, sy = width / w, height / h
+        intrinsics = self.K.astype(np.float64, copy=True)
+        intrinsics[0, :] *= sx
+        intrinsics[1, :] *= sy
+        intrinsics[0, 2] = (self.K[0, 2] + 0.5 - x0) * sx - 0.5
+        intrinsics[1, 2] = (self.K[1, 2] + 0.5 - y0) * sy - 0.5
+        return replace(self, K=intrinsics, width=int(width), height=int(height))
+
     def __repr__(self) -> str:
         c = self.center
         return (

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from ..errors import UnsafeNameError
@@ -131,16 +132,25 @@ class ExportDir:
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` under a temporary name beside ``path``, then rename it into place."""
+    with atomic_path(path) as tmp, open(tmp, "xb") as fh:
+        fh.write(data)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` for a writer that opens the file itself (an encoder):
+    renamed to ``path`` when the block ends, removed if it raises. ``path`` comes from
+    :meth:`ExportDir.path` (checked); a killed process leaves only the temporary name, which
+    the next run removes."""
     tmp = _tmp_name(path)
     with own_temp(tmp):  # a pool worker whose parent dies removes it before exiting
         try:
-            with open(tmp, "xb") as fh:
-                fh.write(data)
+            yield tmp
             os.replace(tmp, path)
         except BaseException:
             _unlink(tmp)
             raise
-    return path
 
 
 def _tmp_name(path: Path) -> Path:

@@ -151,3 +151,51 @@ def write_mp3(target: Path | BinaryIO, audio: np.ndarray, rate: int) -> None:
     [-1, 1); integers are scaled from full range; a (channels, frames) array with few rows is
     transposed first."""
     encode_mp3(target, to_float(_frames_first(np.asarray(audio))), rate)
+
+
+def mono(audio: np.ndarray) -> np.ndarray:
+    """(frames,) float32 samples: the mean of the channels (integers scaled by :func:`to_float`)."""
+    return (
+        to_float(_frames_first(np.asarray(audio))).mean(axis=1, dtype=np.float64).astype(np.float32)
+    )
+
+
+def resampled_length(n: int, rate: int, new_rate: int) -> int:
+    """Samples :func:`resample` returns for ``n`` samples: ``ceil(n * new_rate / rate)``."""
+    return -(-n * new_rate // rate)
+
+
+def resample(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
+    """``audio`` ((frames,) or (frames, channels)) at ``new_rate`` Hz, float32.
+
+    A polyphase filter (``scipy.signal.resample_poly``: Kaiser-windowed low-pass, then
+    up/down by the reduced ratio), not decimation: 48 kHz -> 16 kHz removes what lies above
+    8 kHz instead of folding it back. Length: :func:`resampled_length`.
+    """
+    x = np.asarray(audio)
+    x = to_float(x if x.ndim == 1 else _frames_first(x))
+    if rate <= 0 or new_rate <= 0:
+        raise SMCFormatError(f"cannot resample audio from {rate} Hz to {new_rate} Hz")
+    if rate == new_rate:
+        return x
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, new_rate)
+    out = resample_poly(x, new_rate // g, rate // g, axis=0)
+    return np.asarray(out[: resampled_length(len(x), rate, new_rate)], dtype=np.float32)
+
+
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] as int16 PCM (clipped, rounded)."""
+    return np.clip(np.rint(np.asarray(audio, np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
+    """A whole lossless WAV file of ``audio`` (subtype from its dtype, see :data:`WAV_SUBTYPES`)."""
+    import io
+
+    buf = io.BytesIO()
+    write_wav_stream(buf, audio, rate)
+    return buf.getvalue()

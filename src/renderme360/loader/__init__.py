@@ -9,6 +9,7 @@ once, :mod:`.dataset` serves (camera, frame) items to training loops, :mod:`.che
 from __future__ import annotations
 
 from .dataset import FrameDataset
+from .many import load_many
 from .performance import MODALITIES, SCALES, Performance, Source, load
 
-__all__ = ["MODALITIES", "SCALES", "FrameDataset", "Performance", "Source", "load"]
+__all__ = ["MODALITIES", "SCALES", "FrameDataset", "Performance", "Source", "load", "load_many"]

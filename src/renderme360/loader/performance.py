@@ -30,6 +30,7 @@ from ..naming import camera_key
 from .dataset import SCALES, FrameDataset
 
 if TYPE_CHECKING:
+    from ..formats.timeline import Clock
     from ..output.extracted import CalibrationConflict
 
 log = logging.getLogger(__name__)
@@ -477,21 +478,41 @@ class Performance:
         """``(vertices (V, 3), faces (F, 3) int64)`` of the static scan mesh (world, metres)."""
         return self._need(self.source.scan(), "scan mesh")
 
-    # ------------------------------------------------------------------ audio
-    def audio(self) -> tuple[np.ndarray, int]:
-        """``(samples, sample_rate)``: the stored array (e.g. (n, 2) float32) and its rate in Hz."""
-        return self._need(self.source.audio(), "audio")
+    # ------------------------------------------------------------------ audio and time
+    def audio(self, rate: int | None = None, mono: bool = False) -> tuple[np.ndarray, int]:
+        """``(samples, sample_rate)``: by default the stored array (e.g. (n, 2) float32) and its
+        rate in Hz; ``rate=16000`` resamples (polyphase low-pass filter, float32) and
+        ``mono=True`` averages the channels, as speech models read it: ``audio(16000, True)``.
+        """
+        samples, stored = self._need(self.source.audio(), "audio")
+        if mono:
+            from ..formats.audio import mono as to_mono
+
+            samples = to_mono(samples)
+        if rate is not None and rate != stored:
+            from ..formats.audio import resample
+
+            _check_rate(rate)
+            samples = resample(samples, stored, rate)
+        return samples, (stored if rate is None else rate)
 
     @cached_property
-    def _audio_length(self) -> tuple[int, int, int]:
-        samples, rate = self.audio()
+    def clock(self) -> Clock:
+        """How the frames sit in time (:class:`~renderme360.formats.timeline.Clock`): the
+        frames tile the audio (``fps = num_frames / (samples / sample_rate)``), first frame at
+        sample 0; without audio, ``num_frames / 30`` seconds."""
+        from ..formats.timeline import Clock
+
         frames = self.source.num_frames()
         if not frames:
             image_frames = [f for c in self.image_camera_ids for f in self.image_frame_ids(c)]
             frames = max(image_frames) + 1 if image_frames else 0
         if not frames:
-            raise NotFoundError(f"{self._name}: frame count unknown; cannot align audio")
-        return len(samples), rate, frames
+            raise NotFoundError(f"{self._name}: frame count unknown; cannot place frames in time")
+        got = self.source.audio() if "audio" in self.modalities else None
+        if got is None:
+            return Clock.of(frames)
+        return Clock.of(frames, len(got[0]), int(got[1]))
 
     @property
     def fps(self) -> float:
@@ -499,19 +520,44 @@ class Performance:
 
         Assumes the capture's frames span the stored audio exactly, first frame at sample 0.
         """
-        n, rate, frames = self._audio_length
-        return frames * rate / n
+        self._need_modality("audio", "audio")
+        return float(self.clock.fps)
 
-    def audio_span(self, frame: int) -> tuple[int, int]:
-        """``(start, stop)`` sample range of one frame: ``round(frame * n / num_frames)`` on.
+    def frame_times(self) -> np.ndarray:
+        """(num_frames,) float64 start time in seconds of every frame (see :attr:`clock`)."""
+        clock = self.clock
+        return np.array([float(clock.frame_time(f)) for f in range(clock.num_frames)])
 
-        Under the assumption of :attr:`fps`; consecutive frames tile the audio exactly.
-        """
-        n, _, frames = self._audio_length
+    def audio_span(self, frame: int, rate: int | None = None) -> tuple[int, int]:
+        """``(start, stop)`` sample range of one frame at ``rate`` (default: the stored rate)
+        in ``audio(rate)``: consecutive frames tile the audio exactly (see :attr:`fps`)."""
+        from ..formats.timeline import span
+
+        self._need_modality("audio", "audio")
+        clock = self.clock
         frame = int(frame)
-        if not 0 <= frame < frames:
-            raise InvalidIdError(f"{self._name}: frame {frame} outside 0..{frames - 1}")
-        return round(frame * n / frames), round((frame + 1) * n / frames)
+        if not 0 <= frame < clock.num_frames:
+            raise InvalidIdError(f"{self._name}: frame {frame} outside 0..{clock.num_frames - 1}")
+        if rate is None:
+            rate = int(self.source.audio()[1])  # type: ignore[index]
+        _check_rate(rate)
+        first, count = span(clock.frame_time(frame), clock.frame_time(frame + 1), rate)
+        return first, first + count
+
+    def video_frames(self, camera: int | str, fps: int = 25) -> np.ndarray:
+        """Source frame index of each frame of a constant-rate video of ``camera`` at ``fps``:
+        frame ``j`` (at ``t = j / fps``) shows the frame covering ``t``; ``round(duration *
+        fps)`` frames; a frame without an image shows the last earlier one. The mapping the
+        ``export talkinghead`` and ``export clips`` videos are made with."""
+        from ..formats.timeline import rounded, source_frames
+
+        _check_rate(fps)
+        available = self.image_frame_ids(camera)
+        if not available:
+            have = ", ".join(self.image_camera_ids) or "none"
+            raise InvalidIdError(f"{self._name}: no images for camera {camera} (cameras: {have})")
+        clock = self.clock
+        return source_frames(clock, fps, 0, rounded(clock.duration * fps), available=available)
 
     # ------------------------------------------------------------------ training
     def dataset(
@@ -611,6 +657,11 @@ def _decode_flag(scale: int, color: bool) -> int:
         4: cv2.IMREAD_REDUCED_COLOR_4,
         8: cv2.IMREAD_REDUCED_COLOR_8,
     }[scale]
+
+
+def _check_rate(rate: object) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 0 < rate <= 10**6:
+        raise UsageError(f"a rate must be a positive integer (Hz or frames/s), got {rate!r}")
 
 
 def _corrupt(name: str, what: str, camera: int | str, frame: int) -> Exception:
