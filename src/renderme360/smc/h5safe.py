@@ -163,9 +163,15 @@ def inside_path(path: Path, root: h5py.File, where: str) -> str | None:
 
 
 def get(path: Path, root: h5py.File, where: str) -> Any:
-    """The object at ``where`` (from the root), or None when absent; refuses external links."""
+    """The object at ``where`` (from the root), or None when absent; refuses external links,
+    and names the object HDF5 refuses to open (a damaged object header)."""
     inside = inside_path(path, root, where)
-    return None if inside is None else root[inside]
+    if inside is None:
+        return None
+    try:
+        return root[inside]
+    except (KeyError, OSError, RuntimeError) as exc:  # it exists: HDF5 cannot open it
+        raise SMCFormatError(f"{path}: cannot open {inside}: {one_line(exc)}") from exc
 
 
 def child(path: Path, group: Any, name: str) -> Any:

@@ -398,9 +398,10 @@ class ExtractionReader:
         """Every stored frame of one camera's colour or mask stream with its offset and size.
 
         The same answer as :meth:`blob_location` frame by frame, in a fraction of the time:
-        plain blobs (every real file) are located from their object headers (:mod:`.headers`),
-        a stream at a time, and trusted only if a sample (first, middle, last) equals HDF5's
-        own answer; anything else goes through HDF5 and the checked path and its errors.
+        plain blobs (every real file) are located from their object headers (:mod:`.headers`,
+        which holds every header to the checks HDF5 makes when it opens a dataset), a stream
+        at a time, and trusted only if a sample (first, middle, last) equals HDF5's own answer;
+        anything else goes through HDF5 and the checked path and its errors.
         """
         cam = camera_key(Camera_id)
         group = self._get(f"{schema.CAMERA}/{cam}/{Image_type}")
