@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
+from ..errors import InvalidIdError, SMCFormatError, UsageError
 from ..naming import parse_smc_name
 from ..output.layout import source_order
 from ..textsafe import printable
@@ -274,14 +274,6 @@ def _stack(frames: list[int], read: Any, what: str) -> tuple[np.ndarray, np.ndar
     if len(shapes) != 1 or None in shapes:
         raise SMCFormatError(f"{what}: frames have differing shapes {sorted(map(str, shapes))}")
     return np.asarray(frames, dtype=np.int64), np.stack(arrays)
-
-
-def check_root(root: str | os.PathLike[str]) -> Path:
-    """``root`` as a Path, or NotFoundError when it does not exist."""
-    path = Path(root)
-    if not path.exists():
-        raise NotFoundError(f"{path}: no such file or folder")
-    return path
 
 
 def choose_one(before: str, after: str = "") -> UsageError:
