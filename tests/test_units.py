@@ -20,9 +20,10 @@ from renderme360.output.read import (
     read_manifest,
     read_marker,
 )
+from renderme360.pipeline.blobtasks import UNIT_MAX_TASKS
 from renderme360.pipeline.discover import Performance
 from renderme360.pipeline.inventory import FileInventory
-from renderme360.pipeline.plan import PLANNERS, UNIT_MAX_TASKS, plan_performance
+from renderme360.pipeline.plan import PLANNERS, plan_performance
 from renderme360.pipeline.record import ResumeState, record_line, scan_previous
 from renderme360.pipeline.resume import is_current, left_to_do
 from renderme360.selection import Selection, parse_cameras, parse_frames
