@@ -24,6 +24,7 @@ from .._version import __version__
 from ..errors import UsageError
 from ..formats.audio import mp3_problem, mp3_size_estimate
 from ..output.layout import (
+    BLOB_KIND,
     FIXED_PATHS,
     MODALITIES,
     PREFERRED_SOURCE,
@@ -43,7 +44,6 @@ from .discover import Performance
 from .inventory import FileInventory, info_json, info_text
 from .scope import Scope, describe_union, scope_of, union_scopes
 
-BLOB_MODALITY = {"images": "color", "masks": "mask"}
 #: Writers whose output depends on the selection (which cameras or frames go into one file). Their
 #: records carry a digest of that content, so a wider selection rewrites them.
 SELECTION_DEPENDENT_WRITERS = frozenset(
@@ -254,7 +254,7 @@ def _compare_copies(
     def signature(inv: FileInventory) -> Any:
         if modality == "metadata":
             return (inv.actor_id, inv.performance, inv.capture_date, inv.actor_info)
-        kind = BLOB_MODALITY.get(modality) or {"uv": "uv", "scan_masks": "scan_mask"}.get(modality)
+        kind = BLOB_KIND.get(modality)
         if kind:
             return inv.blobs.signature(kind)
         summary = finite_json(inv.summary().get(modality))
@@ -359,7 +359,7 @@ def _plan_calibration(f: _FilePlan) -> None:
 
 
 def _plan_images(f: _FilePlan, m: str = "images") -> None:
-    kind = BLOB_MODALITY[m]
+    kind = BLOB_KIND[m]
     streams = f.inv.images if m == "images" else f.inv.masks
     for c in f.cams(sorted(streams)):
         _add_blob_units(f, m, kind, c)
