@@ -382,6 +382,62 @@ def test_dataset_shapes_and_pickling_into_two_workers(shapes) -> None:
             perf.dataset(scale=3)
 
 
+class _CountedFrames(list):
+    """A frame listing that counts every element it hands out (iteration and lookups)."""
+
+    work = 0
+
+    def __iter__(self):
+        for f in super().__iter__():
+            _CountedFrames.work += 1
+            yield f
+
+    def __contains__(self, f) -> bool:
+        _CountedFrames.work += len(self)
+        return super().__contains__(f)
+
+
+class _ListingOnly:
+    """The part of a Performance FrameDataset reads, with counted frame listings."""
+
+    def __init__(self, cams: int, frames: int) -> None:
+        self.calibration_problems: dict[str, str] = {}
+        self.image_camera_ids = [f"{c:02d}" for c in range(cams)]
+        self.cameras = {c: self for c in self.image_camera_ids}
+        self.frames = frames
+        self.listings = 0
+
+    def scaled(self, scale: int):
+        return self
+
+    def image_frame_ids(self, camera: str) -> list[int]:
+        self.listings += 1
+        return _CountedFrames(range(self.frames))
+
+    def mask_frame_ids(self, camera: str) -> list[int]:
+        self.listings += 1
+        return _CountedFrames(range(self.frames))
+
+
+def test_dataset_is_built_in_linear_time() -> None:
+    """FrameDataset.__init__ lists each camera's frames a bounded number of times and touches
+    each listed frame a bounded number of times: 4x the frames is ~4x the work (it built a set
+    of a camera's mask frames per item: 5 s for 60 cameras x 2,000 frames)."""
+    from renderme360.loader.dataset import FrameDataset
+
+    work = {}
+    for frames in (100, 400):
+        for selected in (None, range(0, frames, 2)):
+            perf = _ListingOnly(cams=6, frames=frames)
+            _CountedFrames.work = 0
+            ds = FrameDataset(perf, frames=selected)  # type: ignore[arg-type]
+            assert len(ds) == 6 * (frames if selected is None else frames // 2) and ds.masks
+            assert perf.listings <= 2 * 6  # images and masks, once per camera
+            work[frames, selected is None] = _CountedFrames.work
+    for whole in (True, False):
+        assert work[400, whole] <= 4.5 * work[100, whole], work
+
+
 def test_no_torch_anywhere_in_the_package() -> None:
     package = Path(rm.__file__).parent
     for path in package.rglob("*.py"):

@@ -17,13 +17,22 @@ from renderme360.output.read import (
     choose_sources,
     frames_by_camera,
     manifest_paths,
+    parse_record_line,
     read_manifest,
     read_marker,
 )
+from renderme360.pipeline.blobtasks import UNIT_MAX_TASKS
 from renderme360.pipeline.discover import Performance
 from renderme360.pipeline.inventory import FileInventory
-from renderme360.pipeline.plan import PLANNERS, UNIT_MAX_TASKS, plan_performance
-from renderme360.pipeline.record import ResumeState, record_line, scan_previous
+from renderme360.pipeline.plan import PLANNERS, plan_performance
+from renderme360.pipeline.record import (
+    ResumeState,
+    consolidate_journal,
+    record_line,
+    recorded_form,
+    recorded_scopes,
+    scan_previous,
+)
 from renderme360.pipeline.resume import is_current, left_to_do
 from renderme360.selection import Selection, parse_cameras, parse_frames
 from renderme360.smc.h5safe import BlobLocation
@@ -208,6 +217,34 @@ def test_last_record_of_a_key_wins(tmp_path):
     assert not scan_previous(tmp_path, is_current(p)).done
     _recorded(tmp_path, [record_of(t0, inv.source, variant="x"), record_of(t0, inv.source)])
     assert scan_previous(tmp_path, is_current(p)).is_done(t0.role, t0.key)
+
+
+def test_resume_reads_record_lines_without_json_loads(tmp_path, monkeypatch):
+    """Resume reads journal and file-list lines through the one decoder (decode_line): lines in
+    the form the tool writes take its regular expression, not json.loads (the old resume
+    decoded every line with json.loads, twice); other lines still decode through json."""
+    inv = inventory(cams=2, frames=20)
+    p = plan(inv, selection=Selection(("images",)))
+    records = [record_of(t, inv.source) for t in p.tasks]
+    _recorded(tmp_path, records[:20])
+    (tmp_path / layout.FILE_LIST).write_text("".join(record_line(r) for r in records[20:]))
+    with open(tmp_path / layout.JOURNAL, "a") as f:
+        f.write('{"selections": [{"modalities": "images"}], "layout": "separate"}\n{"cut')
+    for r in records[20:]:
+        (tmp_path / r.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / r.path).write_bytes(b"x" * r.bytes)
+    calls = []
+    real = json.loads
+    monkeypatch.setattr(json, "loads", lambda s, *a, **k: calls.append(s) or real(s, *a, **k))
+    state = consolidate_journal(tmp_path, is_current(p))
+    assert len(state.done) == len(records) == 40
+    assert all(line.startswith(('{"selections"', '{"cut')) for line in calls), calls[:3]
+    assert len(calls) <= 6  # the two non-record lines, once per pass and for the notes
+    kept = (tmp_path / layout.JOURNAL).read_text().splitlines()
+    assert kept[0] == '{"selections": [{"modalities": "images"}], "layout": "separate"}'
+    assert [parse_record_line(line) for line in kept[1:]] == records[20:] + records[:20]
+    assert recorded_scopes(tmp_path) == [{"modalities": "images"}]
+    assert recorded_form(tmp_path) == {"layout": "separate"}
 
 
 # ---------------------------------------------------------------------------- layout

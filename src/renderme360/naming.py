@@ -65,17 +65,6 @@ def validate_performance(value: str, source: str = "") -> str:
     return _check(PERFORMANCE_RE, value, "performance name", "like e0, s1_all, h1_2bk", source)
 
 
-def validate_camera(value: str, source: str = "") -> str:
-    """Return ``value`` if it is a 2-digit camera id ``00``..``99``."""
-    return _check(CAMERA_RE, value, "camera id", "2 digits", source)
-
-
-def validate_frame(value: str, source: str = "") -> int:
-    """Return the frame index of a decimal frame key (``0``, ``17``; no sign, no padding)."""
-    _check(FRAME_RE, value, "frame id", "decimal, no sign or padding", source)
-    return int(value)
-
-
 def camera_key(cam: int | str) -> str:
     """Normalise a camera given as int or string (``3``, ``"3"``, ``"03"``) to ``"03"``."""
     if isinstance(cam, (int,)) and not isinstance(cam, bool):

@@ -29,9 +29,6 @@ MODALITY_ALIASES = {
     "kp2d": "keypoints2d",
     "kp3d": "keypoints3d",
 }
-#: Frontal cameras of the rig: the ones the dataset annotates with 2D facial keypoints.
-SAMPLE_CAMERAS = "ring:4"
-SAMPLE_FRAMES = "0:30:10"
 
 
 @dataclass(frozen=True)

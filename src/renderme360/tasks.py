@@ -1,4 +1,4 @@
-"""The interface between planning and writing: typed tasks, units, options, the Writer protocol.
+"""The interface between planning and writing: typed tasks, units, options.
 
 The planner produces :class:`Task` objects; writers consume them. Neither side imports the other.
 """
@@ -9,11 +9,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .output.outdir import PendingDigest, Written
-    from .writers import WriteContext
+from typing import Protocol
 
 
 @dataclass
@@ -158,9 +154,3 @@ class Unit:
         if len(todo) == len(self.tasks):
             return self
         return Unit(self.role, self.source, todo) if todo else None
-
-
-class Writer(Protocol):
-    """A writer: reads what ``task`` names through ``ctx`` and writes one file."""
-
-    def __call__(self, ctx: WriteContext, task: Task) -> Written | PendingDigest: ...

@@ -63,13 +63,14 @@ class FrameDataset:
         self.scale = scale
         perf = performance
         refused = perf.calibration_problems  # NaN/Inf calibration: left out (load warned)
+        with_images = perf.image_camera_ids
         if cameras is None:
-            cams = [c for c in perf.image_camera_ids if c not in refused]
+            cams = [c for c in with_images if c not in refused]
         else:
             cams = list(dict.fromkeys(camera_key(c) for c in cameras))
             for cam in cams:
-                if cam not in perf.image_camera_ids:
-                    have = ", ".join(perf.image_camera_ids) or "none"
+                if cam not in with_images:
+                    have = ", ".join(with_images) or "none"
                     raise InvalidIdError(
                         f"camera {cam} has no images (cameras with images: {have})"
                     )
@@ -82,8 +83,9 @@ class FrameDataset:
                 f"camera(s) {', '.join(missing)} have images but no usable calibration{why}"
             )
         wanted = None if frames is None else {int(f) for f in frames}
+        image_frames = {c: perf.image_frame_ids(c) for c in cams}  # one listing per camera
         if wanted is not None:
-            held = {f for c in cams for f in perf.image_frame_ids(c)}
+            held = {f for c in cams for f in image_frames[c]}
             absent = sorted(wanted - held)
             if absent:
                 shown = ", ".join(map(str, absent[:10])) + (" ..." if len(absent) > 10 else "")
@@ -92,16 +94,24 @@ class FrameDataset:
                     f"frame(s) {shown} have no image in the chosen cameras (frames: {span})"
                 )
         self.items: list[tuple[str, int]] = [
-            (cam, f)
-            for cam in cams
-            for f in perf.image_frame_ids(cam)
-            if wanted is None or f in wanted
+            (cam, f) for cam in cams for f in image_frames[cam] if wanted is None or f in wanted
         ]
-        have_masks = all(f in set(perf.mask_frame_ids(c)) for c, f in self.items)
+        have_masks = self._every_item_has_a_mask(perf, cams)
         if masks and not have_masks:
             raise UsageError("masks=True but some chosen (camera, frame) have no mask")
         self.masks = have_masks if masks is None else bool(masks)
         self._cameras = {c: perf.cameras[c].scaled(scale) for c in cams}
+
+    def _every_item_has_a_mask(self, perf: Performance, cams: list[str]) -> bool:
+        """Whether every item has a mask: one mask listing per camera, then a set lookup per
+        item (linear in cameras x frames; a set per item was quadratic)."""
+        masked: dict[str, set[int]] = {}
+        for c, f in self.items:
+            if c not in masked:
+                masked[c] = set(perf.mask_frame_ids(c))
+            if f not in masked[c]:
+                return False
+        return True
 
     def __len__(self) -> int:
         return len(self.items)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
+from ..errors import InvalidIdError, SMCFormatError, UsageError
 from ..naming import parse_smc_name
-from ..output.layout import source_order
+from ..output.layout import BLOB_MODALITY, source_order
 from ..textsafe import printable
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ _HOLDS = {
     "scan": lambda r: r.scan_info() is not None,
     "audio": lambda r: r.audio_info() is not None,
 }
-_BLOB_MODALITY = {"color": "images", "mask": "masks"}
 
 
 class SMCSource:
@@ -176,14 +175,14 @@ class SMCSource:
     # ------------------------------------------------------------------ images and masks
     def cameras(self, kind: str) -> list[str]:
         """Cameras holding ``kind`` ("color" or "mask") frames, sorted."""
-        r = self._for(_BLOB_MODALITY[kind])
+        r = self._for(BLOB_MODALITY[kind])
         return [] if r is None else r.list_cameras(kind)
 
     def frames(self, kind: str, cam: str) -> list[int]:
         """Frames of ``kind`` stored for one camera, ascending ([] when none)."""
         key = (kind, cam)
         if key not in self._frames:
-            r = self._for(_BLOB_MODALITY[kind])
+            r = self._for(BLOB_MODALITY[kind])
             self._frames[key] = [] if r is None else r.list_frames(cam, kind)
         return self._frames[key]
 
@@ -196,7 +195,7 @@ class SMCSource:
         """Stored bytes of a colour image or mask, or None when absent."""
         if frame not in self.frames(kind, cam):
             return None
-        return self._for(_BLOB_MODALITY[kind]).read_blob(kind, cam, frame)
+        return self._for(BLOB_MODALITY[kind]).read_blob(kind, cam, frame)
 
     # ------------------------------------------------------------------ keypoints, FLAME
     def keypoints2d_cameras(self) -> list[str]:
@@ -274,14 +273,6 @@ def _stack(frames: list[int], read: Any, what: str) -> tuple[np.ndarray, np.ndar
     if len(shapes) != 1 or None in shapes:
         raise SMCFormatError(f"{what}: frames have differing shapes {sorted(map(str, shapes))}")
     return np.asarray(frames, dtype=np.int64), np.stack(arrays)
-
-
-def check_root(root: str | os.PathLike[str]) -> Path:
-    """``root`` as a Path, or NotFoundError when it does not exist."""
-    path = Path(root)
-    if not path.exists():
-        raise NotFoundError(f"{path}: no such file or folder")
-    return path
 
 
 def choose_one(before: str, after: str = "") -> UsageError:

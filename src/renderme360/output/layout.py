@@ -24,6 +24,9 @@ MODALITIES = (
     "scan",
     "scan_masks",
 )
+#: The SMC blob kind of each modality stored as encoded blobs, and the modality of each kind.
+BLOB_KIND = {"images": "color", "masks": "mask", "uv": "uv", "scan_masks": "scan_mask"}
+BLOB_MODALITY = {kind: m for m, kind in BLOB_KIND.items()}
 #: In the combined layout, which file's copy wins when both hold a modality.
 PREFERRED_SOURCE = {m: "raw" if m in ("images", "audio") else "anno" for m in MODALITIES}
 

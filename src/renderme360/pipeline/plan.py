@@ -1,4 +1,6 @@
-"""From inventories and a selection to the list of files to write, with their sizes.
+"""From inventories and a selection to the list of files to write, with their sizes: the
+per-modality planners and :class:`Plan` (scopes in :mod:`.scope`, selection checks in
+:mod:`.checks`, lazy blob tasks and unit packing in :mod:`.blobtasks`).
 
 The plan is the single authority on what gets written: dry-run, storage estimates, the free-space
 check, resume and parallel execution all read it. Tasks carry everything a worker needs (source
@@ -11,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,120 +21,34 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import EmptySelectionError, SMCFormatError, UsageError
+from ..errors import UsageError
 from ..formats.audio import mp3_problem, mp3_size_estimate
 from ..output.layout import (
+    BLOB_KIND,
     FIXED_PATHS,
     MODALITIES,
     PREFERRED_SOURCE,
     calibration_camera_path,
-    image_path,
     keypoints2d_path,
     parent_folder,
     performance_dir,
     scan_mask_path,
     source_prefix,
-    uv_path,
 )
-from ..selection import FrameRange, Selection, parse_frames, resolve_cameras
+from ..selection import Selection
 from ..tasks import Options, SourceId, Task, Unit
 from ..textsafe import encode_text, finite_json
+from .blobtasks import BlobTasks, blob_ext, blob_units, task_units
+from .checks import check_selection_matches, resolve_selection_cameras
 from .discover import Performance
-from .inventory import BlobStream, FileInventory, info_json, info_text
+from .inventory import FileInventory, info_json, info_text
+from .scope import Scope, describe_union, scope_of, union_scopes
 
-UNIT_MAX_TASKS = 64
-UNIT_MAX_BYTES = 96 << 20
-BLOB_MODALITY = {"images": "color", "masks": "mask"}
-#: Modalities with one item per frame (``--frames`` applies) and per camera (``--cameras``).
-PER_FRAME = ("images", "masks", "keypoints2d", "keypoints3d", "flame", "uv")
-PER_CAMERA = ("calibration", "images", "masks", "keypoints2d", "scan_masks")
 #: Writers whose output depends on the selection (which cameras or frames go into one file). Their
 #: records carry a digest of that content, so a wider selection rewrites them.
 SELECTION_DEPENDENT_WRITERS = frozenset(
     {"text", "calibration_all", "calibration_json", "keypoints2d", "keypoints3d", "flame"}
 )
-
-
-@dataclass(frozen=True)
-class Scope:
-    """One selection as it applied to a performance: modalities, camera ids (resolved from
-    ``ring:N``/``front:N``; None = all) and frames (None = all). A performance folder holds the
-    union of the scopes extracted into it."""
-
-    modalities: tuple[str, ...]
-    cameras: frozenset[str] | None = None
-    frames: FrameRange | None = None
-    camera_rule: str = "all"
-
-    def includes(self, modality: str, cam: str | None = None, frame: int | None = None) -> bool:
-        """Whether this scope selects ``modality`` (of camera ``cam``, at frame ``frame``)."""
-        return (
-            modality in self.modalities
-            and (cam is None or self.cameras is None or cam in self.cameras)
-            and (frame is None or self.frames is None or frame in self.frames)
-        )
-
-    def covers(self, other: Scope) -> bool:
-        """Whether everything ``other`` selects is selected by this scope too."""
-        return (
-            set(other.modalities) <= set(self.modalities)
-            and (
-                self.cameras is None
-                or (other.cameras is not None and other.cameras <= self.cameras)
-            )
-            and (
-                self.frames is None
-                or (other.frames is not None and self.frames.covers(other.frames))
-            )
-        )
-
-    def record(self) -> dict[str, Any]:
-        """The scope as stored in manifest.json, the journal and the completion marker."""
-        return {
-            "modalities": ",".join(self.modalities),
-            "cameras": self.camera_rule,
-            "frames": str(self.frames) if self.frames else "all",
-            "camera_ids": None if self.cameras is None else sorted(self.cameras),
-        }
-
-    @classmethod
-    def from_record(cls, doc: Mapping[str, Any]) -> Scope | None:
-        """A recorded scope, or None when the record is malformed (it is then ignored)."""
-        try:
-            mods = tuple(m for m in MODALITIES if m in str(doc["modalities"]).split(","))
-            ids = doc.get("camera_ids")
-            cams = None if ids is None else frozenset(f"{int(c):02d}" for c in ids)
-            frames = parse_frames(None if doc.get("frames") == "all" else doc.get("frames"))
-            return cls(mods, cams, frames, str(doc.get("cameras", "all")))
-        except (KeyError, TypeError, ValueError, UsageError):
-            return None
-
-
-def scope_of(selection: Selection, cameras: Sequence[str] | None) -> Scope:
-    """The scope of a selection whose camera rule resolved to ``cameras``."""
-    return Scope(
-        tuple(selection.modalities),
-        None if cameras is None else frozenset(cameras),
-        selection.frames,
-        str(selection.cameras) if selection.cameras else "all",
-    )
-
-
-def union_scopes(previous: Sequence[Scope], new: Scope) -> list[Scope]:
-    """Scopes a folder holds after extracting ``new`` into it: previous ones plus the new one,
-    minus any covered by another (so a sample followed by everything is just everything)."""
-    scopes: list[Scope] = []
-    for s in [*previous, new]:
-        if any(kept.covers(s) for kept in scopes):
-            continue
-        scopes = [kept for kept in scopes if not s.covers(kept)] + [s]
-    return scopes
-
-
-def describe_union(scopes: Sequence[Scope]) -> dict[str, str]:
-    """One description of what the scopes select, field by field (``a | b`` for several)."""
-    records = [s.record() for s in scopes]
-    return {k: " | ".join(r[k] for r in records) for k in ("modalities", "cameras", "frames")}
 
 
 def content_tag(task: Task) -> str:
@@ -291,7 +207,7 @@ def plan_performance(
                 f"{inv.source.path}: attributes say {inv.actor_id}_{inv.performance}, "
                 f"the file name says {perf.key}"
             )
-    cameras, note = _resolve_cameras(selection, readable)
+    cameras, note = resolve_selection_cameras(selection, readable)
     plan.cameras = cameras
     plan.notes.append(note)
     if scopes is not None:
@@ -305,121 +221,6 @@ def plan_performance(
         mods = [m for m in wanted if role in owners.get(m, ())]
         _plan_file(plan, role, inv, mods)
     return plan
-
-
-def _ranges(ids: Sequence[str]) -> str:
-    """``00,01,02,05`` -> ``00..02, 05`` (ids of the same width)."""
-    out: list[str] = []
-    nums = sorted(int(i) for i in ids)
-    width = len(ids[0]) if ids else 2
-    start = prev = None
-    for n in [*nums, None]:
-        if n is not None and prev is not None and n == prev + 1:
-            prev = n
-            continue
-        if start is not None:
-            a, b = f"{start:0{width}d}", f"{prev:0{width}d}"
-            out.append(a if start == prev else f"{a}..{b}")
-        start = prev = n
-    return ", ".join(out)
-
-
-def _check_cameras_exist(
-    key: str, selection: Selection, cameras: Sequence[str], invs: Sequence[FileInventory]
-) -> list[str]:
-    """Raise when none of the asked camera ids exists; a note for those that do not."""
-    held = {m for inv in invs for m in inv.modalities()}
-    if not any(m in PER_CAMERA and m in held for m in selection.modalities):
-        return []
-    existing = {
-        c for inv in invs for c in (*inv.images, *inv.masks, *inv.calibration, *inv.scan_masks)
-    } | {c for inv in invs for c, fr in inv.keypoints2d.items() if fr}
-    with_images = sorted({c for inv in invs for c in inv.images})
-    where = (
-        f"cameras with images are {_ranges(with_images)}"
-        if with_images
-        else f"cameras are {_ranges(sorted(existing)) or 'none'}"
-    )
-    absent = sorted(set(cameras) - existing)
-    if absent and len(absent) == len(cameras):
-        what = (
-            f"camera {absent[0]} does not"
-            if len(absent) == 1
-            else f"cameras {_ranges(absent)} do not"
-        )
-        raise EmptySelectionError(f"{what} exist in {key}: {where}")
-    return [f"cameras {_ranges(absent)} do not exist in {key} ({where})"] if absent else []
-
-
-def _frames_held(invs: Sequence[FileInventory], modalities: Iterable[str]) -> set[int]:
-    """Every frame index that any of ``modalities`` has data for."""
-    have: set[int] = set()
-    for inv in invs:
-        per_camera = {"images": inv.images, "masks": inv.masks, "keypoints2d": inv.keypoints2d}
-        per_file = {"keypoints3d": inv.keypoints3d, "flame": inv.flame, "uv": inv.uv}
-        for m in modalities:
-            if m in per_camera:
-                have.update(f for fr in per_camera[m].values() for f in fr)
-            elif m in per_file:
-                have.update(per_file[m])
-    return have
-
-
-def check_selection_matches(
-    key: str,
-    selection: Selection,
-    cameras: Sequence[str] | None,
-    inventories: Iterable[FileInventory],
-) -> list[str]:
-    """Raise EmptySelectionError when the frames or cameras asked for select nothing this
-    performance holds; return notes when they select less than they name (a short take)."""
-    invs = list(inventories)
-    notes: list[str] = []
-    spec = selection.cameras
-    if cameras is not None and spec is not None and spec.ids is not None:
-        notes.extend(_check_cameras_exist(key, selection, cameras, invs))
-    frames = selection.frames
-    held = {m for inv in invs for m in inv.modalities()}
-    per_frame = [m for m in selection.modalities if m in PER_FRAME and m in held]
-    have = _frames_held(invs, per_frame) if frames is not None else set()
-    if frames is None or not have:
-        return notes
-    n_have = len(have)
-    span = f"{key} has {n_have} frame{'s' if n_have != 1 else ''} ({min(have)}..{max(have)})"
-    chosen = frames.filter(sorted(have))
-    if not chosen:
-        raise EmptySelectionError(f"frames {frames} select nothing: {span}")
-    nominal = frames.nominal()
-    if nominal is not None and len(chosen) < nominal:
-        n = len(chosen)
-        notes.append(
-            f"frames {frames} select {n} frame{'s' if n != 1 else ''} "
-            f"({', '.join(map(str, chosen))}) of {nominal} named: {span}"
-        )
-    return notes
-
-
-def _resolve_cameras(
-    selection: Selection, inventories: Mapping[str, FileInventory]
-) -> tuple[list[str] | None, str]:
-    spec = selection.cameras
-    if spec is None or spec.ids is not None:
-        return resolve_cameras(spec, [], None)
-    available = sorted(
-        {c for inv in inventories.values() for c in inv.images}
-        or {c for inv in inventories.values() for c in inv.masks}
-    )
-    for inv in inventories.values():
-        if inv.calibration:  # the first calibrated file decides, as the inventory recorded it
-            if inv.calibration_error is not None:
-                raise SMCFormatError(inv.calibration_error)
-            if inv.camera_rt is None:
-                raise UsageError(
-                    f"--cameras {spec}: the inventory of {inv.source.path} holds no camera poses "
-                    "(probe it with camera_poses=True)"
-                )
-            return resolve_cameras(spec, available, inv.camera_rt)
-    return resolve_cameras(spec, available, None)
 
 
 def _modality_owners(
@@ -453,7 +254,7 @@ def _compare_copies(
     def signature(inv: FileInventory) -> Any:
         if modality == "metadata":
             return (inv.actor_id, inv.performance, inv.capture_date, inv.actor_info)
-        kind = BLOB_MODALITY.get(modality) or {"uv": "uv", "scan_masks": "scan_mask"}.get(modality)
+        kind = BLOB_KIND.get(modality)
         if kind:
             return inv.blobs.signature(kind)
         summary = finite_json(inv.summary().get(modality))
@@ -503,7 +304,7 @@ class _FilePlan:
 
     def stream(self, tasks: list[Task]) -> None:
         """Plan a stream of blobs (chunked into units that share one open source file)."""
-        _add_units(self.plan, self.role, self.inv, tasks)
+        self.plan.units.extend(task_units(self.role, self.inv.source, tasks))
 
     def blob(self, key: str, modality: str, kind: str, cam: str | None, frame: int | None) -> Task:
         loc = self.inv.blobs[(kind, cam or "", -1 if frame is None else frame)]
@@ -558,7 +359,7 @@ def _plan_calibration(f: _FilePlan) -> None:
 
 
 def _plan_images(f: _FilePlan, m: str = "images") -> None:
-    kind = BLOB_MODALITY[m]
+    kind = BLOB_KIND[m]
     streams = f.inv.images if m == "images" else f.inv.masks
     for c in f.cams(sorted(streams)):
         _add_blob_units(f, m, kind, c)
@@ -684,110 +485,8 @@ PLANNERS: dict[str, Callable[[_FilePlan], None]] = {
 }
 
 
-def _ext(inv: FileInventory, kind: str, cam: str, opts: Options, modality: str) -> str:
-    if opts.image_mode == "reencode" and modality in ("images", "uv"):
-        return "jpg"
-    if opts.image_mode == "reencode" and modality == "masks":
-        return "png"
-    return inv.extensions.get((kind, cam), "bin")
-
-
-class BlobTasks:
-    """The blob tasks of a run of one stream (images/masks of one camera, UV textures), built
-    only when iterated: a real performance has ~300,000 of them, and a Task object each would
-    hold ~150 MB. Holds the inventory's stream arrays and the positions in them."""
-
-    def __init__(
-        self,
-        modality: str,
-        prefix: str,
-        kind: str,
-        cam: str | None,
-        ext: str,
-        role: str,
-        variant: str,
-        exact: bool,
-        stream: BlobStream,
-        positions: range | array,
-    ) -> None:
-        self.modality, self.prefix, self.kind, self.cam, self.ext = modality, prefix, kind, cam, ext
-        self.role, self.variant, self.exact = role, variant, exact
-        self.stream = stream
-        self.positions = positions
-        sizes = stream.sizes
-        self.nbytes = sum(sizes[i] for i in positions)
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def key(self, frame: int) -> str:
-        """Planned relative path of one frame's file."""
-        if self.cam is None:
-            return self.prefix + uv_path(frame, self.ext)
-        return self.prefix + image_path(self.modality, self.cam, frame, self.ext)
-
-    def __iter__(self) -> Iterator[Task]:
-        frames, offsets, sizes = self.stream.frames, self.stream.offsets, self.stream.sizes
-        for i in self.positions:
-            f, off, n = frames[i], offsets[i], sizes[i]
-            yield Task(
-                self.key(f),
-                self.modality,
-                "blob",
-                self.role,
-                n,
-                self.exact,
-                self.variant,
-                camera=self.cam,
-                frame=f,
-                blob_kind=self.kind,
-                offset=None if off < 0 else off,
-            )
-
-    def without(self, is_done: Callable[[str, str], bool]) -> BlobTasks | None:
-        """The same run minus the frames whose file is done (None when nothing is left)."""
-        frames = self.stream.frames
-        left = array(
-            "q", (i for i in self.positions if not is_done(self.role, self.key(frames[i])))
-        )
-        if len(left) == len(self.positions):
-            return self
-        if not left:
-            return None
-        return self._with_positions(left)
-
-    def _with_positions(self, positions: range | array) -> BlobTasks:
-        return BlobTasks(
-            self.modality,
-            self.prefix,
-            self.kind,
-            self.cam,
-            self.ext,
-            self.role,
-            self.variant,
-            self.exact,
-            self.stream,
-            positions,
-        )
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Sent to a worker: only this run's part of the stream, not the whole camera.
-        part = BlobStream()
-        s = self.stream
-        for i in self.positions:
-            part.frames.append(s.frames[i])
-            part.offsets.append(s.offsets[i])
-            part.sizes.append(s.sizes[i])
-        state = dict(self.__dict__)
-        state["stream"], state["positions"] = part, range(len(part))
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-
 def _add_blob_units(f: _FilePlan, modality: str, kind: str, cam: str | None) -> None:
-    """Units of one blob stream (the frames the scopes select), chunked like :func:`_add_units`,
+    """Units of one blob stream (the frames the scopes select), chunked by :func:`blob_units`,
     as :class:`BlobTasks` that build their tasks only when run."""
     stream = f.inv.blobs.stream(kind, cam or "")
     if stream is None or not len(stream):
@@ -799,7 +498,7 @@ def _add_blob_units(f: _FilePlan, modality: str, kind: str, cam: str | None) -> 
         positions: range | array = range(n)
     else:
         positions = array("q", (i for i in map(stream.position, picked) if i is not None))
-    ext = _ext(f.inv, kind, cam or "", opts, modality)
+    ext = blob_ext(f.inv, kind, cam or "", opts, modality)
     whole = BlobTasks(
         modality,
         f.prefix,
@@ -812,40 +511,7 @@ def _add_blob_units(f: _FilePlan, modality: str, kind: str, cam: str | None) -> 
         stream,
         positions,
     )
-    sizes = stream.sizes
-    start = count = size = 0
-    for j in range(len(positions) + 1):
-        if j < len(positions):
-            nb = sizes[positions[j]]
-            if not (count and (count >= UNIT_MAX_TASKS or size + nb > UNIT_MAX_BYTES)):
-                count += 1
-                size += nb
-                continue
-        f.plan.units.append(Unit(f.role, f.inv.source, whole._with_positions(positions[start:j])))
-        if j < len(positions):
-            start, count, size = j, 1, sizes[positions[j]]
+    f.plan.units.extend(blob_units(whole, f.inv.source))
 
 
-def _add_units(plan: Plan, role: str, inv: FileInventory, tasks: list[Task]) -> None:
-    """Chunk a stream's tasks into units of bounded count and bytes."""
-    chunk: list[Task] = []
-    size = 0
-    for t in tasks:
-        if chunk and (len(chunk) >= UNIT_MAX_TASKS or size + t.nbytes > UNIT_MAX_BYTES):
-            plan.units.append(Unit(role, inv.source, chunk))
-            chunk, size = [], 0
-        chunk.append(t)
-        size += t.nbytes
-    if chunk:
-        plan.units.append(Unit(role, inv.source, chunk))
-
-
-__all__ = [
-    "Plan",
-    "Scope",
-    "check_selection_matches",
-    "describe_union",
-    "plan_performance",
-    "request_fingerprint",
-    "union_scopes",
-]
+__all__ = ["PLANNERS", "Plan", "plan_performance", "request_fingerprint"]

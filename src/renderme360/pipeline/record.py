@@ -26,9 +26,9 @@ from ..output.outdir import TMP_DIR, OutputDir, Written, open_own_file
 from ..output.read import (
     Record,
     as_record,
+    decode_line,
     folder_layouts,
-    iter_json_lines,
-    json_objects,
+    iter_lines,
     parse_record_line,
     path_exists_with_size,
     read_manifest,
@@ -65,31 +65,27 @@ def checksum_line(sha256: str, path: str) -> str:
     return f"{sha256}  {path}\n"
 
 
-def _previous_entries(out_dir: Path) -> Iterator[dict[str, Any]]:
-    """File lists a folder may hold from earlier runs, oldest first: an old-format
-    manifest.json, manifest.jsonl, then an interrupted run's journal."""
+def _previous_records(out_dir: Path) -> Iterator[Record]:
+    """Records of the file lists a folder may hold from earlier runs, oldest first: an
+    old-format manifest.json, manifest.jsonl, then an interrupted run's journal (each line
+    read by :func:`decode_line`: no json.loads for a line in the form the tool writes)."""
     doc = read_manifest(out_dir)
     if doc is not None and isinstance(doc.get("files"), list):
-        yield from (e for e in doc["files"] if isinstance(e, dict))
-    yield from iter_json_lines(out_dir / FILE_LIST)
-    yield from _journal_entries(out_dir)
+        yield from filter(None, map(as_record, doc["files"]))
+    for lines in (iter_lines(out_dir / FILE_LIST), _journal_lines(out_dir)):
+        yield from filter(None, map(parse_record_line, lines))
 
 
 def _latest_in_place(out_dir: Path) -> Iterator[Record]:
     """The latest record of each file earlier runs recorded, if the file is still in place with
     its size. Two streaming passes; memory grows only with what earlier runs recorded."""
     last: dict[str, int] = {}  # key -> index of its last record (the last line wins)
-    for i, entry in enumerate(_previous_entries(out_dir)):
-        rec = as_record(entry)
-        if rec is not None:
-            last[rec.key] = i
+    for i, rec in enumerate(_previous_records(out_dir)):
+        last[rec.key] = i
     if not last:
         return
-    for i, entry in enumerate(_previous_entries(out_dir)):
-        rec = as_record(entry)
-        if rec is None or last.get(rec.key) != i:
-            continue
-        if path_exists_with_size(out_dir, rec.path, rec.bytes):
+    for i, rec in enumerate(_previous_records(out_dir)):
+        if last.get(rec.key) == i and path_exists_with_size(out_dir, rec.path, rec.bytes):
             yield rec
 
 
@@ -131,7 +127,7 @@ def consolidate_journal(out_dir: Path, is_current: Callable[[Record], bool]) -> 
     state = ResumeState()
     if not any(p.is_file() for p in (out_dir / MANIFEST, out_dir / FILE_LIST, journal)):
         return state
-    notes = [e for e in _journal_entries(out_dir) if as_record(e) is None]  # selections, errors
+    notes = [d for d in map(decode_line, _journal_lines(out_dir)) if isinstance(d, dict)]
     tmp = out_dir / f"{JOURNAL}.tmp"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # a leftover (or a planted link): never written through
@@ -165,11 +161,6 @@ def _journal_lines(out_dir: Path) -> Iterator[str]:
         yield from f
 
 
-def _journal_entries(out_dir: Path) -> Iterator[dict[str, Any]]:
-    """JSON objects of the journal, one line at a time (lines cut short by a crash skipped)."""
-    yield from json_objects(_journal_lines(out_dir))
-
-
 def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
     """Selections already extracted into a folder (its union so far), as recorded dicts.
 
@@ -186,11 +177,9 @@ def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
         elif isinstance(manifest.get("selection"), dict):
             found.append({**manifest["selection"], "camera_ids": manifest.get("cameras_selected")})
     for line in _journal_lines(out_dir):
-        if line.startswith('{"selections"'):
-            try:
-                listed = json.loads(line)["selections"]
-            except (ValueError, KeyError, TypeError):
-                continue
+        doc = decode_line(line) if line.startswith('{"selections"') else None
+        listed = doc.get("selections") if isinstance(doc, dict) else None
+        if isinstance(listed, list):
             found.extend(d for d in listed if isinstance(d, dict) and d not in found)
     return found
 
@@ -203,8 +192,9 @@ def recorded_form(out_dir: Path) -> dict[str, str]:
     found: dict[str, set[str]] = {"layout": set(), "image_mode": set()}
     docs = [read_manifest(out_dir) or {}]
     for line in _journal_lines(out_dir):  # only the selection lines are parsed
-        if line.startswith('{"selections"'):
-            docs.extend(json_objects([line]))
+        doc = decode_line(line) if line.startswith('{"selections"') else None
+        if isinstance(doc, dict):
+            docs.append(doc)
     for doc in docs:
         options = doc.get("options")
         for key, value in (

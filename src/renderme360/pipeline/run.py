@@ -43,7 +43,7 @@ from ..tasks import Options, Unit
 from .discover import Performance
 from .execute import Executor, SerialExecutor
 from .inventory import probe, read_camera_poses
-from .plan import Plan, Scope, describe_union, plan_performance, request_fingerprint
+from .plan import Plan, plan_performance, request_fingerprint
 from .record import (
     FileListWriter,
     Journal,
@@ -58,6 +58,7 @@ from .record import (
     write_marker,
 )
 from .resume import is_current, left_to_do
+from .scope import Scope, describe_union
 
 log = logging.getLogger(__name__)
 # Room kept free beyond the planned bytes: estimates of arrays and audio may come out a little

@@ -219,10 +219,6 @@ class ExtractionReader:
             "" if date is None else to_str(date),
         )
 
-    def get_available_keys(self) -> list[str]:
-        """Top-level groups of the file (``Camera``, ``Calibration``, ``FLAME``, ...)."""
-        return list(self.smc.keys())
-
     @_guard
     def read_actor_info(self) -> dict[str, Any]:
         """``age, color, gender, height, weight`` as JSON-safe values (None when absent)."""
@@ -764,11 +760,6 @@ class ExtractionReader:
         if group is None:
             return []
         return sorted(self._checked_keys(group, CAMERA_RE, "camera"))
-
-    # ------------------------------------------------------------------ helpers
-    def has_group(self, name: str) -> bool:
-        """Whether a top-level group (``FLAME``, ``Scan``, ...) exists."""
-        return self._has(name)
 
     # ------------------------------------------------------------------ checks (see h5safe)
     def _get(self, where: str) -> Any:
