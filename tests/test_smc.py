@@ -317,3 +317,26 @@ def test_import_is_light():
         [sys.executable, "-m", "renderme360", "--help"], capture_output=True, text=True, check=True
     )
     assert "extract" in out.stdout and "explore" in out.stdout
+
+
+def test_a_reader_collected_on_another_thread_is_closed_by_the_next_one(tmp_path) -> None:
+    """The garbage collector may run a reader's ``__del__`` on any thread (fsspec's I/O thread
+    during a remote read deadlocked: HDF5's lock was held by the thread waiting for it). There
+    the file is left open and handed over; the next reader opened closes it."""
+    import threading
+
+    from renderme360.smc import reader as rd
+    from renderme360.synth import synthesize
+
+    synthesize(tmp_path, "0026", ["e0"], 21, cameras=2, frames=2)
+    path = next(tmp_path.rglob("*.smc"))
+    r = rd.ExtractionReader(path)
+    h5 = r.smc
+    box = [r]
+    del r
+    t = threading.Thread(target=box.clear)  # the last reference goes on another thread
+    t.start()
+    t.join()
+    assert h5.id.valid and any(o[0] is h5 for o in rd._ORPHANS)
+    rd.ExtractionReader(path).close()
+    assert not h5.id.valid and not rd._ORPHANS

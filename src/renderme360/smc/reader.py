@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -98,6 +99,23 @@ def _frame_arg(frame: int | str | np.integer) -> str:
     raise InvalidIdError(f"invalid frame id {frame!r}: expected a non-negative integer")
 
 
+#: Files of readers collected on a thread other than their own (see ``__del__``).
+_ORPHANS: list[tuple[Any, Any]] = []
+
+
+def _close_orphans() -> None:
+    """Close what readers collected on another thread left open."""
+    while _ORPHANS:
+        try:
+            smc, source = _ORPHANS.pop()
+        except IndexError:
+            return
+        if smc is not None and smc.id.valid:
+            smc.close()
+        if source is not None:
+            source.close()
+
+
 class ExtractionReader:
     """Read one SMC file for extraction: listings, stored bytes, their offsets, checked arrays.
 
@@ -121,6 +139,8 @@ class ExtractionReader:
     """
 
     def __init__(self, file_path: str | os.PathLike[str] | RemotePath) -> None:
+        self._thread = threading.get_ident()  # the thread that may close it from __del__
+        _close_orphans()
         self.path: Path | RemotePath = as_location(file_path)
         self._source: ByteSource | None = None
         self._header_probe: HeaderProbe | bool | None = None
@@ -198,8 +218,15 @@ class ExtractionReader:
         # logging's own) are already None: close quietly, never log or raise from here (a
         # message at exit would be noise, and logging itself may be torn down). No
         # contextlib.suppress: its module may be cleared too.
-        try:  # noqa: SIM105
-            self.close()
+        # A reader collected on another thread (an fsspec I/O thread, a hashing thread) is
+        # not closed there: HDF5's lock may be held by a thread that waits for this very one
+        # (a remote read), a deadlock. Its file is closed by the next reader opened.
+        try:
+            if threading.get_ident() != getattr(self, "_thread", None):
+                _ORPHANS.append((getattr(self, "smc", None), getattr(self, "_source", None)))
+                self.smc = self._source = None
+            else:
+                self.close()
         except BaseException:
             pass
 
