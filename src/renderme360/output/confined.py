@@ -62,9 +62,11 @@ SIBLING_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 
 # ---------------------------------------------------------------------------- paths
 def check_relative(rel: str, what: str = "output") -> PurePosixPath:
-    """Refuse a relative path that is absolute, empty, or climbs out with ``..``."""
+    """Refuse a relative path that is absolute, empty, climbs out with ``..``, or is not
+    spelled the one way (``a//b``, ``./a``, ``a/``: another name for a path, never written)."""
     p = PurePosixPath(rel)
-    if not rel or "\0" in rel or p.is_absolute() or any(x in ("..", "", ".") for x in p.parts):
+    bad = not p.parts or "\0" in rel or p.is_absolute() or str(p) != rel or ".." in p.parts
+    if bad:
         raise UnsafeNameError(f"refusing {what} path {rel!r}: it would leave the {what} folder")
     return p
 
