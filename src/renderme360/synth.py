@@ -25,13 +25,11 @@ temporary name and renamed into place, so the same arguments give byte-identical
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
 import os
 import re
-import secrets
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from .errors import UnsafeNameError, UsageError
 from .formats.flame import FlameModel, flame_model_from_dict
 from .formats.flame import pose as flame_pose
 from .naming import FRONTAL_CAMERAS, performance_kind, validate_actor, validate_performance
+from .output.confined import replacing
 
 log = logging.getLogger(__name__)
 
@@ -828,14 +827,8 @@ def write_flame_model(
     out = {k: (wrap(k, v) if wrap and isinstance(v, np.ndarray) else v)
            for k, v in _flame_like_arrays(seed)}  # fmt: skip
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    try:
+    with replacing(target) as tmp:
         tmp.write_bytes(pickle.dumps(out, protocol=2))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return target
 
 
@@ -901,13 +894,6 @@ def _write_atomic(path: Path, fill: Callable[[h5py.File], None]) -> None:
     """Write an HDF5 file under a temporary name in the same folder, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A unique hidden name beside the target (not mkstemp: its 0600 mode would stick).
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with h5py.File(tmp, "w-", track_order=False) as f:
-            fill(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as tmp, h5py.File(tmp, "w-", track_order=False) as f:
+        fill(f)
     log.debug("wrote %s", path)

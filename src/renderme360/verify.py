@@ -248,8 +248,7 @@ def _derived_against_source(
 ) -> None:
     """Re-derive every file computed from the source (npz, json, PLY, audio) for the selections
     the folder records, and compare: catches aggregates that cover less than the record says."""
-    import tempfile
-
+    from .output.confined import scratch_folder
     from .pipeline.execute import run_unit
     from .pipeline.inventory import probe
     from .pipeline.plan import plan_performance
@@ -268,7 +267,7 @@ def _derived_against_source(
     layout = manifest.get("layout", "separate")
     plan = plan_performance(perf, inventories, folder.parent, None, layout, options, scopes=scopes)
     listed = {item.get("path") for item in iter_file_entries(folder)}
-    with tempfile.TemporaryDirectory(prefix="renderme360-verify-") as tmp:
+    with scratch_folder("renderme360-verify-") as tmp:
         for unit in plan.units:
             for t in unit.tasks:
                 if t.key not in listed:

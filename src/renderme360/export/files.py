@@ -1,9 +1,11 @@
 """Writing inside an export folder: staged (temp names, renamed together), never through a symlink.
 
 Every path is relative to the export folder and checked before use, so nothing lands outside it.
-Files of a run are written under temporary names and renamed into place only by :meth:`commit`
-once everything is written; :meth:`ExportDir.abort` removes them and the folders the run made,
-so a failed export leaves the folder as it was.
+The checks, temporary names, exclusive creates and renames are those of
+:mod:`renderme360.output.confined` (shared with the extraction output). Files of a run are
+written under temporary names and renamed into place only by :meth:`commit` once everything is
+written; :meth:`ExportDir.abort` removes them and the folders the run made, so a failed export
+leaves the folder as it was.
 """
 
 from __future__ import annotations
@@ -13,9 +15,21 @@ import errno
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import UnsafeNameError
+from ..output.confined import (
+    check_relative,
+    check_root,
+    create_new,
+    discard,
+    ensure_dirs,
+    leftovers_of,
+    put_in_place,
+    remove_sibling_tmps,
+    sibling_tmp,
+    write_new,
+)
 from ..workers import own_temp
 
 
@@ -24,10 +38,7 @@ class ExportDir:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        if self.root.is_symlink():
-            raise UnsafeNameError(f"export folder {self.root} is a symlink; give its target")
-        if self.root.exists() and not self.root.is_dir():
-            raise UnsafeNameError(f"export folder {self.root} exists and is not a folder")
+        check_root(self.root, "export")
         self._staged: dict[Path, Path] = {}  # final path -> temporary name holding its bytes
         missing = [p for p in (self.root, *self.root.parents) if not p.exists()]
         self.root.mkdir(parents=True, exist_ok=True)
@@ -36,22 +47,9 @@ class ExportDir:
     def path(self, rel: str) -> Path:
         """Absolute path of ``rel`` (POSIX, relative, no ``..``); parent folders created, and
         refused when a component is a symlink (it could point outside the export)."""
-        p = PurePosixPath(rel)
-        if p.is_absolute() or not p.parts or any(x in ("..", ".", "") for x in p.parts):
-            raise UnsafeNameError(f"refusing export path {rel!r}")
-        cur = self.root
-        for part in p.parts[:-1]:
-            cur = cur / part
-            if cur.is_symlink():
-                raise UnsafeNameError(f"refusing to write through symlink {cur}")
-            if cur.is_dir():
-                continue
-            self._made.append(cur)  # before mkdir: a stop between the two cannot leak it
-            try:
-                cur.mkdir()
-            except FileExistsError:
-                self._made.pop()
-        return cur / p.parts[-1]  # a symlink there is replaced by the rename, never followed
+        p = check_relative(rel, "export")
+        parent = ensure_dirs(self.root, str(p.parent), self._made)
+        return parent / p.name  # a symlink there is replaced by the rename, never followed
 
     def stage(self, rel: str) -> Path:
         """The temporary name under which ``rel`` is written; :meth:`commit` renames it."""
@@ -59,7 +57,7 @@ class ExportDir:
         old = self._staged.pop(dst, None)
         if old is not None:
             _unlink(old)
-        tmp = _tmp_name(dst)
+        tmp = sibling_tmp(dst)
         self._staged[dst] = tmp
         return tmp
 
@@ -70,21 +68,20 @@ class ExportDir:
     def write_bytes(self, rel: str, data: bytes) -> Path:
         """Write ``data`` for ``rel`` under a temporary name (in place at :meth:`commit`)."""
         tmp = self.stage(rel)
-        with open(tmp, "xb") as fh:
-            fh.write(data)
+        write_new(tmp, data)
         return tmp
 
     def commit(self) -> None:
         """Rename every staged file into place (quick: the bytes are already written)."""
         for dst, tmp in list(self._staged.items()):
-            os.replace(tmp, dst)
+            put_in_place(tmp, dst)
             del self._staged[dst]
 
     def abort(self) -> None:
         """Remove what this run staged and the folders it created: the folder is as before."""
         for tmp in self._staged.values():
             _unlink(tmp)
-            for inner in tmp.parent.glob(f".{tmp.name}.*.tmp"):  # a stopped worker's own temp
+            for inner in leftovers_of(tmp):  # a stopped worker's own temp
                 _unlink(inner)
         self._staged.clear()
         for folder in reversed(self._made):
@@ -112,12 +109,18 @@ class ExportDir:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
             try:
-                shutil.copyfile(src, tmp)
+                with open(src, "rb") as fsrc, open(create_new(tmp), "wb") as fdst:
+                    shutil.copyfileobj(fsrc, fdst, 1 << 20)
             except BaseException:
                 _unlink(tmp)
                 raise
             linked = False
         return dst, linked
+
+    def remove_leftovers(self) -> int:
+        """Remove temporary files an interrupted run left anywhere in the folder (call it only
+        while holding the folder's lock: a running export's staged files look the same)."""
+        return remove_sibling_tmps(self.root)
 
     def remove(self, rel: str) -> bool:
         """Delete a file this export wrote earlier (stale after a narrower re-run)."""
@@ -132,8 +135,8 @@ class ExportDir:
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` under a temporary name beside ``path``, then rename it into place."""
-    with atomic_path(path) as tmp, open(tmp, "xb") as fh:
-        fh.write(data)
+    with atomic_path(path) as tmp:
+        write_new(tmp, data)
     return path
 
 
@@ -143,23 +146,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     renamed to ``path`` when the block ends, removed if it raises. ``path`` comes from
     :meth:`ExportDir.path` (checked); a killed process leaves only the temporary name, which
     the next run removes."""
-    tmp = _tmp_name(path)
+    tmp = sibling_tmp(path)
     with own_temp(tmp):  # a pool worker whose parent dies removes it before exiting
         try:
             yield tmp
-            os.replace(tmp, path)
+            put_in_place(tmp, path)
         except BaseException:
             _unlink(tmp)
             raise
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
-
-
 def _unlink(p: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(p)
+    discard(p)
 
 
 def _prune_empty(folder: Path, root: Path) -> None:

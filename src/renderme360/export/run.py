@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import stat
 import time
 from collections.abc import Iterator
@@ -29,7 +28,6 @@ from ..formats.image import image_channels
 from ..naming import validate_actor, validate_performance
 from ..output.layout import LOCK
 from ..output.lock import FolderLock
-from ..output.walk import walk
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
 from .conventions import (
@@ -49,7 +47,6 @@ from .reduce import ReduceTask, run_tasks
 log = logging.getLogger(__name__)
 
 RECORD = "export.json"
-_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 
 
 class Progress:
@@ -503,10 +500,7 @@ def _staged(dest: Path, wait: bool = False) -> Iterator[tuple[ExportDir, dict[st
 
 def _open_dest(out: ExportDir) -> dict[str, Any]:
     """Remove leftovers of an interrupted run (under the lock) and read the previous record."""
-    for folder, _dirs, names in walk(out.root):  # iterative, bounded depth
-        for n in names:
-            if _TMP_RE.match(n):
-                Path(folder, n).unlink(missing_ok=True)
+    out.remove_leftovers()
     previous: dict[str, Any] = {}
     rec = out.root / RECORD
     if rec.is_file() and not rec.is_symlink():

@@ -1,57 +1,50 @@
 """Safe writing under an output folder: atomic files, no escape through names or symlinks.
 
 A file under its final name is always complete: data goes to a temporary file in the
-performance's ``.tmp`` folder and is renamed into place. Directories are created one component at
-a time and an existing symlink on the way is refused, so nothing is written outside the root.
+performance's ``.tmp`` folder and is renamed into place. Paths, folders, temporary names, the
+exclusive create and the rename are :mod:`renderme360.output.confined`'s (shared with the
+exports); this module adds the output folder's caches, hashing and disk-full messages.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import itertools
 import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import DiskFullError, UnsafeNameError, is_disk_full
 from ..textsafe import encode_text
+from .confined import (
+    TMP_DIR,
+    check_relative,
+    check_root,
+    create_new,
+    discard,
+    ensure_dirs,
+    open_own_file,
+    put_in_place,
+    scratch_name,
+    write_new,
+)
 from .walk import remove_tree
 
+__all__ = [
+    "OVERLAP_HASH_BYTES",
+    "TMP_DIR",
+    "OutputDir",
+    "PendingDigest",
+    "Written",
+    "check_relative",
+    "free_bytes",
+    "open_own_file",
+    "sha256_file",
+]
 
-class _TmpNames:
-    """Names of temporary files: a random prefix per process (new in a forked child), then a
-    counter. One random draw per file was a visible system call at 300,000 files; names never
-    repeat within a process, and O_EXCL refuses any clash with another."""
-
-    prefix = os.urandom(8).hex()
-    count = itertools.count()
-
-    @classmethod
-    def reseed(cls) -> None:
-        cls.prefix, cls.count = os.urandom(8).hex(), itertools.count()
-
-
-os.register_at_fork(after_in_child=_TmpNames.reseed)
-
-
-def _tmp_name() -> str:
-    """A new temporary file name (under ``.tmp``)."""
-    return f"{_TmpNames.prefix}-{next(_TmpNames.count)}.part"
-
-
-TMP_DIR = ".tmp"
-_CREATE_FLAGS = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_EXCL
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-)
 # Blocks at least this large are hashed on a helper thread while they are written: hashlib and
 # write() both release the GIL, so the checksum costs almost no wall time on a second core.
 OVERLAP_HASH_BYTES = 1 << 18
@@ -65,14 +58,6 @@ class Written:
     path: str
     bytes: int
     sha256: str
-
-
-def check_relative(rel: str) -> PurePosixPath:
-    """Refuse a relative path that is absolute, empty or climbs out with ``..``."""
-    p = PurePosixPath(rel)
-    if not rel or p.is_absolute() or any(part in ("..", "", ".") for part in p.parts):
-        raise UnsafeNameError(f"refusing output path {rel!r}: it would leave the output folder")
-    return p
 
 
 class OutputDir:
@@ -97,8 +82,7 @@ class OutputDir:
 
     def ensure_root(self) -> None:
         """Create the root folder (refusing a symlink there)."""
-        if self.root.is_symlink():
-            raise UnsafeNameError(f"refusing to write into {self.root}: it is a symlink")
+        check_root(self.root, "output")
         self.root.mkdir(parents=True, exist_ok=True)
 
     def ensure_dir(self, rel_dir: str) -> Path:
@@ -106,20 +90,10 @@ class OutputDir:
         if rel_dir in self._safe_dirs:
             return self.root / rel_dir
         self.ensure_root()
-        current = self.root
-        for part in check_relative(rel_dir).parts:
-            current = current / part
-            if current.is_symlink():
-                raise UnsafeNameError(
-                    f"refusing to write through symlink {current}: it may lead outside {self.root}"
-                )
-            try:
-                current.mkdir()
-            except FileExistsError:
-                if not current.is_dir():
-                    raise UnsafeNameError(f"{current} exists and is not a folder") from None
-            except OSError as exc:
-                raise _disk_error(exc, current) from exc
+        try:
+            current = ensure_dirs(self.root, rel_dir)
+        except OSError as exc:
+            raise _disk_error(exc, self.root / rel_dir) from exc
         self._safe_dirs.add(rel_dir)
         return current
 
@@ -135,15 +109,14 @@ class OutputDir:
         """Yield a file to write ``rel``; on success it is renamed into place, else removed."""
         final = self.final_path(rel)
         self.ensure_dir(TMP_DIR)
-        tmp = self.tmp / _tmp_name()
+        tmp = self.tmp / scratch_name()
         try:
-            with open(tmp, "xb") as raw:
+            with open(create_new(tmp), "wb") as raw:
                 out = _HashingFile(raw, hash_output)
                 yield out
-            os.replace(tmp, final)
+            put_in_place(tmp, final)
         except BaseException as exc:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            discard(tmp)
             if isinstance(exc, OSError):
                 raise _disk_error(exc, final) from exc
             raise
@@ -154,15 +127,14 @@ class OutputDir:
         it is hashed and renamed into place on success, removed otherwise."""
         final = self.final_path(rel)
         self.ensure_dir(TMP_DIR)
-        result = _PathResult(self.tmp / _tmp_name())
+        result = _PathResult(self.tmp / scratch_name())
         try:
             yield result
             size = result.tmp.stat().st_size
             digest = sha256_file(result.tmp) if hash_output else ""
-            os.replace(result.tmp, final)
+            put_in_place(result.tmp, final)
         except BaseException as exc:
-            with contextlib.suppress(FileNotFoundError):
-                result.tmp.unlink()
+            discard(result.tmp)
             if isinstance(exc, OSError):
                 raise _disk_error(exc, final) from exc
             raise
@@ -216,20 +188,12 @@ class OutputDir:
         tmp_dir = self._dir_paths.get(TMP_DIR)
         if tmp_dir is None:
             tmp_dir = self._dir_paths[TMP_DIR] = str(self.ensure_dir(TMP_DIR))
-        tmp = f"{tmp_dir}/{_tmp_name()}"
+        tmp = f"{tmp_dir}/{scratch_name()}"
         try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o644)
-            try:
-                view = memoryview(data)
-                done = 0
-                while done < len(view):
-                    done += os.write(fd, view[done:])
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
+            write_new(tmp, data)
+            put_in_place(tmp, final)
         except BaseException as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            discard(tmp)
             if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
                 raise _disk_error(exc, Path(final)) from exc
             raise
@@ -338,33 +302,6 @@ class PendingDigest:
     def written(self) -> Written:
         """The finished record (waits for the digest)."""
         return Written(self._written.path, self._written.bytes, self._digest.result())
-
-
-def open_own_file(
-    path: str | os.PathLike[str], flags: int, verb: str = "write", mode: int = 0o644
-) -> int:
-    """Open a bookkeeping file the tool changes in place (appends to, truncates, locks) and
-    return its descriptor, refusing anything that could be another file's name: a symlink
-    (``O_NOFOLLOW``), something not a regular file, or a file with more than one hard link
-    (checked on the opened descriptor, so it cannot be swapped in between)."""
-    import stat
-
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        raise UnsafeNameError(f"refusing to {verb} {path}: it is a symlink") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-        os.close(fd)
-        what = (
-            "not a regular file"
-            if not stat.S_ISREG(st.st_mode)
-            else (f"it has {st.st_nlink} hard links, so writing it would change a file elsewhere")
-        )
-        raise UnsafeNameError(f"refusing to {verb} {path}: {what}; remove it and run again")
-    return fd
 
 
 def _disk_error(exc: OSError, path: Path) -> OSError | DiskFullError:

@@ -20,9 +20,10 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import UnsafeNameError
+from ..output.confined import TMP_DIR, create_new, fixed_tmp, fsync_path, named_scratch
 from ..output.layout import CHECKSUMS, COMPLETE_MARKER, FILE_LIST, JOURNAL, LOCK, MANIFEST
 from ..output.lock import FolderLock
-from ..output.outdir import TMP_DIR, OutputDir, Written, open_own_file
+from ..output.outdir import OutputDir, Written, open_own_file
 from ..output.read import (
     Record,
     as_record,
@@ -128,11 +129,10 @@ def consolidate_journal(out_dir: Path, is_current: Callable[[Record], bool]) -> 
     if not any(p.is_file() for p in (out_dir / MANIFEST, out_dir / FILE_LIST, journal)):
         return state
     notes = [d for d in map(decode_line, _journal_lines(out_dir)) if isinstance(d, dict)]
-    tmp = out_dir / f"{JOURNAL}.tmp"
+    tmp = fixed_tmp(out_dir / JOURNAL)
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # a leftover (or a planted link): never written through
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    with os.fdopen(os.open(tmp, flags, 0o644), "w", encoding="utf-8") as f:
+    with os.fdopen(create_new(tmp), "w", encoding="utf-8") as f:
         f.writelines(json.dumps(d, allow_nan=False) + "\n" for d in notes)
         for rec in _latest_in_place(out_dir):
             f.write(record_line(rec))
@@ -286,8 +286,8 @@ class FileListWriter:
         self._seq = 0
         self._extra: set[str] = set()
         self._tmp = out.ensure_dir(TMP_DIR)
-        self._list_tmp = self._tmp / f"{FILE_LIST}.part"
-        self._sums_tmp = self._tmp / f"{CHECKSUMS}.part"
+        self._list_tmp = named_scratch(self._tmp, FILE_LIST)
+        self._sums_tmp = named_scratch(self._tmp, CHECKSUMS)
         self._lf: Any = None
         self._sf: Any = None
 
@@ -324,7 +324,7 @@ class FileListWriter:
 
     def _spill(self) -> None:
         self._buffer.sort()
-        path = self._tmp / f"filelist-run-{len(self._runs):05d}.part"
+        path = named_scratch(self._tmp, f"filelist-run-{len(self._runs):05d}")
         with open(path, "w", encoding="utf-8") as f:
             f.writelines(self._buffer)
         self._runs.append(path)
@@ -458,19 +458,5 @@ def write_marker(
         "version": __version__,
     }
     out.write_text(COMPLETE_MARKER, json.dumps(doc, allow_nan=False) + "\n")
-    _fsync_path(out.root / COMPLETE_MARKER)
-    _fsync_path(out.root)
-
-
-def _fsync_path(path: Path) -> None:
-    """Make one file's content (or a folder's entries) durable; best effort."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory
-    finally:
-        os.close(fd)
+    fsync_path(out.root / COMPLETE_MARKER)
+    fsync_path(out.root)
