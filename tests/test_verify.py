@@ -160,3 +160,16 @@ def test_verify_starts_without_hdf5_or_numpy(extracted):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "RESULT 0 []"
+
+
+def test_a_deleted_file_is_one_problem_not_two(extracted, capsys):
+    """A copied image and a derived npz deleted: each is "missing" once, not also "differs"
+    from the source (the source checks skip files the listed check already reported)."""
+    data, perf = extracted
+    img = "from_raw/images/cam_25/frame_000001.jpg"
+    npz = "from_anno/keypoints3d/all_frames.npz"
+    (perf / img).unlink()
+    (perf / npz).unlink()
+    assert main(["verify", str(perf), "--source", str(data), "--json"]) == 5
+    (report,) = json.loads(capsys.readouterr().out)
+    assert sorted(report["problems"]) == [f"{npz}: missing", f"{img}: missing"]

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,13 +62,14 @@ def verify(
     report = VerifyReport(str(folder), complete=(folder / COMPLETE_MARKER).is_file())
     if not report.complete:
         report.problems.append(f"{COMPLETE_MARKER} missing: the extraction did not finish")
-    malformed = _check_listed_files(folder, manifest, report, on_file)
+    bad: set[str] = set()  # listed files already reported: each bad file counts once
+    malformed = _check_listed_files(folder, manifest, report, on_file, bad)
     if source_root is not None and not malformed:  # only a well-formed manifest is followed
         if not all(isinstance(manifest.get(k), str) for k in ("actor", "performance")):
             report.problems.append(f"{MANIFEST}: malformed: 'actor'/'performance' missing")
         else:
-            _against_source(folder, manifest, Path(source_root), report)
-            _derived_against_source(folder, manifest, Path(source_root), report)
+            _against_source(folder, manifest, Path(source_root), report, bad)
+            _derived_against_source(folder, manifest, Path(source_root), report, bad)
     return report
 
 
@@ -97,9 +98,11 @@ def _check_listed_files(
     manifest: dict[str, Any],
     report: VerifyReport,
     on_file: Callable[[int], None] | None = None,
+    bad: set[str] | None = None,
 ) -> bool:
     """Size and sha256 of every listed file, the list read as a stream; a list shorter or
-    longer than the manifest's count is a problem. Return whether an entry was malformed."""
+    longer than the manifest's count is a problem. Return whether an entry was malformed;
+    the paths of bad files are added to ``bad``."""
     malformed = False
     files = manifest.get("files")
     if files is not None and not isinstance(files, list):
@@ -120,6 +123,8 @@ def _check_listed_files(
         problem = _check_file(os.path.join(root, rel), size, digest)
         if problem:
             report.problems.append(f"{rel}: {problem}")
+            if bad is not None:
+                bad.add(rel)
         if on_file:
             on_file(1)
     declared = manifest.get("total_files")
@@ -244,10 +249,15 @@ def _source_files(root: Path, manifest: dict[str, Any]) -> tuple[Any, dict[str, 
 
 
 def _derived_against_source(
-    folder: Path, manifest: dict[str, Any], root: Path, report: VerifyReport
+    folder: Path,
+    manifest: dict[str, Any],
+    root: Path,
+    report: VerifyReport,
+    bad: Container[str] = frozenset(),
 ) -> None:
     """Re-derive every file computed from the source (npz, json, PLY, audio) for the selections
-    the folder records, and compare: catches aggregates that cover less than the record says."""
+    the folder records, and compare: catches aggregates that cover less than the record says.
+    Files in ``bad`` (already reported missing or altered) are not reported again."""
     import tempfile
 
     from .pipeline.execute import run_unit
@@ -279,7 +289,10 @@ def _derived_against_source(
             tasks = [
                 t
                 for t in unit.tasks
-                if t.key in listed and t.writer != "blob" and t.writer not in NOT_REGENERATED
+                if t.key in listed
+                and t.key not in bad
+                and t.writer != "blob"
+                and t.writer not in NOT_REGENERATED
             ]
             if not tasks:
                 continue
@@ -328,8 +341,14 @@ def _outside(folder: Path, rel: str, parents: dict[str, str | None]) -> str | No
 
 
 def _against_source(
-    folder: Path, manifest: dict[str, Any], root: Path, report: VerifyReport
+    folder: Path,
+    manifest: dict[str, Any],
+    root: Path,
+    report: VerifyReport,
+    bad: Container[str] = frozenset(),
 ) -> None:
+    """Compare every copied image, mask, UV texture and scan mask with the stored bytes;
+    files in ``bad`` (already reported missing or altered) are not reported again."""
     from .smc.reader import ExtractionReader
 
     _, files = _source_files(root, manifest)
@@ -337,7 +356,7 @@ def _against_source(
     try:
         for item in iter_file_entries(folder):
             role = item.get("role")
-            if role not in files or item.get("variant") != "copy":
+            if role not in files or item.get("variant") != "copy" or item["path"] in bad:
                 continue
             if role not in readers:
                 readers[role] = ExtractionReader(files[role])
