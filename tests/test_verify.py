@@ -173,3 +173,21 @@ def test_a_deleted_file_is_one_problem_not_two(extracted, capsys):
     assert main(["verify", str(perf), "--source", str(data), "--json"]) == 5
     (report,) = json.loads(capsys.readouterr().out)
     assert sorted(report["problems"]) == [f"{npz}: missing", f"{img}: missing"]
+
+
+def test_ctrl_c_during_verify_says_nothing_was_written(extracted, capsys, monkeypatch):
+    """verify writes nothing: Ctrl-C must not promise kept files or a resume."""
+    import renderme360.verify as v
+
+    _, perf = extracted
+    before = sorted((p.relative_to(perf), p.stat().st_mtime_ns) for p in perf.rglob("*"))
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(v, "_check_file", interrupt)
+    assert main(["verify", str(perf)]) == 130
+    err = capsys.readouterr().err
+    assert "verify writes nothing, so nothing was changed" in err, err
+    assert "kept" not in err and "resume" not in err
+    assert sorted((p.relative_to(perf), p.stat().st_mtime_ns) for p in perf.rglob("*")) == before

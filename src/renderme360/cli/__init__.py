@@ -22,6 +22,16 @@ from .parser import PROG, build_parser
 
 CONFIRM_BYTES = 50 * 10**9
 
+#: What Ctrl-C or SIGTERM leaves behind, per command: only extract keeps files to resume from;
+#: the commands that only read say that nothing was written.
+INTERRUPTED = {
+    "extract": "interrupted; finished files are kept: run the same command again to resume",
+    **{
+        c: f"interrupted; {c} writes nothing, so nothing was changed: run it again to start over"
+        for c in ("verify", "check", "explore")
+    },
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``renderme360``; returns the process exit code."""
@@ -41,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Renderme360Error as exc:
         return _error(exc.cli_message or str(exc), exc.exit_code, as_json)
     except KeyboardInterrupt as exc:
-        msg = "interrupted; finished files are kept: run the same command again to resume"
+        msg = INTERRUPTED.get(args.command, INTERRUPTED["extract"])
         code = exc.exit_code if isinstance(exc, Terminated) else Interrupted.exit_code
         return _error(msg, code, as_json)
     except BrokenPipeError:
