@@ -191,3 +191,32 @@ def test_ctrl_c_during_verify_says_nothing_was_written(extracted, capsys, monkey
     assert "verify writes nothing, so nothing was changed" in err, err
     assert "kept" not in err and "resume" not in err
     assert sorted((p.relative_to(perf), p.stat().st_mtime_ns) for p in perf.rglob("*")) == before
+
+
+def test_the_table_summarises_many_problems_in_bounded_lines(capsys):
+    """200,000 bad files: the table names the first VERIFY_SHOWN and counts the rest by kind
+    (one rich print per problem made 2 million problems cost 14x the verify itself)."""
+    from renderme360.cli.render import VERIFY_SHOWN, verify_table
+    from renderme360.verify import VerifyReport
+
+    problems = [f"from_raw/images/cam_25/frame_{i:06d}.jpg: missing" for i in range(199_990)]
+    problems += [
+        f"from_raw/masks/cam_25/frame_{i:06d}.png: content differs from manifest (sha256)"
+        for i in range(9)
+    ]
+    problems += ["a[/x]b.jpg: wrong size or not a regular file"]  # markup in a listed name
+    report = VerifyReport("OUT/0026_s1_all", checked=200_000, problems=problems, complete=True)
+    verify_table([report])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) <= VERIFY_SHOWN + 6, len(lines)
+    assert lines[0] == "OUT/0026_s1_all: 200,000 problem(s) (200,000 files checked)"
+    assert lines[1] == "  bad from_raw/images/cam_25/frame_000000.jpg: missing"
+    assert (
+        f"and {200_000 - VERIFY_SHOWN:,} more (--json lists every one)" in lines[VERIFY_SHOWN + 1]
+    )
+    counts = [" ".join(line.split()) for line in lines[VERIFY_SHOWN + 2 :]]
+    assert counts == [
+        "199,990 missing",
+        "9 content differs from the manifest",
+        "1 wrong size or not a regular file",
+    ]

@@ -213,6 +213,29 @@ def performance_folders(paths: list[str | os.PathLike[str]]) -> tuple[list[Path]
     return folders, skipped
 
 
+#: (kind, how a problem message of that kind reads), first match wins; see problem_kind.
+_PROBLEM_KINDS = (
+    ("missing from the manifest", "missing from the manifest although"),
+    ("missing", ": missing"),
+    ("wrong size or not a regular file", ": wrong size or not a regular file"),
+    ("content differs from the manifest", ": content differs from manifest"),
+    ("differs from the SMC source", ": differs from "),
+    ("not in the SMC source", ": not in the source"),
+    ("not in the SMC source", ": cannot re-derive from the source"),
+    ("malformed or outside entry", " is malformed"),
+    ("malformed or outside entry", " outside the performance folder"),
+)
+
+
+def problem_kind(problem: str) -> str:
+    """The kind of one problem message (``missing``, ``content differs from the manifest``,
+    ...; ``other`` for folder-wide ones), to count millions of problems in a few lines."""
+    for kind, marker in _PROBLEM_KINDS:
+        if problem.endswith(marker) if kind == "missing" else marker in problem:
+            return kind
+    return "other"
+
+
 def verify_total(reports: list[VerifyReport]) -> str:
     """One line about several performances: how many are OK, problems in all, files checked."""
     bad = [r for r in reports if not r.ok]
