@@ -196,7 +196,8 @@ def test_ctrl_c_during_verify_says_nothing_was_written(extracted, capsys, monkey
 def test_the_table_summarises_many_problems_in_bounded_lines(capsys):
     """200,000 bad files: the table names the first VERIFY_SHOWN and counts the rest by kind
     (one rich print per problem made 2 million problems cost 14x the verify itself)."""
-    from renderme360.cli.render import VERIFY_SHOWN, verify_table
+    from renderme360.cli.render import verify_table
+    from renderme360.verify import PROBLEMS_SHOWN as VERIFY_SHOWN
     from renderme360.verify import VerifyReport
 
     problems = [f"from_raw/images/cam_25/frame_{i:06d}.jpg: missing" for i in range(199_990)]
@@ -220,3 +221,38 @@ def test_the_table_summarises_many_problems_in_bounded_lines(capsys):
         "9 content differs from the manifest",
         "1 wrong size or not a regular file",
     ]
+
+
+def test_a_huge_manifest_line_is_refused_in_bounded_memory(extracted, capsys):
+    """A 16 MB line planted in manifest.jsonl (or the journal) is refused with one line naming
+    the file and the line number, read with at most output.read.MAX_LINE characters in memory
+    (the whole line cost twice its size)."""
+    import tracemalloc
+
+    from renderme360.errors import CorruptOutputError
+    from renderme360.output.read import iter_file_entries
+    from renderme360.pipeline.record import iter_journal
+
+    _, perf = extracted
+    listed = (perf / "manifest.jsonl").read_bytes().splitlines(keepends=True)
+    huge = b'{"path": "' + b"x" * (16 << 20) + b'"}\n'
+    (perf / "manifest.jsonl").write_bytes(listed[0] + huge + b"".join(listed[1:]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptOutputError) as exc:
+            sum(1 for _ in iter_file_entries(perf))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(exc.value) == (
+        f"{perf / 'manifest.jsonl'}: line 2 is longer than 1,048,576 characters: refused "
+        "(no line the tool writes is; the file was damaged or planted)"
+    )
+    assert peak < 8 << 20, peak
+    assert main(["verify", str(perf), "--json"]) == 5
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["problems"] == [str(exc.value)]
+
+    (perf / ".journal.jsonl").write_bytes(listed[0] + listed[1] + huge)
+    with pytest.raises(CorruptOutputError, match=r"\.journal\.jsonl: line 3 is longer than"):
+        list(iter_journal(perf))

@@ -13,15 +13,16 @@ import hashlib
 import json
 import os
 import stat
+from collections import Counter
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import NotFoundError, Renderme360Error
+from .errors import CorruptOutputError, NotFoundError, Renderme360Error
 from .output.layout import COMPLETE_MARKER, FILE_LIST, JOURNAL, MANIFEST, parse_path
 from .output.outdir import sha256_file
-from .output.read import iter_file_entries, read_manifest
+from .output.read import bounded_lines, iter_file_entries, read_manifest
 
 #: Derived files not compared by content with the source: metadata records the source's path
 #: (which may differ between machines); everything else derived is.
@@ -85,7 +86,7 @@ def _listed_entries(folder: Path, manifest: dict[str, Any]) -> Iterator[tuple[st
     if path.is_symlink() or not path.is_file():
         return
     with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
+        for n, line in enumerate(bounded_lines(f, path), 1):
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -236,6 +237,23 @@ def problem_kind(problem: str) -> str:
     return "other"
 
 
+#: Problems of one folder named one by one in the table; the rest are counted by kind.
+PROBLEMS_SHOWN = 20
+
+
+def summarise_problems(
+    problems: list[str], mark: str = "", shown: int = PROBLEMS_SHOWN
+) -> list[str]:
+    """Lines for a table: the first ``shown`` problems after ``mark``, then (when there are
+    more) every problem counted by kind: millions of bad files in a few lines."""
+    lines = [mark + p for p in problems[:shown]]
+    if len(problems) > shown:
+        counts = Counter(map(problem_kind, problems)).most_common()
+        lines.append(f"  ... and {len(problems) - shown:,} more (--json lists every one); by kind:")
+        lines += [f"  {n:>12,}  {kind}" for kind, n in counts]
+    return lines
+
+
 def verify_total(reports: list[VerifyReport]) -> str:
     """One line about several performances: how many are OK, problems in all, files checked."""
     bad = [r for r in reports if not r.ok]
@@ -257,7 +275,7 @@ def verify_many(
     for folder in folders:
         try:
             reports.append(verify(folder, source_root))
-        except NotFoundError as exc:
+        except (NotFoundError, CorruptOutputError) as exc:
             reports.append(VerifyReport(str(folder), problems=[str(exc)]))
     return reports, skipped
 

@@ -22,16 +22,6 @@ from .parser import PROG, build_parser
 
 CONFIRM_BYTES = 50 * 10**9
 
-#: What Ctrl-C or SIGTERM leaves behind, per command: only extract keeps files to resume from;
-#: the commands that only read say that nothing was written.
-INTERRUPTED = {
-    "extract": "interrupted; finished files are kept: run the same command again to resume",
-    **{
-        c: f"interrupted; {c} writes nothing, so nothing was changed: run it again to start over"
-        for c in ("verify", "check", "explore")
-    },
-}
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``renderme360``; returns the process exit code."""
@@ -43,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     as_json = getattr(args, "json", False)
-    from ..stops import StopSignals
+    from ..stops import StopSignals, interrupted_message
 
     restore = StopSignals().install_until_restored()
     try:
@@ -51,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Renderme360Error as exc:
         return _error(exc.cli_message or str(exc), exc.exit_code, as_json)
     except KeyboardInterrupt as exc:
-        msg = INTERRUPTED.get(args.command, INTERRUPTED["extract"])
+        msg = interrupted_message(args.command)
         code = exc.exit_code if isinstance(exc, Terminated) else Interrupted.exit_code
         return _error(msg, code, as_json)
     except BrokenPipeError:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..output.reports import human_bytes
-from ..verify import problem_kind, verify_total
+from ..verify import summarise_problems, verify_total
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -173,29 +172,14 @@ def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
     _out().print(line)
 
 
-#: Problems of one folder shown by name; the rest are counted by kind (--json lists them all).
-VERIFY_SHOWN = 20
-
-
 def verify_table(reports: Sequence[Any], skipped: Sequence[str] = (), quiet: bool = False) -> None:
-    """Paths skipped (not performance folders), one line per folder, its first bad files, the
-    count of every problem by kind, a total. At most ``VERIFY_SHOWN`` problems are printed one
-    by one: a rich print per problem made a 2-million-problem table cost 14x the verify."""
-    from rich.markup import escape
-
+    """Skipped paths, a line per folder, its first bad files, the rest counted by kind, a total."""
     err_console().print("\n".join(skipped), highlight=False, end="\n" if skipped else "")
     for r in reports:
         state = "[green]OK[/green]" if r.ok else f"[red]{len(r.problems):,} problem(s)[/red]"
         src = f", {r.against_source:,} against source" if r.against_source else ""
-        lines = [f"{escape(str(r.folder))}: {state} ({r.checked:,} files checked{src})"]
-        lines += [f"  [red]bad[/red] {escape(p)}" for p in r.problems[:VERIFY_SHOWN]]
-        if len(r.problems) > VERIFY_SHOWN:
-            lines.append(
-                f"  ... and {len(r.problems) - VERIFY_SHOWN:,} more (--json lists every one); "
-                "all problems by kind:"
-            )
-            kinds = Counter(map(problem_kind, r.problems))
-            lines += [f"  {n:>12,}  {kind}" for kind, n in kinds.most_common()]
-        _out().print("\n".join(lines), highlight=False)
+        head = f"{r.folder}: {state} ({r.checked:,} files checked{src})"
+        lines = summarise_problems(r.problems, "  [red]bad[/red] ")  # a print each cost 14x
+        _out().print("\n".join([head, *lines]), highlight=False)
     if len(reports) > 1:
         _out().print(verify_total(reports))
