@@ -250,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..pipeline.discover import discover
     from ..pipeline.execute import make_executor
     from ..pipeline.run import Request, survey_all
-    from ..synth import synthesize
+    from ..synth import demo_guide, synthesize
     from .render import summary_table
 
     out = Path(args.out)
@@ -265,15 +265,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     need = sum(s.remaining_bytes for s in surveys)
     outcomes = _run_batch(perfs, req, surveys, executor, args.quiet, need)
     summary_table(outcomes, quiet=args.quiet)
-    first = extracted / "0026_e0"
-    print(
-        f"\nSynthetic SMC files: {data}\nExtracted:           {extracted}\n"
-        f"Look at:  {first / 'extraction_info.txt'}\n"
-        f"          {first / 'visualization'}\n"
-        f"Check:    renderme360 verify {first} --source {data}\n"
-        f"Geometry: renderme360 check {first}   (and in Python: renderme360.load)\n"
-        f"Explore:  renderme360 explore {data}"
-    )
+    print(demo_guide(data, extracted))  # absolute paths, commands runnable without the venv
     return _batch_exit_code(outcomes)
 
 
