@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -488,10 +489,21 @@ def test_explore_json_and_table(pair, tmp_path, capsys):
     assert "0026_e0" in table and "a full extraction writes" in table
 
 
-def test_demo_runs_and_says_where_to_look(tmp_path, capsys):
-    assert main(["demo", str(tmp_path / "demo"), "-q"]) == 0
+def test_demo_runs_and_says_where_to_look(tmp_path, capsys, monkeypatch):
+    """The demo names its absolute output folder, and every command it suggests runs as
+    printed from a shell whose PATH does not hold the virtualenv."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "demo", "-q"]) == 0  # a relative folder, printed absolute
     out = capsys.readouterr().out
-    assert "extraction_info.txt" in out and "renderme360 verify" in out
+    assert f"The demo wrote everything under {tmp_path / 'demo'}\n" in out
+    assert f"{tmp_path / 'demo/extracted/0026_e0/extraction_info.txt'}" in out
+    commands = out.split("Next (each line runs as printed):\n")[1].splitlines()[:4]
+    assert [c.split()[1] for c in commands[:3]] == ["verify", "check", "explore"]
+    for command in commands:
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        proc = subprocess.run(command, shell=True, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, (command, proc.stderr)
+    assert "'00', '22'" in proc.stdout  # the Python line loads the folder: its camera ids
     for perf in ("0026_e0", "0026_s1_all", "0026_h1_2bk", "0041_s3_all"):
         assert (tmp_path / "demo/extracted" / perf / ".extraction_complete").is_file()
     assert (

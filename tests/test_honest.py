@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import types
 
 import numpy as np
 import pytest
@@ -114,9 +115,12 @@ def test_interrupted_rows_in_manifest_csv_show_what_was_written(two, tmp_path, m
     from renderme360.pipeline import run as ex
 
     real = ex._execute
+    now = [1000.0]  # run.py's clock: 42 s pass while the units run, then Ctrl-C
+    monkeypatch.setattr(ex, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
 
     def stop(units, *a, **k):
         real(units[:3], *a, **k)
+        now[0] += 42.0
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ex, "_execute", stop)
@@ -129,6 +133,7 @@ def test_interrupted_rows_in_manifest_csv_show_what_was_written(two, tmp_path, m
         if '"path"' in line
     ]
     assert row["status"] == "interrupted"
+    assert float(row["seconds"]) == 42.0  # the time it ran, not 0.0
     assert int(row["bytes"]) == sum(r["bytes"] for r in journal) > 0
     images = [r for r in journal if r["modality"] in ("images", "masks")]
     assert int(row["cameras"]) == len({r["path"].split("/")[-2] for r in images})

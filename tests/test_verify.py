@@ -160,3 +160,99 @@ def test_verify_starts_without_hdf5_or_numpy(extracted):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "RESULT 0 []"
+
+
+def test_a_deleted_file_is_one_problem_not_two(extracted, capsys):
+    """A copied image and a derived npz deleted: each is "missing" once, not also "differs"
+    from the source (the source checks skip files the listed check already reported)."""
+    data, perf = extracted
+    img = "from_raw/images/cam_25/frame_000001.jpg"
+    npz = "from_anno/keypoints3d/all_frames.npz"
+    (perf / img).unlink()
+    (perf / npz).unlink()
+    assert main(["verify", str(perf), "--source", str(data), "--json"]) == 5
+    (report,) = json.loads(capsys.readouterr().out)
+    assert sorted(report["problems"]) == [f"{npz}: missing", f"{img}: missing"]
+
+
+def test_ctrl_c_during_verify_says_nothing_was_written(extracted, capsys, monkeypatch):
+    """verify writes nothing: Ctrl-C must not promise kept files or a resume."""
+    import renderme360.verify as v
+
+    _, perf = extracted
+    before = sorted((p.relative_to(perf), p.stat().st_mtime_ns) for p in perf.rglob("*"))
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(v, "_check_file", interrupt)
+    assert main(["verify", str(perf)]) == 130
+    err = capsys.readouterr().err
+    assert "verify writes nothing, so nothing was changed" in err, err
+    assert "kept" not in err and "resume" not in err
+    assert sorted((p.relative_to(perf), p.stat().st_mtime_ns) for p in perf.rglob("*")) == before
+
+
+def test_the_table_summarises_many_problems_in_bounded_lines(capsys):
+    """200,000 bad files: the table names the first VERIFY_SHOWN and counts the rest by kind
+    (one rich print per problem made 2 million problems cost 14x the verify itself)."""
+    from renderme360.cli.render import verify_table
+    from renderme360.verify import PROBLEMS_SHOWN as VERIFY_SHOWN
+    from renderme360.verify import VerifyReport
+
+    problems = [f"from_raw/images/cam_25/frame_{i:06d}.jpg: missing" for i in range(199_990)]
+    problems += [
+        f"from_raw/masks/cam_25/frame_{i:06d}.png: content differs from manifest (sha256)"
+        for i in range(9)
+    ]
+    problems += ["a[/x]b.jpg: wrong size or not a regular file"]  # markup in a listed name
+    report = VerifyReport("OUT/0026_s1_all", checked=200_000, problems=problems, complete=True)
+    verify_table([report])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) <= VERIFY_SHOWN + 6, len(lines)
+    assert lines[0] == "OUT/0026_s1_all: 200,000 problem(s) (200,000 files checked)"
+    assert lines[1] == "  bad from_raw/images/cam_25/frame_000000.jpg: missing"
+    assert (
+        f"and {200_000 - VERIFY_SHOWN:,} more (--json lists every one)" in lines[VERIFY_SHOWN + 1]
+    )
+    counts = [" ".join(line.split()) for line in lines[VERIFY_SHOWN + 2 :]]
+    assert counts == [
+        "199,990 missing",
+        "9 content differs from the manifest",
+        "1 wrong size or not a regular file",
+    ]
+
+
+def test_a_huge_manifest_line_is_refused_in_bounded_memory(extracted, capsys):
+    """A 16 MB line planted in manifest.jsonl (or the journal) is refused with one line naming
+    the file and the line number, read with at most output.read.MAX_LINE characters in memory
+    (the whole line cost twice its size)."""
+    import tracemalloc
+
+    from renderme360.errors import CorruptOutputError
+    from renderme360.output.read import iter_file_entries
+    from renderme360.pipeline.record import iter_journal
+
+    _, perf = extracted
+    listed = (perf / "manifest.jsonl").read_bytes().splitlines(keepends=True)
+    huge = b'{"path": "' + b"x" * (16 << 20) + b'"}\n'
+    (perf / "manifest.jsonl").write_bytes(listed[0] + huge + b"".join(listed[1:]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptOutputError) as exc:
+            sum(1 for _ in iter_file_entries(perf))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(exc.value) == (
+        f"{perf / 'manifest.jsonl'}: line 2 is longer than 1,048,576 characters: refused "
+        "(no line the tool writes is; the file was damaged or planted)"
+    )
+    assert peak < 8 << 20, peak
+    assert main(["verify", str(perf), "--json"]) == 5
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["problems"] == [str(exc.value)]
+
+    (perf / ".journal.jsonl").write_bytes(listed[0] + listed[1] + huge)
+    with pytest.raises(CorruptOutputError, match=r"\.journal\.jsonl: line 3 is longer than"):
+        list(iter_journal(perf))

@@ -107,6 +107,11 @@ class VerifyError(Renderme360Error):
     exit_code = 5
 
 
+class CorruptOutputError(Renderme360Error):
+    """A file of an output folder read back (file list, journal) is not in a form the tool
+    writes, e.g. a line far longer than any line it writes."""
+
+
 class ExtractionFailed(Renderme360Error):
     """One or more performances of a batch failed; the others were extracted."""
 

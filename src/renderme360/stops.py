@@ -126,3 +126,16 @@ def signals_deferred() -> Iterator[None]:
     if not _Deferral.depth and _Deferral.pending is not None:
         exc, _Deferral.pending = _Deferral.pending, None
         raise exc
+
+
+#: Commands that only read: a stop leaves nothing behind (nothing kept, nothing to resume).
+READ_ONLY_COMMANDS = ("verify", "check", "explore")
+
+
+def interrupted_message(command: str) -> str:
+    """The line shown when Ctrl-C or SIGTERM stops ``command``: what is true of its output."""
+    if command in READ_ONLY_COMMANDS:
+        return f"interrupted; {command} writes nothing, so nothing was changed: run it again"
+    if command == "export":  # staged files are removed (export.run._staged)
+        return "interrupted; nothing of this export was kept: the folder is as before it"
+    return "interrupted; finished files are kept: run the same command again to resume"

@@ -897,3 +897,39 @@ def _write_atomic(path: Path, fill: Callable[[h5py.File], None]) -> None:
     with replacing(path) as tmp, h5py.File(tmp, "w-", track_order=False) as f:
         fill(f)
     log.debug("wrote %s", path)
+
+
+#: The Python line the demo suggests: load the extracted folder given as argument.
+LOAD_SNIPPET = "import sys, renderme360 as rm; p = rm.load(sys.argv[1]); print(p.camera_ids)"
+
+
+def demo_guide(data: Path, extracted: Path, first: str = "0026_e0") -> str:
+    """What ``renderme360 demo`` prints last: where it wrote (absolute paths) and the next
+    commands, runnable as printed: the program by the full path of the running interpreter's
+    bin folder, so the virtualenv need not be activated or on PATH."""
+    import shlex
+    import sys
+
+    def q(p: object) -> str:
+        return shlex.quote(str(p))
+
+    data, extracted = Path(os.path.abspath(data)), Path(os.path.abspath(extracted))
+    perf = extracted / first
+    bin_dir = Path(sys.executable).parent
+    exe = bin_dir / "renderme360"
+    prog = q(exe) if exe.is_file() else f"{q(sys.executable)} -m renderme360"
+    lines = [
+        f"\nThe demo wrote everything under {data.parent}",
+        f"  synthetic SMC files: {data}",
+        f"  extracted:           {extracted}",
+        f"Look at:  {perf / 'extraction_info.txt'}",
+        f"          {perf / 'visualization'}",
+        "Next (each line runs as printed):",
+        f"  {prog} verify {q(perf)} --source {q(data)}",
+        f"  {prog} check {q(perf)}",
+        f"  {prog} explore {q(data)}",
+        f"  {q(sys.executable)} -c {q(LOAD_SNIPPET)} {q(perf)}",
+    ]
+    if (bin_dir / "activate").is_file():
+        lines.append(f"Or activate first: source {q(bin_dir / 'activate')}; then: renderme360 ...")
+    return "\n".join(lines)

@@ -13,15 +13,16 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import NotFoundError, Renderme360Error
+from .errors import CorruptOutputError, NotFoundError, Renderme360Error
 from .output.layout import COMPLETE_MARKER, FILE_LIST, JOURNAL, MANIFEST, parse_path
 from .output.outdir import sha256_file
-from .output.read import iter_file_entries, read_manifest
+from .output.read import bounded_lines, iter_file_entries, read_manifest
 
 #: Derived files not compared by content with the source: metadata records the source's path
 #: (which may differ between machines); everything else derived is.
@@ -62,13 +63,14 @@ def verify(
     report = VerifyReport(str(folder), complete=(folder / COMPLETE_MARKER).is_file())
     if not report.complete:
         report.problems.append(f"{COMPLETE_MARKER} missing: the extraction did not finish")
-    malformed = _check_listed_files(folder, manifest, report, on_file)
+    bad: set[str] = set()  # listed files already reported: each bad file counts once
+    malformed = _check_listed_files(folder, manifest, report, on_file, bad)
     if source_root is not None and not malformed:  # only a well-formed manifest is followed
         if not all(isinstance(manifest.get(k), str) for k in ("actor", "performance")):
             report.problems.append(f"{MANIFEST}: malformed: 'actor'/'performance' missing")
         else:
-            _against_source(folder, manifest, Path(source_root), report)
-            _derived_against_source(folder, manifest, Path(source_root), report)
+            _against_source(folder, manifest, Path(source_root), report, bad)
+            _derived_against_source(folder, manifest, Path(source_root), report, bad)
     return report
 
 
@@ -84,7 +86,7 @@ def _listed_entries(folder: Path, manifest: dict[str, Any]) -> Iterator[tuple[st
     if path.is_symlink() or not path.is_file():
         return
     with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
+        for n, line in enumerate(bounded_lines(f, path), 1):
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -97,9 +99,11 @@ def _check_listed_files(
     manifest: dict[str, Any],
     report: VerifyReport,
     on_file: Callable[[int], None] | None = None,
+    bad: set[str] | None = None,
 ) -> bool:
     """Size and sha256 of every listed file, the list read as a stream; a list shorter or
-    longer than the manifest's count is a problem. Return whether an entry was malformed."""
+    longer than the manifest's count is a problem. Return whether an entry was malformed;
+    the paths of bad files are added to ``bad``."""
     malformed = False
     files = manifest.get("files")
     if files is not None and not isinstance(files, list):
@@ -120,6 +124,8 @@ def _check_listed_files(
         problem = _check_file(os.path.join(root, rel), size, digest)
         if problem:
             report.problems.append(f"{rel}: {problem}")
+            if bad is not None:
+                bad.add(rel)
         if on_file:
             on_file(1)
     declared = manifest.get("total_files")
@@ -208,6 +214,46 @@ def performance_folders(paths: list[str | os.PathLike[str]]) -> tuple[list[Path]
     return folders, skipped
 
 
+#: (kind, how a problem message of that kind reads), first match wins; see problem_kind.
+_PROBLEM_KINDS = (
+    ("missing from the manifest", "missing from the manifest although"),
+    ("missing", ": missing"),
+    ("wrong size or not a regular file", ": wrong size or not a regular file"),
+    ("content differs from the manifest", ": content differs from manifest"),
+    ("differs from the SMC source", ": differs from "),
+    ("not in the SMC source", ": not in the source"),
+    ("not in the SMC source", ": cannot re-derive from the source"),
+    ("malformed or outside entry", " is malformed"),
+    ("malformed or outside entry", " outside the performance folder"),
+)
+
+
+def problem_kind(problem: str) -> str:
+    """The kind of one problem message (``missing``, ``content differs from the manifest``,
+    ...; ``other`` for folder-wide ones), to count millions of problems in a few lines."""
+    for kind, marker in _PROBLEM_KINDS:
+        if problem.endswith(marker) if kind == "missing" else marker in problem:
+            return kind
+    return "other"
+
+
+#: Problems of one folder named one by one in the table; the rest are counted by kind.
+PROBLEMS_SHOWN = 20
+
+
+def summarise_problems(
+    problems: list[str], mark: str = "", shown: int = PROBLEMS_SHOWN
+) -> list[str]:
+    """Lines for a table: the first ``shown`` problems after ``mark``, then (when there are
+    more) every problem counted by kind: millions of bad files in a few lines."""
+    lines = [mark + p for p in problems[:shown]]
+    if len(problems) > shown:
+        counts = Counter(map(problem_kind, problems)).most_common()
+        lines.append(f"  ... and {len(problems) - shown:,} more (--json lists every one); by kind:")
+        lines += [f"  {n:>12,}  {kind}" for kind, n in counts]
+    return lines
+
+
 def verify_total(reports: list[VerifyReport]) -> str:
     """One line about several performances: how many are OK, problems in all, files checked."""
     bad = [r for r in reports if not r.ok]
@@ -229,7 +275,7 @@ def verify_many(
     for folder in folders:
         try:
             reports.append(verify(folder, source_root))
-        except NotFoundError as exc:
+        except (NotFoundError, CorruptOutputError) as exc:
             reports.append(VerifyReport(str(folder), problems=[str(exc)]))
     return reports, skipped
 
@@ -244,10 +290,15 @@ def _source_files(root: Path, manifest: dict[str, Any]) -> tuple[Any, dict[str, 
 
 
 def _derived_against_source(
-    folder: Path, manifest: dict[str, Any], root: Path, report: VerifyReport
+    folder: Path,
+    manifest: dict[str, Any],
+    root: Path,
+    report: VerifyReport,
+    bad: Container[str] = frozenset(),
 ) -> None:
     """Re-derive every file computed from the source (npz, json, PLY, audio) for the selections
-    the folder records, and compare: catches aggregates that cover less than the record says."""
+    the folder records, and compare: catches aggregates that cover less than the record says.
+    Files in ``bad`` (already reported missing or altered) are not reported again."""
     from .output.confined import scratch_folder
     from .pipeline.execute import run_unit
     from .pipeline.inventory import probe
@@ -278,7 +329,10 @@ def _derived_against_source(
             tasks = [
                 t
                 for t in unit.tasks
-                if t.key in listed and t.writer != "blob" and t.writer not in NOT_REGENERATED
+                if t.key in listed
+                and t.key not in bad
+                and t.writer != "blob"
+                and t.writer not in NOT_REGENERATED
             ]
             if not tasks:
                 continue
@@ -327,8 +381,14 @@ def _outside(folder: Path, rel: str, parents: dict[str, str | None]) -> str | No
 
 
 def _against_source(
-    folder: Path, manifest: dict[str, Any], root: Path, report: VerifyReport
+    folder: Path,
+    manifest: dict[str, Any],
+    root: Path,
+    report: VerifyReport,
+    bad: Container[str] = frozenset(),
 ) -> None:
+    """Compare every copied image, mask, UV texture and scan mask with the stored bytes;
+    files in ``bad`` (already reported missing or altered) are not reported again."""
     from .smc.reader import ExtractionReader
 
     _, files = _source_files(root, manifest)
@@ -336,7 +396,7 @@ def _against_source(
     try:
         for item in iter_file_entries(folder):
             role = item.get("role")
-            if role not in files or item.get("variant") != "copy":
+            if role not in files or item.get("variant") != "copy" or item["path"] in bad:
                 continue
             if role not in readers:
                 readers[role] = ExtractionReader(files[role])

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     as_json = getattr(args, "json", False)
-    from ..stops import StopSignals
+    from ..stops import StopSignals, interrupted_message
 
     restore = StopSignals().install_until_restored()
     try:
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Renderme360Error as exc:
         return _error(exc.cli_message or str(exc), exc.exit_code, as_json)
     except KeyboardInterrupt as exc:
-        msg = getattr(args, "interrupted", Interrupted.message)  # a command says what it keeps
+        msg = interrupted_message(args.command)
         code = exc.exit_code if isinstance(exc, Terminated) else Interrupted.exit_code
         return _error(msg, code, as_json)
     except BrokenPipeError:
@@ -247,7 +247,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..pipeline.discover import discover
     from ..pipeline.execute import make_executor
     from ..pipeline.run import Request, survey_all
-    from ..synth import synthesize
+    from ..synth import demo_guide, synthesize
     from .render import summary_table
 
     out = Path(args.out)
@@ -262,15 +262,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     need = sum(s.remaining_bytes for s in surveys)
     outcomes = _run_batch(perfs, req, surveys, executor, args.quiet, need)
     summary_table(outcomes, quiet=args.quiet)
-    first = extracted / "0026_e0"
-    print(
-        f"\nSynthetic SMC files: {data}\nExtracted:           {extracted}\n"
-        f"Look at:  {first / 'extraction_info.txt'}\n"
-        f"          {first / 'visualization'}\n"
-        f"Check:    renderme360 verify {first} --source {data}\n"
-        f"Geometry: renderme360 check {first}   (and in Python: renderme360.load)\n"
-        f"Explore:  renderme360 explore {data}"
-    )
+    print(demo_guide(data, extracted))  # absolute paths, commands runnable without the venv
     return _batch_exit_code(outcomes)
 
 

@@ -24,7 +24,6 @@ examples:
 Default folder: PERF/exports/{format}_{frames}[_{cameras}][_down{k}]/; from SMC files
 ./renderme360_exports/{actor}_{perf}/ the same. Conventions (principal point, axes,
 downscale crop, timing) are in README.txt inside every export."""
-STOPPED = "interrupted; nothing of this export was kept: the folder is as before it"  # _staged
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -78,7 +77,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         p.add_argument("--json", action="store_true", help="print the summary as JSON")
         p.add_argument("--allow-incomplete", action="store_true", help="accept an unfinished PERF")
         common(p)
-    ex.set_defaults(command="export", export_format=None, _help=ex.print_help, interrupted=STOPPED)
+    ex.set_defaults(command="export", export_format=None, _help=ex.print_help)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

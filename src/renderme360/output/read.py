@@ -12,8 +12,9 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ..errors import CorruptOutputError
 from .layout import (
     COMPLETE_MARKER,
     FILE_LIST,
@@ -111,16 +112,37 @@ def parse_record_line(line: str) -> Record | None:
 
 def iter_lines(path: Path) -> Iterator[str]:
     """Lines of a JSON Lines file of the output folder; a symlink planted there, or anything
-    that is not a regular file, gives none."""
+    that is not a regular file, gives none; a line longer than MAX_LINE is refused."""
     if path.is_symlink() or not path.is_file():
         return
     with open(path, encoding="utf-8") as f:
-        yield from f
+        yield from bounded_lines(f, path)
+
+
+#: The longest line read from a file list or journal, in characters. The tool's lines are a
+#: few hundred characters (a record) to a few KB (a selection, a traceback): a longer line was
+#: not written by it, and reading it whole would cost twice its size in memory.
+MAX_LINE = 1 << 20
+
+
+def bounded_lines(f: IO[str], path: str | os.PathLike[str], limit: int = MAX_LINE) -> Iterator[str]:
+    """The lines of an open text file, each read with at most ``limit`` characters in memory;
+    a longer line raises CorruptOutputError naming the file and the line number."""
+    n = 0
+    while line := f.readline(limit + 1):
+        n += 1
+        if len(line) > limit:
+            raise CorruptOutputError(
+                f"{os.fspath(path)}: line {n} is longer than {limit:,} characters: refused "
+                "(no line the tool writes is; the file was damaged or planted)"
+            )
+        yield line
 
 
 def iter_json_lines(path: Path) -> Iterator[dict[str, Any]]:
     """Objects of a JSON Lines file, one line at a time; a line cut short by a crash is skipped,
-    and a symlink planted in the output folder is not read."""
+    a line longer than MAX_LINE is refused (CorruptOutputError), and a symlink planted in the
+    output folder is not read."""
     yield from json_objects(iter_lines(path))
 
 

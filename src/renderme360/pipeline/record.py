@@ -27,6 +27,7 @@ from ..output.outdir import OutputDir, Written, open_own_file
 from ..output.read import (
     Record,
     as_record,
+    bounded_lines,
     decode_line,
     folder_layouts,
     iter_lines,
@@ -158,7 +159,7 @@ def _journal_lines(out_dir: Path) -> Iterator[str]:
     except (OSError, UnsafeNameError):
         return
     with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
-        yield from f
+        yield from bounded_lines(f, out_dir / JOURNAL)
 
 
 def recorded_scopes(out_dir: Path) -> list[dict[str, Any]]:
@@ -208,6 +209,11 @@ def recorded_form(out_dir: Path) -> dict[str, str]:
     return {k: " and ".join(sorted(v)) for k, v in found.items() if v}
 
 
+#: The end of an unexpected failure's traceback kept in the journal (a line of it stays far
+#: below output.read.MAX_LINE, so resume never refuses the tool's own journal).
+TRACEBACK_CHARS = 64_000
+
+
 class Journal:
     """Append-only record of finished files, flushed after every batch of lines."""
 
@@ -231,7 +237,8 @@ class Journal:
 
     def add_error(self, key: str, traceback: str) -> None:
         """Record the traceback of an unexpected failure (a line resume skips: no Record)."""
-        doc = {"error": key, "traceback": traceback, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        tail = traceback[-TRACEBACK_CHARS:]  # its end says where; a line stays below MAX_LINE
+        doc = {"error": key, "traceback": tail, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self._f.write(json.dumps(doc, allow_nan=False) + "\n")
         self._f.flush()
 

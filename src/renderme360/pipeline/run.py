@@ -589,14 +589,16 @@ def extract_batch(
     todo = list(surveys) if surveys is not None else [survey(p, req) for p in performances]
     bound_memory(todo)
     for s in todo:
+        started = time.monotonic()
         try:
             if s.compacted:
                 s = survey(s.perf, req)
             outcome = run_performance(s, req, executor, progress)
         except (DiskFullError, KeyboardInterrupt):
             if record_batch:
+                stopped = interrupted_outcome(s, req, time.monotonic() - started)
                 with contextlib.suppress(OSError):  # the disk may be why we stopped
-                    append_batch_row(Path(req.out_root), interrupted_outcome(s, req).row())
+                    append_batch_row(Path(req.out_root), stopped.row())
             raise
         except LockedError as exc:  # not a failure of the data: another run has it in hand
             outcome = Outcome(
@@ -615,11 +617,17 @@ def extract_batch(
     return outcomes
 
 
-def interrupted_outcome(s: Survey, req: Request) -> Outcome:
-    """The MANIFEST.csv row of a performance stopped part-way: what its folder holds so far."""
+def interrupted_outcome(s: Survey, req: Request, seconds: float = 0.0) -> Outcome:
+    """The MANIFEST.csv row of a performance stopped part-way: what its folder holds so far,
+    and the ``seconds`` it ran before it was stopped."""
     out_dir = Path(req.out_root) / s.perf.key
     outcome = Outcome(
-        s.perf.key, s.perf.actor, s.perf.performance, "interrupted", out_dir=str(out_dir)
+        s.perf.key,
+        s.perf.actor,
+        s.perf.performance,
+        "interrupted",
+        out_dir=str(out_dir),
+        seconds=seconds,
     )
     with contextlib.suppress(OSError):
         _fill_counts(outcome, out_dir)
