@@ -9,6 +9,10 @@ from typing import Any
 from .errors import UsageError
 from .naming import MAX_FRAME
 
+#: The framings of the video exports (``--crop``): a fixed square box around the face, or the
+#: whole image. Here, not in export/video.py, so the command line is built without numpy.
+CROPS = ("face", "full")
+
 KEYS = {
     "data_root": str,
     "output": str,

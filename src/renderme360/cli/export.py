@@ -8,8 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..config import frame_index, positive_int
-from ..export.video import CROPS
+from ..config import CROPS, frame_index, positive_int
 
 GA_KEYS = ("size", "background", "val_camera", "flame_model", "max_flame_error")
 EPILOG = """\

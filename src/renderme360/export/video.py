@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..config import CROPS
 from ..errors import Renderme360Error, UsageError
 from ..formats.timeline import span
 
-CROPS = ("face", "full")
 #: Face box: the keypoints' extent plus this fraction of it on every side (forehead, hair, chin).
 FACE_MARGIN = 0.4
 #: ... and moved up by this fraction of the extent (the keypoints stop at the eyebrows).
