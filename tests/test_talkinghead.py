@@ -190,7 +190,7 @@ def test_clips_rerun_skips_finished_and_redoes_a_foreign_half_file(data, tmp_pat
 
 def test_failed_run_leaves_no_half_mp4_under_a_final_name(data, tmp_path, monkeypatch) -> None:
     perfs = [_perf(data, "s1_all")]
-    real = video_mod.frame_rgb
+    real = video_mod.frame_yuv
     calls = {"n": 0}
 
     def failing(perf, camera, frame, how):
@@ -199,12 +199,12 @@ def test_failed_run_leaves_no_half_mp4_under_a_final_name(data, tmp_path, monkey
             raise OSError("disk went away")
         return real(perf, camera, frame, how)
 
-    monkeypatch.setattr("renderme360.export.talkinghead.frame_rgb", failing)
+    monkeypatch.setattr("renderme360.export.talkinghead.frame_yuv", failing)
     with pytest.raises(OSError):
         export_talkinghead(perfs, "25", tmp_path, name="x", size=64)
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*"))
     calls["n"] = 0
-    monkeypatch.setattr("renderme360.export.clips.frame_rgb", failing)
+    monkeypatch.setattr("renderme360.export.clips.frame_yuv", failing)
     with pytest.raises(OSError):
         export_clips(perfs, tmp_path / "c", clip_seconds=0.1, fps=16, size=64, workers=1)
     names = sorted(p.name for p in (tmp_path / "c").rglob("*") if p.is_file())
@@ -213,7 +213,7 @@ def test_failed_run_leaves_no_half_mp4_under_a_final_name(data, tmp_path, monkey
     assert not [n for n in names if n.endswith(".tmp")]
     finished = list((tmp_path / "c").rglob("*.mp4"))
     assert all(len(_video(p)[0]) == 2 for p in finished)  # whole, never half
-    monkeypatch.setattr("renderme360.export.clips.frame_rgb", real)
+    monkeypatch.setattr("renderme360.export.clips.frame_yuv", real)
     again = export_clips(perfs, tmp_path / "c", clip_seconds=0.1, fps=16, size=64, workers=1)
     assert again.reused == len(finished) and again.videos == 2
 
