@@ -3,18 +3,25 @@
 Usage::
 
     python benchmarks/bench_video.py [--frames 300] [--cameras 60] [--clip-frames 30]
-                                     [--workers 1,2] [--workdir DIR]
+                                     [--workers 1,2] [--repeat 3] [--workdir DIR]
 
-1. talkinghead: a synthetic full-resolution speech take (2448x2048 JPEGs, camera 25), timed
-   side by side in this process:
+1. talkinghead: a synthetic full-resolution speech take (2448x2048 q95 JPEGs, camera 25), after
+   one untimed warm-up export (imports, listings), timed side by side in each round:
    - ``export``: ``export_talkinghead(--crop face --size 512 --fps 25)`` from the SMC file
-     (reduced DCT decode through the loader, crop, area resize, PyAV libx264 + AAC, aud.wav);
-   - ``ffmpeg``: what a user runs today on the extracted JPEGs, with the same crop box:
-     ``ffmpeg -framerate 30 -i frame_%06d.jpg -vf crop=W:H:X:Y,scale=512:512,fps=25 -c:v libx264
-     -crf 18 -preset veryfast -pix_fmt yuv420p`` (writing the JPEGs out is not counted). Without
-     an ``ffmpeg`` on PATH the comparison is skipped and said so.
+     in this process (reduced DCT decode in read-ahead threads, one swscale pass for crop,
+     scale and yuv420p, PyAV libx264 + AAC, aud.wav);
+   - ``whole CLI process``: ``python -m renderme360 export talkinghead ...`` (start-up and
+     imports included: what a user waits for);
+   - ``ffmpeg``: what a user runs today on the extracted JPEGs, with the same crop box and the
+     export's own CRF and preset (``video.CRF``, ``video.PRESET``): ``ffmpeg -framerate 30 -i
+     frame_%06d.jpg -vf crop=W:H:X:Y,scale=512:512,fps=25 -c:v libx264 -crf 18 -preset veryfast
+     -pix_fmt yuv420p`` (writing the JPEGs out is not counted). Without an ``ffmpeg`` on PATH
+     the comparison is skipped and said so.
+   Each round prints wall and CPU seconds (CPU: this process's threads, or the child's) and
+   the load average: on a shared machine the CPU ratio moves much less than the wall ratio.
 2. clips: ``--cameras`` cameras x ``--clip-frames`` frames (release-21 layout, speech take),
-   ``export_clips(--clip-seconds 0.5 --fps 16 --size 256 --crop full)`` with each worker count.
+   ``export_clips(--clip-seconds 0.5 --fps 16 --size 256 --crop full)`` with each worker count,
+   side by side in each round (``--frames 0`` or ``--cameras 0`` skips a part).
 Medians of ``--repeat`` rounds; the ratios printed are measured side by side, not targets.
 """
 
@@ -22,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,10 +61,22 @@ def _ffmpeg(ffmpeg: str, jpgs: Path, crop: dict, out: Path) -> list[str]:
             "-preset", PRESET, "-pix_fmt", "yuv420p", str(out)]  # fmt: skip
 
 
-def _timed(fn: Any) -> float:
-    t = time.perf_counter()
+def _timed(fn: Any, cpu: list[float] | None = None) -> float:
+    """Wall seconds of ``fn()``; appends to ``cpu`` its CPU seconds (this process's threads and
+    the children it waited for): a figure the other developers' load moves much less."""
+    t, c = time.perf_counter(), _cpu()
     fn()
+    if cpu is not None:
+        cpu.append(_cpu() - c)
     return time.perf_counter() - t
+
+
+def _cpu() -> float:
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def talkinghead(root: Path, frames: int, repeat: int) -> None:
@@ -83,20 +104,22 @@ def talkinghead(root: Path, frames: int, repeat: int) -> None:
     cli = [sys.executable, "-m", "renderme360", "export", "talkinghead", str(data),
            "--performance", "s1_all", "--camera", "25", "--size", "512", "--crop", "face",
            "--name", "bench", "-o"]  # fmt: skip
-    ours, theirs, whole = [], [], []
+    ours, theirs, whole, cpu_ours, cpu_theirs = [], [], [], [], []
     for r in range(repeat):
-        ours.append(_timed(lambda r=r: export(root / f"th{r}")))
+        ours.append(_timed(lambda r=r: export(root / f"th{r}"), cpu_ours))
         if ffmpeg:
             cmd = _ffmpeg(ffmpeg, jpgs, crop, root / "ff.mp4")
-            theirs.append(_timed(lambda cmd=cmd: subprocess.run(cmd, check=True)))
+            theirs.append(_timed(lambda cmd=cmd: subprocess.run(cmd, check=True), cpu_theirs))
         dest = root / f"cli{r}"
         shutil.rmtree(dest, ignore_errors=True)
         run = [*cli, str(dest)]
         whole.append(_timed(lambda run=run: subprocess.run(run, check=True, capture_output=True)))
-        line = f"  round {r + 1}: export {ours[-1]:.2f} s, whole CLI process {whole[-1]:.2f} s"
+        line = (f"  round {r + 1}: load {os.getloadavg()[0]:.1f}; export {ours[-1]:.2f} s "
+                f"(CPU {cpu_ours[-1]:.2f} s), whole CLI process {whole[-1]:.2f} s")  # fmt: skip
         if theirs:
-            line += (f", ffmpeg {theirs[-1]:.2f} s; ffmpeg / export = {theirs[-1] / ours[-1]:.2f}"
-                     f", ffmpeg / CLI = {theirs[-1] / whole[-1]:.2f}")  # fmt: skip
+            line += (f", ffmpeg {theirs[-1]:.2f} s (CPU {cpu_theirs[-1]:.2f} s); ffmpeg / export "
+                     f"= {theirs[-1] / ours[-1]:.2f} (CPU {cpu_theirs[-1] / cpu_ours[-1]:.2f}), "
+                     f"ffmpeg / CLI = {theirs[-1] / whole[-1]:.2f}")  # fmt: skip
         print(line)
     o, w = statistics.median(ours), statistics.median(whole)
     print(
@@ -128,11 +151,14 @@ def clips(root: Path, cameras: int, frames: int, workers: list[int], repeat: int
         for n in workers:  # side by side in each round
             dest = root / f"clips{n}"
             shutil.rmtree(dest, ignore_errors=True)
-            t = time.perf_counter()
-            s = export_clips([perf], dest, clip_seconds=0.5, fps=16, size=256, workers=n)
-            took[n].append(time.perf_counter() - t)
+            got: list[Any] = []
+            run = lambda n=n, dest=dest, got=got: got.append(  # noqa: E731
+                export_clips([perf], dest, clip_seconds=0.5, fps=16, size=256, workers=n)
+            )
+            took[n].append(_timed(run))  # (workers are the forkserver's children: no CPU)
+            s = got[0]
         base = took[workers[0]][-1]
-        print(f"  clips round {r + 1}: " + ", ".join(
+        print(f"  clips round {r + 1}: load {os.getloadavg()[0]:.1f}; " + ", ".join(
             f"workers {n} ({cpu_threads(n)} thread(s) each) {took[n][-1]:.2f} s "
             f"(x{base / took[n][-1]:.2f})" for n in workers))  # fmt: skip
     base = statistics.median(took[workers[0]])
