@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import math
@@ -190,7 +191,7 @@ def test_clips_rerun_skips_finished_and_redoes_a_foreign_half_file(data, tmp_pat
 
 def test_failed_run_leaves_no_half_mp4_under_a_final_name(data, tmp_path, monkeypatch) -> None:
     perfs = [_perf(data, "s1_all")]
-    real = video_mod.frame_rgb
+    real = video_mod.frame_yuv
     calls = {"n": 0}
 
     def failing(perf, camera, frame, how):
@@ -199,12 +200,12 @@ def test_failed_run_leaves_no_half_mp4_under_a_final_name(data, tmp_path, monkey
             raise OSError("disk went away")
         return real(perf, camera, frame, how)
 
-    monkeypatch.setattr("renderme360.export.talkinghead.frame_rgb", failing)
+    monkeypatch.setattr("renderme360.export.talkinghead.frame_yuv", failing)
     with pytest.raises(OSError):
         export_talkinghead(perfs, "25", tmp_path, name="x", size=64)
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*"))
     calls["n"] = 0
-    monkeypatch.setattr("renderme360.export.clips.frame_rgb", failing)
+    monkeypatch.setattr("renderme360.export.clips.frame_yuv", failing)
     with pytest.raises(OSError):
         export_clips(perfs, tmp_path / "c", clip_seconds=0.1, fps=16, size=64, workers=1)
     names = sorted(p.name for p in (tmp_path / "c").rglob("*") if p.is_file())
@@ -213,7 +214,7 @@ def test_failed_run_leaves_no_half_mp4_under_a_final_name(data, tmp_path, monkey
     assert not [n for n in names if n.endswith(".tmp")]
     finished = list((tmp_path / "c").rglob("*.mp4"))
     assert all(len(_video(p)[0]) == 2 for p in finished)  # whole, never half
-    monkeypatch.setattr("renderme360.export.clips.frame_rgb", real)
+    monkeypatch.setattr("renderme360.export.clips.frame_yuv", real)
     again = export_clips(perfs, tmp_path / "c", clip_seconds=0.1, fps=16, size=64, workers=1)
     assert again.reused == len(finished) and again.videos == 2
 
@@ -252,3 +253,75 @@ def test_loader_time_and_audio(data) -> None:
     keep = resample(np.sin(2 * np.pi * 7000 * t).astype(np.float32), 48000, 16000)
     drop = resample(np.sin(2 * np.pi * 10000 * t).astype(np.float32), 48000, 16000)
     assert np.std(keep[100:-100]) > 0.6 and np.std(drop[100:-100]) < 0.01
+
+
+@pytest.mark.parametrize(
+    "size, scale", [(512, 2), (540, 2), (542, 1), (270, 4), (272, 2), (134, 8), (136, 4)]
+)
+def test_decode_scale_is_the_largest_that_keeps_the_output_size(size, scale) -> None:
+    points = np.array([[900.0, 700.0], [1500.0, 1300.0]])  # extent 600 x 1.8: a 1080 px box
+    how = video_mod.framing("face", size, 2448, 2048, points)
+    assert how.box[2] == 1080 and how.scale == scale
+    assert how.box[2] // how.scale >= size and (scale == 8 or how.box[2] // (2 * scale) < size)
+    full = video_mod.framing("full", 256, 2448, 2048)  # 2448x2048 -> 256x214: 1/8 holds it
+    assert (full.width, full.height, full.scale) == (256, 214, 8)
+
+
+def test_read_ahead_keeps_order_bounds_memory_and_stops_at_an_error() -> None:
+    pulled, calls = [0], []
+
+    def items():
+        for i in range(40):
+            pulled[0] += 1
+            yield i
+
+    def work(i: int) -> int:
+        calls.append(i)
+        if i == 20:
+            raise ValueError("frame 20 is corrupt")
+        return i * i
+
+    got = []
+    with pytest.raises(ValueError, match="frame 20"):
+        for x in video_mod.read_ahead(work, items(), threads=3):
+            assert pulled[0] <= len(got) + 1 + 2 * 3 + 1  # never more than 2 x threads ahead
+            got.append(x)
+    assert got == [i * i for i in range(20)]
+    settled = len(calls)  # queued items were dropped, running ones waited for: nothing runs on
+    assert settled <= 20 + 2 * 3 + 1 and len(calls) == settled
+    assert list(video_mod.read_ahead(lambda i: -i, range(5), threads=1)) == [0, -1, -2, -3, -4]
+
+
+@pytest.mark.parametrize("workers, threads", [(1, 4), (2, 2), (3, 1), (8, 1)])
+def test_clip_workers_split_the_cpus_for_x264_and_decoding(
+    data, tmp_path, monkeypatch, workers, threads
+) -> None:
+    """Each clip worker gets CPUs / workers threads (x264 and decode), not x264's 1.5 per core
+    in every worker (2 workers on 2 cores ran slower than 1)."""
+    monkeypatch.setattr(video_mod.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    seen: dict[str, object] = {}
+
+    def fake_run(tasks, n_tasks, n, progress, chunk, fn):
+        seen["n"], seen["threads"] = n, {t.threads for t in tasks}
+        return 0
+
+    monkeypatch.setattr("renderme360.export.clips.run_tasks", fake_run)
+    perfs = [_perf(data, "s1_all")]
+    export_clips(perfs, tmp_path / "c", clip_seconds=0.1, fps=16, size=64, workers=workers)
+    assert seen == {"n": workers, "threads": {threads}}
+
+
+def test_clip_encoder_runs_with_the_workers_thread_share(data, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(video_mod.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5})
+    real, used = video_mod.encode_mp4, []
+
+    def spy(*args, threads=0, **kw):
+        used.append(threads)
+        return real(*args, threads=threads, **kw)
+
+    monkeypatch.setattr("renderme360.export.clips.encode_mp4", spy)
+    perfs = [_perf(data, "s1_all")]
+    s = export_clips(perfs, tmp_path / "c", clip_seconds=0.1, fps=16, size=64, workers=1)
+    assert used == [6] * s.videos and s.videos == 2
+    rows = list(csv.DictReader((tmp_path / "c" / "clips.csv").open()))
+    assert [len(_video(tmp_path / "c" / r["video"])[0]) for r in rows] == [2, 2]

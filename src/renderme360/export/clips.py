@@ -16,7 +16,7 @@ import io
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -37,10 +37,19 @@ from .media import (
     perf_name,
     source_stamp,
 )
-from .reduce import run_tasks
+from .reduce import pool_size, run_tasks
 from .run import RECORD, Progress, _staged, select_cameras
 from .timing import Window, audio16k, windows
-from .video import AUDIO_RATE, Framing, encode_mp4, frame_rgb, framing, mp4_comment
+from .video import (
+    AUDIO_RATE,
+    Framing,
+    cpu_threads,
+    encode_mp4,
+    frame_yuv,
+    framing,
+    mp4_comment,
+    read_ahead,
+)
 
 COLUMNS = ("subject", "performance", "camera", "start_frame", "num_frames", "capture_fps", "fps",
            "video_frames", "start_sample", "num_samples", "video", "audio", "x0", "y0", "w", "h",
@@ -61,15 +70,18 @@ class ClipTask:
     mp4: str
     wav: str | None
     key: str
+    threads: int = 1  # decode threads and x264 threads: this worker's share of the CPUs
 
     def run(self) -> int:
         """Write the clip; returns 1 (clips done)."""
         perf = _OPEN.setdefault(repr(self.perf.source), self.perf)
         if self.wav is not None and self.audio is not None:
             write_atomic(Path(self.wav), wav_bytes(self.audio, AUDIO_RATE))
-        frames = (frame_rgb(perf, self.camera, f, self.how) for f in self.sources)
+        frames = read_ahead(lambda f: frame_yuv(perf, self.camera, f, self.how), self.sources,
+                            self.threads)  # fmt: skip
         with atomic_path(Path(self.mp4)) as tmp:
-            encode_mp4(tmp, frames, self.how, self.fps, self.audio, self.key)
+            encode_mp4(tmp, frames, self.how, self.fps, self.audio, self.key,
+                       threads=self.threads)  # fmt: skip
         return 1
 
 
@@ -113,9 +125,11 @@ def export_clips(
         summary.frames = sum(r["video_frames"] for r in rows)
         summary.seconds_of_video = round(summary.frames / fps, 3)
         if tasks:
+            n = pool_size(workers, len(tasks))
+            tasks = [replace(t, threads=cpu_threads(n)) for t in tasks]  # no oversubscription
             progress.start(len(tasks), "clips")
             try:
-                run_tasks(tasks, len(tasks), workers, progress.advance, chunk=1, fn=run_clip)
+                run_tasks(tasks, len(tasks), n, progress.advance, chunk=1, fn=run_clip)
             finally:
                 progress.finish()
         _finish(out, previous, rows, summary, seconds, t0)

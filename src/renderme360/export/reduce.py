@@ -125,6 +125,12 @@ def _run_chunk(fn: Callable[[Any], int], tasks: list[Any]) -> int:
     return sum(fn(t) for t in tasks)
 
 
+def pool_size(workers: int | None, n_tasks: int) -> int:
+    """Processes :func:`run_tasks` runs ``n_tasks`` in: ``workers``, or when None the CPU count
+    (1 for fewer than 16 tasks, at most one per 8 tasks)."""
+    return workers if workers is not None else default_workers(small=n_tasks < 16, cap=n_tasks // 8)
+
+
 def run_tasks(
     tasks: Iterable[Any],
     n_tasks: int,
@@ -141,7 +147,7 @@ def run_tasks(
     At most ``3 * workers`` chunks are in flight, so tasks carrying encoded bytes (read from SMC
     files) never pile up in memory. ``progress(n)`` is called as each chunk of ``n`` finishes.
     """
-    n = workers if workers is not None else default_workers(small=n_tasks < 16, cap=n_tasks // 8)
+    n = pool_size(workers, n_tasks)
     total = 0
     from ..stops import raise_if_stopped
 

@@ -35,7 +35,16 @@ from .media import (
 )
 from .run import RECORD, Progress, _staged
 from .timing import Segment, audio16k, timeline
-from .video import AUDIO_RATE, Framing, encode_mp4, frame_rgb, framing, mp4_comment
+from .video import (
+    AUDIO_RATE,
+    Framing,
+    cpu_threads,
+    encode_mp4,
+    frame_yuv,
+    framing,
+    mp4_comment,
+    read_ahead,
+)
 
 
 def export_talkinghead(
@@ -87,10 +96,14 @@ def export_talkinghead(
         if _finished(previous.get(mp4), key, out.path(mp4)):
             summary.reused = 1
         else:
-            frames = (frame_rgb(s.perf, cam, int(f), how) for s in segments for f in s.sources)
+            threads = cpu_threads()
+            frames = read_ahead(lambda sf: frame_yuv(sf[0], cam, sf[1], how),
+                                ((s.perf, int(f)) for s in segments for f in s.sources),
+                                threads)  # fmt: skip
             progress.start(summary.frames, f"{ident}.mp4")
             try:
-                encode_mp4(out.stage(mp4), frames, how, fps, audio, key, progress.advance)
+                encode_mp4(out.stage(mp4), frames, how, fps, audio, key, progress.advance,
+                           threads)  # fmt: skip
             finally:
                 progress.finish()
         out.write_bytes("aud.wav", wav_bytes(audio, AUDIO_RATE))
