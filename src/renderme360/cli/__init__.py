@@ -140,7 +140,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             plan_table(surveys, req, quiet=args.quiet, free=free)
         if need > CONFIRM_BYTES and not args.yes:
             _confirm(need)
-        staging = staging_from_flags(args.staging, args.staging_max, surveys)
+        staging = staging_from_flags(args.staging, args.staging_max, surveys, args.scheduler)
         executor = make_executor(m.get("workers"), args.scheduler, total_bytes=need)
         outcomes = _run_batch(perfs, req, surveys, executor, quiet, need, (staging, retire))
         all_outcomes.extend(outcomes)
