@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -152,3 +154,19 @@ def test_local_sources_can_be_staged_too(data: Path, tmp_path: Path) -> None:
     assert code == 0
     assert tree(staged) == tree(tmp_path / "direct")
     assert list((tmp_path / "s").iterdir()) == []
+
+
+def test_copies_of_a_killed_run_are_removed_by_the_next(tmp_path: Path) -> None:
+    from renderme360.pipeline.staging import STAGING_PREFIX, remove_stale
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    stale = tmp_path / f"{STAGING_PREFIX}{dead.pid}-abc"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "0-0.smc.part").write_bytes(b"x" * 100)
+    live = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-def"
+    live.mkdir()
+    other = tmp_path / "renderme360-staging-notapid"
+    other.mkdir()
+    assert remove_stale(tmp_path) == [stale]
+    assert not stale.exists() and live.is_dir() and other.is_dir()

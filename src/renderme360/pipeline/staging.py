@@ -31,6 +31,8 @@ from ..output.reports import human_bytes
 from ..smc.source import ByteSource, same_version, source_id, stamp_of, stat_source
 from ..tasks import SourceId
 
+#: A run's copies are in DIR/renderme360-staging-{pid}-{random}/, removed when it ends.
+STAGING_PREFIX = "renderme360-staging-"
 #: One ranged request of a copy (neighbouring ones are fetched in parallel by ByteSource).
 CHUNK = 8 << 20
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
@@ -62,7 +64,9 @@ class Staging:
                 f"{largest.path} ({human_bytes(largest.size)}): raise it, or leave out --staging"
             )
         Path(folder).mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix="renderme360-staging-", dir=folder))
+        remove_stale(Path(folder))
+        prefix = f"{STAGING_PREFIX}{os.getpid()}-"
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
         self.held = 0  # bytes reserved: copies in place or being written
         self.cond = threading.Condition()
         self.stop = threading.Event()
@@ -161,6 +165,26 @@ class Staging:
         with self.cond:
             self.held -= nbytes
             self.cond.notify_all()
+
+
+def remove_stale(folder: Path) -> list[Path]:
+    """Remove the copies of runs that were killed (kill -9, power loss): run folders in
+    ``folder`` whose process is gone; return them. A live run's folder is never touched."""
+    removed = []
+    for d in folder.glob(f"{STAGING_PREFIX}*"):
+        pid = d.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or d.is_symlink() or not d.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or another user's): kept
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
 
 
 def _size(src: SourceId) -> int:
