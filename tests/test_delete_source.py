@@ -235,3 +235,20 @@ def _same_but_source_record(got: dict[str, str], want: dict[str, str]) -> bool:
     return got.keys() == want.keys() and all(
         got[k] == want[k] for k in got if not k.endswith(naming)
     )
+
+
+def test_a_file_under_two_names_waits_for_both_and_goes_under_both(
+    data: Path, tmp_path: Path, capsys
+) -> None:
+    """A hard link makes one file two performances' source: it is deleted (every name of it)
+    only when both verified; while one is narrowed, both names stay."""
+    anno = data / "anno" / "0026" / "0026_e0_anno.smc"
+    (data / "anno" / "0027").mkdir()
+    twin = data / "anno" / "0027" / "0027_e0_anno.smc"
+    os.link(anno, twin)
+    out = tmp_path / "out"
+    assert extract(data, "-o", out, "--performance", "e0", "--delete-source", "-q") == 0
+    err = capsys.readouterr().err
+    assert not anno.exists() and not twin.exists(), err
+    assert "verified: 0026_e0, 0027_e0" in err
+    assert not (data / "raw" / "0026" / "0026_e0_raw.smc").exists()

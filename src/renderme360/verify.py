@@ -390,6 +390,7 @@ class _SourceFile:
     identity: tuple[int, int, int, int]  # st_dev, st_ino, size, mtime_ns when the batch began
     readers: set[tuple[str, str]]  # (output root, performance key) of every run reading it
     verified: set[tuple[str, str]] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # every path it was found under (hard links)
     why_kept: str = ""
     deleted: bool = False
 
@@ -416,6 +417,7 @@ class DeleteAfterVerify:
 
         self.files: dict[tuple[int, int], _SourceFile] = {}
         self.ended: dict[tuple[str, str], dict[str, Any]] = {}  # performances that ended
+        self.by_path: dict[str, _SourceFile] = {}
         for req, perfs in jobs:
             for perf in perfs:
                 for path in perf.files.values():
@@ -423,11 +425,19 @@ class DeleteAfterVerify:
                         raise UsageError(
                             f"--delete-source deletes local files only; {path} is remote"
                         )
-                    ident = _identity(str(path))
+                    try:
+                        ident = _identity(str(path))
+                    except OSError as exc:  # its performance fails to plan; nothing to delete
+                        ident = (-1, len(self.files), 0, 0)
+                        gone = _SourceFile(os.path.abspath(path), ident, set())
+                        gone.why_kept = f"cannot read it ({exc.strerror or exc})"
+                        self.files[ident[:2]] = gone
                     f = self.files.setdefault(
                         ident[:2], _SourceFile(os.path.abspath(path), ident, set())
                     )
                     f.readers.add((str(req.out_root), perf.key))
+                    f.names.add(os.path.abspath(path))
+                    self.by_path[os.path.abspath(path)] = f
 
     def after(self, req: Any, s: Any, outcome: Any) -> None:
         """A performance ended: verify it, then delete each of its files whose readers all
@@ -458,10 +468,7 @@ class DeleteAfterVerify:
         return [self._fate(f) for f in self.files.values()]
 
     def _file(self, path: Any) -> _SourceFile:
-        for f in self.files.values():
-            if f.path == os.path.abspath(path):
-                return f
-        raise KeyError(path)  # every file was registered when the run began
+        return self.by_path[os.path.abspath(path)]  # every file was registered at the start
 
     def _verify(
         self, folder: Path, files: Mapping[str, Any], mine: list[_SourceFile]
@@ -473,7 +480,10 @@ class DeleteAfterVerify:
                 return changed
         if not (folder / COMPLETE_MARKER).is_file():
             return f"{folder.name} has no completion marker"
-        report = verify(folder, sources={r: Path(p) for r, p in files.items()})
+        try:
+            report = verify(folder, sources={r: Path(p) for r, p in files.items()})
+        except (Renderme360Error, OSError) as exc:
+            return f"verify of {folder.name} could not run: {exc}"
         if not report.ok:
             more = f" (+{len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
             return f"verify of {folder.name} failed: {report.problems[0]}{more}"
@@ -487,11 +497,14 @@ class DeleteAfterVerify:
         if why is not None:
             f.why_kept = why
             return False
-        try:
-            os.unlink(f.path)
-        except OSError as exc:
-            f.why_kept = f"cannot delete it ({exc.strerror or exc})"
-            return False
+        for name in sorted(f.names, key=lambda n: n != f.path):  # its other names after it
+            try:
+                if _identity(name)[:2] == f.identity[:2]:
+                    os.unlink(name)
+            except OSError as exc:
+                if name == f.path:
+                    f.why_kept = f"cannot delete it ({exc.strerror or exc})"
+                    return False
         f.deleted = True
         return True
 
