@@ -349,3 +349,32 @@ def test_s3_5xx_is_retried(s3, local_out: Path, tmp_path: Path, capsys) -> None:
     assert counters.fail_next[key] == 0 and counters.failed >= 3
     assert code == 0 and doc["performances"][0]["status"] == "done"
     assert_same_output(out / "0026_e0", local_out / "0026_e0")
+
+
+def test_a_reader_collected_on_another_thread_while_h5py_is_busy_does_not_deadlock(data: Path):
+    """The hang seen in the 5xx test: HDF5 (holding h5py's lock) reads a remote file through
+    fsspec's event-loop thread, and the garbage collector runs on that thread and collects an
+    ExtractionReader: closing its h5py file there waits for the lock forever. Now its handles
+    are left for the next reader to close."""
+    import threading
+
+    from h5py._objects import phil
+
+    from renderme360.smc import reader as reader_mod
+
+    box = [reader_mod.ExtractionReader(next(data.rglob("*_anno.smc")))]
+    smc = box[0].smc
+    finished = threading.Event()
+
+    def collect() -> None:
+        box.pop().__del__()  # what the collector does on that thread
+        finished.set()
+
+    with phil:  # the main thread is inside h5py
+        t = threading.Thread(target=collect, daemon=True)
+        t.start()
+        assert finished.wait(60), "the collector's thread is stuck closing the h5py file"
+    t.join()
+    assert smc.id.valid  # left open, not closed under another thread's lock
+    reader_mod.ExtractionReader(next(data.rglob("*_raw.smc"))).close()
+    assert not smc.id.valid and not reader_mod._LEFT

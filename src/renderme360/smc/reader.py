@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -57,6 +58,25 @@ def _has_members(group: h5py.Group) -> bool:
 
 
 __all__ = ["BlobLocation", "ExtractionReader"]
+
+#: Handles of readers collected where closing them could deadlock (see ``__del__``).
+_LEFT: list[tuple[Any, Any]] = []
+
+
+def _close_left() -> None:
+    """Close what collected readers left (from a thread where that is safe)."""
+    while _LEFT:
+        try:
+            smc, source = _LEFT.pop()
+        except IndexError:
+            return
+        try:
+            if smc is not None and smc.id.valid:
+                smc.close()
+            if source is not None:
+                source.close()
+        except Exception:
+            log.debug("closing a collected reader failed", exc_info=True)
 
 
 def _guard(method: Callable[..., T]) -> Callable[..., T]:
@@ -121,6 +141,7 @@ class ExtractionReader:
     """
 
     def __init__(self, file_path: str | os.PathLike[str] | RemotePath) -> None:
+        _close_left()
         self.path: Path | RemotePath = as_location(file_path)
         self._source: ByteSource | None = None
         self._header_probe: HeaderProbe | bool | None = None
@@ -198,8 +219,21 @@ class ExtractionReader:
         # logging's own) are already None: close quietly, never log or raise from here (a
         # message at exit would be noise, and logging itself may be torn down). No
         # contextlib.suppress: its module may be cleared too.
-        try:  # noqa: SIM105
-            self.close()
+        # Collection may also run on any thread (fsspec's event loop, a fetch thread) while
+        # another thread holds h5py's lock waiting on that very thread (HDF5 reading a remote
+        # file through it): closing there would deadlock. Only the main thread, with h5py's
+        # lock free, closes now; otherwise the handles wait for the next reader to close them.
+        try:
+            from h5py._objects import phil
+
+            if threading.current_thread() is threading.main_thread() and phil.acquire(False):
+                try:
+                    self.close()
+                finally:
+                    phil.release()
+            else:
+                _LEFT.append((getattr(self, "smc", None), getattr(self, "_source", None)))
+                self.smc = self._source = None
         except BaseException:
             pass
 
