@@ -22,6 +22,18 @@ class Counters:
         self.requests = 0
         self.bytes = 0
         self.by_path: dict[str, int] = {}
+        #: S3 server: object GETs of a path answered 503 (SlowDown) this many more times.
+        self.fail_next: dict[str, int] = {}
+        self.failed = 0
+
+    def take_fault(self, path: str) -> bool:
+        """Whether this GET of ``path`` is to fail (and count it)."""
+        with self.lock:
+            if self.fail_next.get(path, 0) > 0:
+                self.fail_next[path] -= 1
+                self.failed += 1
+                return True
+        return False
 
     def add(self, path: str, nbytes: int) -> None:
         with self.lock:
@@ -177,8 +189,16 @@ class _CountingApp:
         self.app, self.counters = app, counters
 
     def __call__(self, environ: dict, start_response: object) -> Iterator[bytes]:
+        read = environ.get("REQUEST_METHOD") == "GET" and not environ.get("QUERY_STRING")
+        if read and self.counters.take_fault(environ.get("PATH_INFO", "")):
+            xml = (
+                b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
+            )
+            headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))]
+            start_response("503 Slow Down", headers)  # type: ignore[operator]
+            return iter([xml])  # a real 503 on the wire, before moto sees the request
         body = self.app(environ, start_response)  # type: ignore[operator]
-        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        if not read:
             return body  # object reads only (a listing is ?list-type=2)
         chunks = list(body)
         self.counters.add(environ.get("PATH_INFO", ""), sum(len(c) for c in chunks))

@@ -279,3 +279,102 @@ def test_base_import_and_local_runs_do_not_import_fsspec(data: Path, tmp_path: P
         "assert rc == 0 and 'fsspec' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True)
+
+
+def test_verify_source_check_and_export_from_a_url(
+    s3, data: Path, local_out: Path, tmp_path: Path, capsys
+) -> None:
+    """verify --source URL compares with the remote files (a changed local copy is caught);
+    check and an export read a URL root as they read a local one."""
+    root = "s3://lab/renderme360"
+    assert run("verify", local_out / "0026_e0", "--source", root, "--json") == 0
+    (report,) = _json_out(capsys)
+    assert report["checked_against_source"] > 0 and report["derived_against_source"] > 0
+    bad = tmp_path / "bad"
+    shutil.copytree(local_out / "0026_e0", bad / "0026_e0")
+    npz = sorted((bad / "0026_e0").rglob("flame/*.npz"))[0]
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    first = next(iter(arrays))
+    arrays[first] = arrays[first] + 1  # a stale aggregate with a matching manifest entry
+    np.savez(npz, **arrays)
+    import hashlib
+
+    rel = npz.relative_to(bad / "0026_e0").as_posix()
+    lines = (bad / "0026_e0" / "manifest.jsonl").read_text().splitlines()
+    for i, line in enumerate(lines):
+        entry = json.loads(line)
+        if entry["path"] == rel:
+            entry["bytes"], entry["sha256"] = (
+                npz.stat().st_size,
+                hashlib.sha256(npz.read_bytes()).hexdigest(),
+            )
+            lines[i] = json.dumps(entry)
+    (bad / "0026_e0" / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    assert run("verify", bad / "0026_e0", "--source", root) != 0
+    assert f"{rel}: differs from what s3://lab/renderme360" in capsys.readouterr().out
+
+    assert run("check", root, "--subject", "0026", "--performance", "e0", "--json") == 0
+    remote_check = _json_out(capsys)
+    assert run("check", data, "--subject", "0026", "--performance", "e0", "--json") == 0
+    local_check = _json_out(capsys)
+    assert remote_check["cameras"] == local_check["cameras"]
+
+    exports = {}
+    for name, src in (("remote", root), ("local", data)):
+        out = tmp_path / f"ns_{name}"
+        args = ("export", "nerfstudio", src, "--subject", "0026", "--performance", "e0")
+        assert run(*args, "-o", out, "-q") == 0
+        exports[name] = out
+    assert tree(exports["remote"]).keys() == tree(exports["local"]).keys()
+    for rel in tree(exports["local"]):
+        if rel.startswith("images/"):
+            assert (exports["remote"] / rel).read_bytes() == (exports["local"] / rel).read_bytes()
+    remote_doc = json.loads((exports["remote"] / "transforms.json").read_text())
+    local_doc = json.loads((exports["local"] / "transforms.json").read_text())
+    assert remote_doc["frames"] == local_doc["frames"]
+
+
+def test_s3_5xx_is_retried(s3, local_out: Path, tmp_path: Path, capsys) -> None:
+    """moto's server answers real HTTP 503 SlowDown to the first GETs of one object
+    (injected in the WSGI layer in front of moto, server side): the extraction goes on.
+    (s3fs/botocore retry a 503 themselves, ByteSource's bounded retry is the outer layer: the
+    HTTP test shows that one, fsspec's HTTP client does not retry.)"""
+    _endpoint, counters = s3
+    key = "/lab/renderme360/raw/0026/0026_e0_raw.smc"
+    counters.fail_next[key] = 3
+    out = tmp_path / "out"
+    code = run("extract", "s3://lab/renderme360", "--performance", "e0", "-o", out, "--json")
+    doc = _json_out(capsys)
+    assert counters.fail_next[key] == 0 and counters.failed >= 3
+    assert code == 0 and doc["performances"][0]["status"] == "done"
+    assert_same_output(out / "0026_e0", local_out / "0026_e0")
+
+
+def test_a_reader_collected_on_another_thread_while_h5py_is_busy_does_not_deadlock(data: Path):
+    """The hang seen in the 5xx test: HDF5 (holding h5py's lock) reads a remote file through
+    fsspec's event-loop thread, and the garbage collector runs on that thread and collects an
+    ExtractionReader: closing its h5py file there waits for the lock forever. Now its handles
+    are left for the next reader to close."""
+    import threading
+
+    from h5py._objects import phil
+
+    from renderme360.smc import reader as reader_mod
+
+    box = [reader_mod.ExtractionReader(next(data.rglob("*_anno.smc")))]
+    smc = box[0].smc
+    finished = threading.Event()
+
+    def collect() -> None:
+        box.pop().__del__()  # what the collector does on that thread
+        finished.set()
+
+    with phil:  # the main thread is inside h5py
+        t = threading.Thread(target=collect, daemon=True)
+        t.start()
+        assert finished.wait(60), "the collector's thread is stuck closing the h5py file"
+    t.join()
+    assert smc.id.valid  # left open, not closed under another thread's lock
+    reader_mod.ExtractionReader(next(data.rglob("*_raw.smc"))).close()
+    assert not smc.id.valid and not reader_mod._ORPHANS

@@ -14,7 +14,7 @@ import json
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,11 @@ def verify(
     folder: str | os.PathLike[str],
     source_root: str | os.PathLike[str] | None = None,
     on_file: Callable[[int], None] | None = None,
+    sources: Mapping[str, Any] | None = None,
 ) -> VerifyReport:
-    """Check every file of ``manifest.json``; compare with the SMC files under ``source_root``."""
+    """Check every file of ``manifest.json``; compare with the SMC files under ``source_root``
+    (a folder or URL), or with exactly the files ``sources`` gives by role (``--delete-source``
+    verifies against the very files it may delete)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
@@ -65,12 +68,15 @@ def verify(
         report.problems.append(f"{COMPLETE_MARKER} missing: the extraction did not finish")
     bad: set[str] = set()  # listed files already reported: each bad file counts once
     malformed = _check_listed_files(folder, manifest, report, on_file, bad)
-    if source_root is not None and not malformed:  # only a well-formed manifest is followed
+    if (
+        source_root is not None or sources is not None
+    ) and not malformed:  # only a well-formed manifest is followed
         if not all(isinstance(manifest.get(k), str) for k in ("actor", "performance")):
             report.problems.append(f"{MANIFEST}: malformed: 'actor'/'performance' missing")
         else:
-            _against_source(folder, manifest, Path(source_root), report, bad)
-            _derived_against_source(folder, manifest, Path(source_root), report, bad)
+            root = sources if sources is not None else source_root
+            _against_source(folder, manifest, root, report, bad)
+            _derived_against_source(folder, manifest, root, report, bad)
     return report
 
 
@@ -280,11 +286,14 @@ def verify_many(
     return reports, skipped
 
 
-def _source_files(root: Path, manifest: dict[str, Any]) -> tuple[Any, dict[str, Path]]:
-    """The performance (and its files by role) that a manifest names, under ``root``."""
-    from .pipeline.discover import discover
+def _source_files(root: Any, manifest: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The performance (and its files by role) that a manifest names, under ``root`` (a folder
+    or URL; a mapping of role to file is taken as the performance's files)."""
+    from .pipeline.discover import Performance, discover
 
     actor, perf = manifest["actor"], manifest["performance"]
+    if isinstance(root, Mapping):
+        return Performance(actor, perf, dict(root)), dict(root)
     found = [p for p in discover(root, actor, perf) if p.performance == perf]
     return (found[0], found[0].files) if found else (None, {})
 
@@ -292,7 +301,7 @@ def _source_files(root: Path, manifest: dict[str, Any]) -> tuple[Any, dict[str, 
 def _derived_against_source(
     folder: Path,
     manifest: dict[str, Any],
-    root: Path,
+    root: Any,
     report: VerifyReport,
     bad: Container[str] = frozenset(),
 ) -> None:
@@ -383,7 +392,7 @@ def _outside(folder: Path, rel: str, parents: dict[str, str | None]) -> str | No
 def _against_source(
     folder: Path,
     manifest: dict[str, Any],
-    root: Path,
+    root: Any,
     report: VerifyReport,
     bad: Container[str] = frozenset(),
 ) -> None:
@@ -429,3 +438,190 @@ def _blob_of(item: dict[str, Any]) -> tuple[str, str | None, int | None] | None:
     if parsed is None or parsed.modality != mod or mod not in _BLOB_KINDS:
         return None
     return (_BLOB_KINDS[mod], parsed.camera, parsed.frame)
+
+
+# ---------------------------------------------------------------------------- --delete-source
+@dataclass
+class _SourceFile:
+    """One local SMC file that ``--delete-source`` may delete: who reads it, what it was."""
+
+    path: str
+    identity: tuple[int, int, int, int]  # st_dev, st_ino, size, mtime_ns when the batch began
+    readers: set[tuple[str, str]]  # (output root, performance key) of every run reading it
+    verified: set[tuple[str, str]] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # every path it was found under (hard links)
+    why_kept: str = ""
+    deleted: bool = False
+
+
+def _identity(path: str) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class DeleteAfterVerify:
+    """``extract --delete-source``: a local SMC file is deleted only once every performance of
+    the batch that reads it (the same file by device and inode, whatever its path) has ended
+    complete with a full selection (every modality, camera and frame; images copied; sha256
+    recorded) and :func:`verify` of its folder against that very file passed. Anything else
+    keeps the file and says why. The delete is the last step, after the completion marker
+    and the verify: an interrupted or killed run never deletes an unverified file.
+
+    Built from every job of a run (``(request, performances)`` pairs) before any is extracted;
+    :meth:`after` is the ``after`` hook of ``pipeline.run.extract_batch``."""
+
+    def __init__(self, jobs: Iterable[tuple[Any, Iterable[Any]]]) -> None:
+        from .errors import UsageError
+        from .smc.source import is_url
+
+        self.files: dict[tuple[int, int], _SourceFile] = {}
+        self.ended: dict[tuple[str, str], dict[str, Any]] = {}  # performances that ended
+        self.by_path: dict[str, _SourceFile] = {}
+        for req, perfs in jobs:
+            for perf in perfs:
+                for path in perf.files.values():
+                    if is_url(path):
+                        raise UsageError(
+                            f"--delete-source deletes local files only; {path} is remote"
+                        )
+                    try:
+                        ident = _identity(str(path))
+                    except OSError as exc:  # its performance fails to plan; nothing to delete
+                        ident = (-1, len(self.files), 0, 0)
+                        gone = _SourceFile(os.path.abspath(path), ident, set())
+                        gone.why_kept = f"cannot read it ({exc.strerror or exc})"
+                        self.files[ident[:2]] = gone
+                    f = self.files.setdefault(
+                        ident[:2], _SourceFile(os.path.abspath(path), ident, set())
+                    )
+                    f.readers.add((str(req.out_root), perf.key))
+                    f.names.add(os.path.abspath(path))
+                    self.by_path[os.path.abspath(path)] = f
+
+    def after(self, req: Any, s: Any, outcome: Any) -> None:
+        """A performance ended: verify it, then delete each of its files whose readers all
+        verified; the fate of each file goes to the outcome and to manifest.json (of every
+        performance reading a file deleted now)."""
+        me = (str(req.out_root), s.perf.key)
+        self.ended[me] = dict(s.perf.files)
+        mine = [self._file(p) for p in s.perf.files.values()]
+        why = _why_not_eligible(req, s, outcome)
+        if why is None:
+            why = self._verify(Path(req.out_root) / s.perf.key, s.perf.files, mine)
+        touched = {me}
+        for f in mine:
+            if why is not None:
+                f.why_kept = f.why_kept or why
+            else:
+                f.verified.add(me)
+                if self._maybe_delete(f):
+                    touched |= f.readers
+        outcome.source_files = [self._fate(f, me) for f in mine]
+        for root, key in sorted(touched):
+            files = self.ended.get((root, key), {})
+            fates = [self._fate(self._file(p), (root, key)) for p in files.values()]
+            _record_fates(Path(root) / key, files, fates)
+
+    def lines(self) -> list[str]:
+        """One line per source file: deleted, or kept and why."""
+        return [self._fate(f) for f in self.files.values()]
+
+    def _file(self, path: Any) -> _SourceFile:
+        return self.by_path[os.path.abspath(path)]  # every file was registered at the start
+
+    def _verify(
+        self, folder: Path, files: Mapping[str, Any], mine: list[_SourceFile]
+    ) -> str | None:
+        """Why the folder does not prove the files (None: verified against these very files)."""
+        for f in mine:
+            changed = _unchanged(f)
+            if changed is not None:
+                return changed
+        if not (folder / COMPLETE_MARKER).is_file():
+            return f"{folder.name} has no completion marker"
+        try:
+            report = verify(folder, sources={r: Path(p) for r, p in files.items()})
+        except (Renderme360Error, OSError) as exc:
+            return f"verify of {folder.name} could not run: {exc}"
+        if not report.ok:
+            more = f" (+{len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+            return f"verify of {folder.name} failed: {report.problems[0]}{more}"
+        return None
+
+    def _maybe_delete(self, f: _SourceFile) -> bool:
+        """Delete ``f`` if every reader verified it and it is still that file; whether it was."""
+        if f.deleted or f.why_kept or f.verified != f.readers:
+            return False
+        why = _unchanged(f)  # the file verified is the file deleted
+        if why is not None:
+            f.why_kept = why
+            return False
+        for name in sorted(f.names, key=lambda n: n != f.path):  # its other names after it
+            try:
+                if _identity(name)[:2] == f.identity[:2]:
+                    os.unlink(name)
+            except OSError as exc:
+                if name == f.path:
+                    f.why_kept = f"cannot delete it ({exc.strerror or exc})"
+                    return False
+        f.deleted = True
+        return True
+
+    def _fate(self, f: _SourceFile, me: tuple[str, str] | None = None) -> str:
+        from .textsafe import printable
+
+        name = printable(f.path)
+        if f.deleted:
+            return f"deleted {name} (verified: {', '.join(sorted(k for _, k in f.verified))})"
+        if f.why_kept:
+            return f"kept {name}: {printable(f.why_kept)}"
+        waiting = sorted(k for r, k in f.readers - f.verified if (r, k) != me)
+        return f"kept {name}: {', '.join(waiting) or 'it'} did not end verified"
+
+
+def _why_not_eligible(req: Any, s: Any, outcome: Any) -> str | None:
+    """Why a performance's outcome cannot let its sources go, before any verify (None: it may)."""
+    from .selection import Selection
+
+    key = s.perf.key
+    if outcome.status not in ("done", "skipped"):
+        return f"{key} {outcome.status}" + (f" ({outcome.error})" if outcome.error else "")
+    sel = req.selection
+    if (sel.modalities, sel.cameras, sel.frames) != (Selection().modalities, None, None):
+        return f"{key} was extracted with a narrowed selection ({_narrowed(sel)})"
+    if req.options.image_mode != "copy":
+        return f"{key}: images were re-encoded, the stored bytes are not all kept"
+    if not req.options.checksum:
+        return f"{key}: --no-checksum, the extracted files have no sha256 to verify"
+    return None
+
+
+def _narrowed(sel: Any) -> str:
+    doc = sel.describe()
+    return ", ".join(f"{k} {v}" for k, v in doc.items() if v != "all" and k != "modalities") or (
+        f"modalities {doc['modalities']}"
+    )
+
+
+def _unchanged(f: _SourceFile) -> str | None:
+    """Why ``f`` is not the file the batch began with (None when it is)."""
+    try:
+        now = _identity(f.path)
+    except OSError as exc:
+        return f"cannot read it any more ({exc.strerror or exc})"
+    return None if now == f.identity else "it changed during the run (size, time or inode)"
+
+
+def _record_fates(folder: Path, files: Mapping[str, Any], fates: list[str]) -> None:
+    """Add the source files' fates to manifest.json (atomically; the file lists are unchanged:
+    manifest.json is not in them)."""
+    from .output.outdir import OutputDir
+
+    doc = read_manifest(folder)
+    if doc is None or not (folder / COMPLETE_MARKER).is_file():
+        return
+    doc["source_files"] = {
+        role: {"deleted": fate.startswith("deleted "), "note": fate}
+        for role, fate in zip(files, fates, strict=True)
+    }
+    OutputDir(folder).write_text(MANIFEST, json.dumps(doc, indent=1, allow_nan=False) + "\n")

@@ -105,6 +105,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from ..pipeline.documents import dry_run_document
     from ..pipeline.execute import make_executor
     from ..pipeline.run import Request, check_space, survey_all
+    from ..pipeline.staging import staging_from_flags
     from ..tasks import Options
     from .render import plan_table, summary_table
 
@@ -120,6 +121,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     quiet = args.quiet or args.json
     all_outcomes, failed_plans = [], False
+    retire = _delete_after_verify(args, jobs)
     for req, perfs, m in jobs:
         surveys = survey_all(perfs, req)
         for s in surveys:  # which cameras were chosen and why (information, not a warning)
@@ -138,8 +140,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
             plan_table(surveys, req, quiet=args.quiet, free=free)
         if need > CONFIRM_BYTES and not args.yes:
             _confirm(need)
+        staging = staging_from_flags(args.staging, args.staging_max, surveys, args.scheduler)
         executor = make_executor(m.get("workers"), args.scheduler, total_bytes=need)
-        outcomes = _run_batch(perfs, req, surveys, executor, quiet, need)
+        outcomes = _run_batch(perfs, req, surveys, executor, quiet, need, (staging, retire))
         all_outcomes.extend(outcomes)
     if args.dry_run:  # a performance that would fail (no match, unreadable) fails the dry run
         return errors.ExtractionFailed.exit_code if failed_plans else 0
@@ -148,14 +151,30 @@ def cmd_extract(args: argparse.Namespace) -> int:
         print(strict_json(doc))
     else:
         summary_table(all_outcomes, quiet=args.quiet)
+        for line in retire.lines() if retire else []:
+            print(line, file=sys.stderr)
     return _batch_exit_code(all_outcomes)
 
 
+def _delete_after_verify(args: argparse.Namespace, jobs: list[Any]) -> Any:
+    """``--delete-source``: what deletes the verified sources (None without the flag)."""
+    from ..verify import DeleteAfterVerify
+
+    return DeleteAfterVerify((r, p) for r, p, _ in jobs) if args.delete_source else None
+
+
 def _run_batch(
-    perfs: Sequence[Any], req: Any, surveys: Sequence[Any], executor: Any, quiet: bool, need: int
+    perfs: Sequence[Any],
+    req: Any,
+    surveys: Sequence[Any],
+    executor: Any,
+    quiet: bool,
+    need: int,
+    hooks: Sequence[Any] = (),
 ) -> list[Any]:
     """Run a surveyed batch with a progress bar; Ctrl-C or SIGTERM says what was written, then
-    stops (SIGTERM terminates worker processes at once)."""
+    stops (SIGTERM terminates worker processes at once). ``hooks`` (staging, delete after
+    verify; None when not asked) run before and after each performance."""
     from ..output.reports import human_bytes
     from ..pipeline.run import extract_batch
     from ..stops import StopSignals
@@ -167,7 +186,15 @@ def _run_batch(
     stopping.executor = executor
     try:
         with progress:
-            return extract_batch(perfs, req, executor, progress, surveys=surveys)
+            return extract_batch(
+                perfs,
+                req,
+                executor,
+                progress,
+                surveys=surveys,
+                before=lambda r, s: [h.before(r, s) for h in hooks if hasattr(h, "before")],
+                after=lambda r, s, o: [h.after(r, s, o) for h in hooks if h],
+            )
     except KeyboardInterrupt as exc:
         executor.terminate()  # workers would otherwise finish their units first
         _error(
@@ -178,6 +205,9 @@ def _run_batch(
     finally:
         stopping.executor = None
         executor.close()
+        for h in hooks:
+            if hasattr(h, "close"):
+                h.close()
 
 
 def _batch_exit_code(outcomes: Sequence[Any]) -> int:

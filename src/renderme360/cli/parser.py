@@ -163,6 +163,14 @@ def _add_extract_output_options(x: argparse.ArgumentParser) -> None:
         action="store_true",
         help="wait for another process extracting the same performance",
     )
+    x.add_argument(
+        "--delete-source",
+        action="store_true",
+        help="delete each local SMC file once every performance reading it is complete with a "
+        "full selection and verified against it (else kept, saying why)",
+    )
+    x.add_argument("--staging", metavar="DIR", help="copy whole source files into DIR first")
+    x.add_argument("--staging-max", metavar="SIZE", help="most DIR may hold (500M, 20G, 1.5T)")
     x.add_argument("--json", action="store_true", help="print the result as JSON")
     common(x)
     x.set_defaults(command="extract")

@@ -179,6 +179,7 @@ BATCH_FIELDS = [
     "seconds",
     "error",
     "finished_at",
+    "source_files",  # --delete-source: deleted or kept, and why
 ]
 
 

@@ -156,6 +156,8 @@ class Outcome:
     out_dir: str = ""
     #: Requests made and bytes read from the source files (survey and extraction).
     fetched: dict[str, int] = field(default_factory=dict)
+    #: With ``--delete-source``: each source file, deleted or kept and why (one line each).
+    source_files: list[str] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         """The MANIFEST.csv row of this outcome."""
@@ -168,6 +170,7 @@ class Outcome:
             "bytes": self.bytes,
             "seconds": round(self.seconds, 2),
             "error": self.error,
+            "source_files": "; ".join(self.source_files),
         }
 
 
@@ -578,8 +581,14 @@ def extract_batch(
     progress: Progress | None = None,
     surveys: Sequence[Survey] | None = None,
     record_batch: bool = True,
+    after: Callable[[Request, Survey, Outcome], None] | None = None,
+    before: Callable[[Request, Survey], None] | None = None,
 ) -> list[Outcome]:
     """Extract many performances; a failure is recorded and the next one goes on.
+
+    ``before`` runs just before a performance (staging points it at local copies); ``after``
+    runs when it has ended, before its row is recorded (``--delete-source``
+    verifies it there and deletes what it may; staging removes its copies).
 
     DiskFullError and KeyboardInterrupt stop the batch (the performance in hand stays resumable).
     """
@@ -593,6 +602,8 @@ def extract_batch(
         try:
             if s.compacted:
                 s = survey(s.perf, req)
+            if before is not None:
+                before(req, s)
             outcome = run_performance(s, req, executor, progress)
         except (DiskFullError, KeyboardInterrupt):
             if record_batch:
@@ -610,6 +621,8 @@ def extract_batch(
             )
         except Exception as exc:  # never a bare traceback: this performance fails, others run
             outcome = _unexpected_outcome(s, req, exc)
+        if after is not None:
+            after(req, s, outcome)
         progress.performance_finished(outcome)
         if record_batch:
             append_batch_row(Path(req.out_root), outcome.row())
