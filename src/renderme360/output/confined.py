@@ -188,6 +188,14 @@ def scratch_folder(prefix: str) -> Any:
     return tempfile.TemporaryDirectory(prefix=prefix)
 
 
+def private_folder(parent: Path, prefix: str) -> Path:
+    """A new folder of this process only inside ``parent`` (``tempfile.mkdtemp``: mode 0700, a
+    unique name starting with ``prefix``), for copies removed when their work ends (staging)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
 # ---------------------------------------------------------------------------- create, rename
 def create_new(path: str | os.PathLike[str], mode: int = 0o644) -> int:
     """Create ``path`` as a new file and return its descriptor (:data:`CREATE_FLAGS`)."""

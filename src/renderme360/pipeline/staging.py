@@ -20,13 +20,13 @@ import contextlib
 import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import Renderme360Error, SMCFormatError, UsageError
+from ..output.confined import create_new, private_folder, sibling_tmp
 from ..output.reports import human_bytes
 from ..smc.source import ByteSource, same_version, source_id, stamp_of, stat_source
 from ..tasks import SourceId
@@ -66,7 +66,7 @@ class Staging:
         Path(folder).mkdir(parents=True, exist_ok=True)
         remove_stale(Path(folder))
         prefix = f"{STAGING_PREFIX}{os.getpid()}-"
-        self.dir = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+        self.dir = private_folder(Path(folder), prefix)
         self.held = 0  # bytes reserved: copies in place or being written
         self.cond = threading.Condition()
         self.stop = threading.Event()
@@ -212,10 +212,10 @@ def _repoint(units: Sequence[Any], copies: dict[str, Path | str]) -> None:
 def _copy(src: SourceId, target: Path, stop: threading.Event, stats: dict[str, int]) -> None:
     """Copy ``src`` into ``target`` with parallel ranged reads; the copy gets the source's
     mtime; SMCFormatError when the source is not (any more) the version planned."""
-    part = target.with_name(target.name + ".part")
+    part = sibling_tmp(target)
     ranges = [(o, min(CHUNK, src.size - o)) for o in range(0, src.size, CHUNK)]
     try:
-        with ByteSource.open(src.location) as source, open(part, "wb") as f:
+        with ByteSource.open(src.location) as source, os.fdopen(create_new(part), "wb") as f:
             if not same_version(source.stamp, stamp_of(src)):
                 raise SMCFormatError(f"{src.path}: changed since it was planned")
             for data in source.iter_ranges(ranges):
