@@ -24,8 +24,9 @@ RANKS = {
     "textsafe": 0,
     "stops": 1,
     "naming": 1,
+    "safeopen": 1,
+    "formats": 1,  # below output/: the folder reader decodes npz/images through formats/
     "tasks": 2,
-    "formats": 2,
     "output": 2,
     "camera": 2,
     "selection": 3,
@@ -50,6 +51,7 @@ FORBIDDEN_THIRD_PARTY = {
     "camera": {"h5py", "cv2"},
     "naming": {"h5py", "numpy"},
     "errors": {"h5py", "numpy"},
+    "safeopen": {"h5py", "numpy", "cv2"},
     "stops": {"h5py", "numpy", "cv2"},
 }
 MAX_FUNCTION_LINES = 100

@@ -23,8 +23,16 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import EmptySelectionError, InvalidIdError, Renderme360Error, UsageError
+from ..errors import (
+    EmptySelectionError,
+    InvalidIdError,
+    NotRegularFileError,
+    Renderme360Error,
+    UsageError,
+)
+from ..formats.image import area_reduce, decode, pixel_budget
 from ..naming import validate_actor, validate_performance
+from ..safeopen import is_regular
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
 from .conventions import (
@@ -242,6 +250,8 @@ class _Placer:
         where it lies (nerfstudio) or hard-linked (COLMAP); SMC bytes are written as stored.
         """
         src = self._source_path(kind, cam, frame)
+        if src is not None and not is_regular(src):  # a planted symlink/FIFO: never exported
+            raise NotRegularFileError(f"refusing to export {src}: not a regular file")
         mask = kind == "mask"
         if self.k == 1:
             if src is not None:
@@ -781,15 +791,13 @@ def _sample_colours(
 ) -> None:
     """Colour of each observed point in this camera, from a 1/8-size DCT-domain decode (a few
     milliseconds per image): the initial colour splatting codebases give each point."""
-    import cv2
-
     try:
         data = perf.image_bytes(cam, frame)
+        c = perf.cameras[cam]
+        img, done = decode(data, scale=8, max_pixels=pixel_budget(c.width, c.height))
     except Renderme360Error:
         return
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_REDUCED_COLOR_8)
-    if img is None:
-        return
+    img = area_reduce(img, 8 // done, exact=False)  # a PNG is decoded whole
     h, w = img.shape[:2]
     for i in range(n3d):
         j = offset + i
