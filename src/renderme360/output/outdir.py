@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from ..errors import DiskFullError, UnsafeNameError, is_disk_full
+from ..safeopen import open_regular
 from ..textsafe import encode_text
 
 
@@ -345,15 +346,19 @@ def open_own_file(
     """Open a bookkeeping file the tool changes in place (appends to, truncates, locks) and
     return its descriptor, refusing anything that could be another file's name: a symlink
     (``O_NOFOLLOW``), something not a regular file, or a file with more than one hard link
-    (checked on the opened descriptor, so it cannot be swapped in between)."""
+    (checked on the opened descriptor, so it cannot be swapped in between). Opened
+    non-blocking, so a FIFO planted there is refused instead of hanging the open."""
     import stat
 
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
     except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader, opened for writing
+            raise UnsafeNameError(f"refusing to {verb} {path}: not a regular file") from None
         if exc.errno != errno.ELOOP:
             raise
         raise UnsafeNameError(f"refusing to {verb} {path}: it is a symlink") from None
+    os.set_blocking(fd, True)
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
@@ -375,7 +380,7 @@ def _disk_error(exc: OSError, path: Path) -> OSError | DiskFullError:
 def sha256_file(path: str | os.PathLike[str], bufsize: int = 1 << 20) -> str:
     """sha256 of a file, read in blocks (never the whole file in memory)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:  # never a symlink's target, never blocked by a FIFO
         while chunk := f.read(bufsize):
             h.update(chunk)
     return h.hexdigest()
