@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..formats.image import area_reduce, decode, pixel_budget
 from ..naming import validate_actor, validate_performance
-from ..safeopen import is_regular
+from ..safeopen import is_regular, read_regular_text
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
 from .conventions import (
@@ -395,9 +395,9 @@ def _open_dest(dest: Path) -> tuple[ExportDir, dict[str, Any]]:
     rec = out.root / RECORD
     if rec.is_file() and not rec.is_symlink():
         try:
-            doc = json.loads(rec.read_text())
+            doc = json.loads(read_regular_text(rec))
             previous = doc.get("files", {}) if isinstance(doc, dict) else {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, NotRegularFileError):
             previous = {}
     return out, previous if isinstance(previous, dict) else {}
 

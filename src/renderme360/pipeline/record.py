@@ -462,7 +462,7 @@ def write_marker(
 def _fsync_path(path: Path) -> None:
     """Make one file's content (or a folder's entries) durable; best effort."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO never blocks
     except OSError:
         return
     try:
