@@ -2,8 +2,8 @@
 
 Imports are read with ``ast`` (imports inside functions count; ``if TYPE_CHECKING:`` ones do not),
 so a violation fails here before it becomes a tangle. The layers, bottom to top:
-errors -> naming -> tasks / formats / output / camera -> selection / config -> smc -> writers /
-preview -> pipeline -> verify / loader -> cli.
+errors -> naming / safeopen / formats -> tasks / output / camera -> selection / config -> smc ->
+writers / preview -> pipeline -> verify / loader -> cli.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ RANKS = {
     "textsafe": 0,
     "stops": 1,
     "naming": 1,
+    "safeopen": 1,
+    "formats": 1,  # below output/: the folder reader decodes npz/images through formats/
     "tasks": 2,
-    "formats": 2,
     "output": 2,
     "camera": 2,
     "workers": 2,
@@ -51,6 +52,7 @@ FORBIDDEN_THIRD_PARTY = {
     "camera": {"h5py", "cv2"},
     "naming": {"h5py", "numpy"},
     "errors": {"h5py", "numpy"},
+    "safeopen": {"h5py", "numpy", "cv2"},
     "stops": {"h5py", "numpy", "cv2"},
     "workers": {"h5py", "numpy", "cv2"},
 }

@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
+from renderme360.formats.image import declared_size as _image_size
 from renderme360.output.outdir import OutputDir
-from renderme360.preview import _common_frame, _find_inputs, _image_size, make_previews
+from renderme360.preview import _common_frame, _find_inputs, make_previews
 
 W, H = 240, 200
 CAMS = ["00", "01", "02", "03", "04"]

@@ -65,6 +65,16 @@ class UnsafeNameError(Renderme360Error):
     """A name read from a file would escape the output folder or is not of the documented form."""
 
 
+class NotRegularFileError(UnsafeNameError):
+    """A file the tool reads from a folder it does not trust is a symlink, FIFO, device or
+    folder: it is never opened for reading (a symlink could point anywhere, a FIFO blocks)."""
+
+
+class BudgetError(Renderme360Error):
+    """A file declares more pixels or bytes than its reader allows (a decompression bomb):
+    refused from its header, before anything is allocated."""
+
+
 class NotFoundError(Renderme360Error):
     """A subject, performance or SMC file the user asked for does not exist."""
 

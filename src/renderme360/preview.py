@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import struct
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import BudgetError, Renderme360Error
+from .formats.image import DEFAULT_MAX_PIXELS, area_reduce, declared_size, decode
+from .formats.npz import read_npz
 from .output.layout import VISUALIZATION_FILES, OutputPath, parse_path
 from .output.outdir import OutputDir, Written
 from .output.read import FrameFiles, choose_sources
+from .safeopen import open_regular, read_regular
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,7 +50,7 @@ CAMERA_RIG = VISUALIZATION_FILES["camera_rig"]
 # Images larger than this are not decoded for a preview (a 30000 x 30000 PNG would take 2.7 GB:
 # OpenCV decodes PNG in full before reducing it); they are skipped with a note. Real frames are
 # about 5 million pixels, UV textures at most 17 million.
-MAX_PREVIEW_PIXELS = 50_000_000
+MAX_PREVIEW_PIXELS = DEFAULT_MAX_PIXELS
 MAX_PREVIEW_FILE_BYTES = 64 << 20
 
 TILE_WIDTH = 320  # widest tile of the contact sheet, pixels
@@ -215,36 +218,6 @@ def _spread(items: Sequence[str], k: int) -> list[str]:
 # --------------------------------------------------------------------------- decoding
 
 
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG or PNG header, without decoding; None if not found."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
-        w, h = struct.unpack(">II", data[16:24])
-        return int(w), int(h)
-    if data[:2] != b"\xff\xd8":
-        return None
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header seen
-            return None
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > n:
-                return None
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return int(w), int(h)
-        i += 2 + length
-    return None
-
-
 def _reduce_factor(width: int, target: int) -> int:
     """Decode scale divisor: 1 for small images, else the largest of 2, 4, 8 that still leaves
     at least ``target`` pixels of width."""
@@ -260,12 +233,12 @@ def _too_large(path: Path, notes: list[str]) -> tuple[bytes | None, tuple[int, i
     """The bytes and (width, height) of an image small enough to decode for a preview; else
     (None, None), with a warning (and a note when it is above the budget). Checked before any
     pixel is decoded: an image whose header gives no size is not decoded either."""
-    nbytes = path.stat().st_size
-    if nbytes > MAX_PREVIEW_FILE_BYTES:
-        why = f"{nbytes:,} bytes"
+    try:
+        data = read_regular(path, MAX_PREVIEW_FILE_BYTES)
+    except BudgetError:
+        why = f"{path.stat().st_size:,} bytes"
     else:
-        data = path.read_bytes()
-        size = _image_size(data)
+        size = declared_size(data)
         if size is None and data:
             log.warning("preview: skipping %s: no image size in its header", path)
             return None, None
@@ -284,8 +257,6 @@ def _decode(
     """Decode an image, reduced when it is wide and ``target`` pixels of width are enough;
     return it and the full (width, height), or None (with a warning) if it cannot be read or
     is above the preview budget (then also with a note in ``notes``)."""
-    import cv2
-
     try:
         data, size = _too_large(path, notes if notes is not None else [])
         if data is None:
@@ -293,23 +264,13 @@ def _decode(
         if not data:
             raise ValueError("empty file")
         factor = _reduce_factor(size[0], target) if size else 1
-        flags = {
-            (False, 1): cv2.IMREAD_COLOR,
-            (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
-            (False, 4): cv2.IMREAD_REDUCED_COLOR_4,
-            (False, 8): cv2.IMREAD_REDUCED_COLOR_8,
-            (True, 1): cv2.IMREAD_GRAYSCALE,
-            (True, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
-            (True, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
-            (True, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
-        }[(grayscale, factor)]
-        # Pixel coordinates (keypoints) refer to the stored pixels: ignore any EXIF rotation.
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
-    except (*_READ_ERRORS, cv2.error) as exc:
+        # Pixel coordinates (keypoints) refer to the stored pixels: EXIF rotation is ignored.
+        img, done = decode(
+            data, scale=factor, grayscale=grayscale, max_pixels=MAX_PREVIEW_PIXELS, what=str(path)
+        )
+        img = area_reduce(img, factor // done, exact=False)
+    except (*_READ_ERRORS, Renderme360Error) as exc:
         log.warning("preview: skipping %s: %s", path, exc)
-        return None
-    if img is None or img.size == 0:
-        log.warning("preview: skipping %s: not a decodable image", path)
         return None
     if size is None:
         size = (img.shape[1] * factor, img.shape[0] * factor)
@@ -494,9 +455,9 @@ def _masks_overlay(
 def _read_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
     """The named arrays of an npz file, or None (with a warning) if it cannot be read."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {name: np.asarray(z[name]) for name in names}
-    except _READ_ERRORS as exc:
+        with open_regular(path) as f:
+            return read_npz(f, names, str(path))
+    except (*_READ_ERRORS, Renderme360Error) as exc:
         log.warning("preview: skipping %s: %s", path, exc)
         return None
 

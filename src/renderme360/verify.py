@@ -10,19 +10,28 @@ that records every frame) is caught.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import stat
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CorruptOutputError, NotFoundError, Renderme360Error
-from .output.layout import COMPLETE_MARKER, FILE_LIST, JOURNAL, MANIFEST, parse_path
-from .output.outdir import sha256_file
+from .errors import CorruptOutputError, NotFoundError, NotRegularFileError, Renderme360Error
+from .output.layout import (
+    CHECKSUMS,
+    COMPLETE_MARKER,
+    FILE_LIST,
+    JOURNAL,
+    LOCK,
+    MANIFEST,
+    parse_path,
+)
+from .output.outdir import TMP_DIR
 from .output.read import bounded_lines, iter_file_entries, read_manifest
+from .safeopen import open_regular, open_regular_fd
 
 #: Derived files not compared by content with the source: metadata records the source's path
 #: (which may differ between machines); everything else derived is.
@@ -67,7 +76,10 @@ def verify(
     if not report.complete:
         report.problems.append(f"{COMPLETE_MARKER} missing: the extraction did not finish")
     bad: set[str] = set()  # listed files already reported: each bad file counts once
-    malformed = _check_listed_files(folder, manifest, report, on_file, bad)
+    listed: set[str] = set()  # every listed path: the folder's other files are named
+    malformed = _check_listed_files(folder, manifest, report, on_file, bad, listed)
+    if not malformed:
+        _unlisted_files(folder, listed, report)
     if (
         source_root is not None or sources is not None
     ) and not malformed:  # only a well-formed manifest is followed
@@ -88,11 +100,12 @@ def _listed_entries(folder: Path, manifest: dict[str, Any]) -> Iterator[tuple[st
     if files is not None:
         yield from ((f"{MANIFEST}: files[{i}]", item) for i, item in enumerate(files))
         return
-    path = folder / FILE_LIST
-    if path.is_symlink() or not path.is_file():
+    try:
+        raw = open_regular(folder / FILE_LIST)
+    except (OSError, NotRegularFileError):
         return
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(bounded_lines(f, path), 1):
+    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(bounded_lines(f, folder / FILE_LIST), 1):
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -106,6 +119,7 @@ def _check_listed_files(
     report: VerifyReport,
     on_file: Callable[[int], None] | None = None,
     bad: set[str] | None = None,
+    listed: set[str] | None = None,
 ) -> bool:
     """Size and sha256 of every listed file, the list read as a stream; a list shorter or
     longer than the manifest's count is a problem. Return whether an entry was malformed;
@@ -127,6 +141,8 @@ def _check_listed_files(
             continue
         rel, size, digest = item["path"], item["bytes"], item.get("sha256") or ""
         report.checked += 1
+        if listed is not None:
+            listed.add(rel)
         problem = _check_file(os.path.join(root, rel), size, digest)
         if problem:
             report.problems.append(f"{rel}: {problem}")
@@ -155,18 +171,17 @@ def _plain_relative(rel: object) -> bool:
 def _check_file(path: str, size: int, digest: str) -> str | None:
     """What is wrong with one listed file (None: regular file, right size and sha256).
 
-    One open: the size comes from ``fstat`` of the descriptor that is then hashed, and a
-    symlink is refused by ``O_NOFOLLOW`` (a link is never a file we wrote).
+    One open (safeopen): the size comes from ``fstat`` of the descriptor that is then hashed;
+    a symlink (never a file we wrote) or a FIFO, device or folder is refused without blocking.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd, st = open_regular_fd(path)
     except FileNotFoundError:
         return "missing"
-    except OSError:
-        return "wrong size or not a regular file"
+    except (OSError, NotRegularFileError):
+        return "wrong size or not a regular file (a symlink, FIFO or device is never read)"
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        if st.st_size != size:
             return "wrong size or not a regular file"
         if not digest:
             return None
@@ -183,6 +198,31 @@ def _check_file(path: str, size: int, digest: str) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+#: Files of a performance folder the manifest does not list: its own bookkeeping.
+_BOOKKEEPING = frozenset({MANIFEST, FILE_LIST, CHECKSUMS, COMPLETE_MARKER, JOURNAL, LOCK})
+
+
+def _unlisted_files(folder: Path, listed: set[str], report: VerifyReport) -> None:
+    """Report what the folder holds that the manifest does not list (a planted frame, a FIFO)
+    and every symlink anywhere in it (none is ever written): one walk, no link followed."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            entries = list(os.scandir(os.path.join(folder, rel_dir) if rel_dir else folder))
+        except OSError:
+            continue
+        for entry in sorted(entries, key=lambda e: e.name):
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_symlink():
+                report.problems.append(f"{rel}: a symlink (never written by extract; not read)")
+            elif entry.is_dir(follow_symlinks=False):
+                if rel != TMP_DIR:  # staging of a run: its leftovers are removed by the next
+                    stack.append(rel)
+            elif rel not in listed and rel not in _BOOKKEEPING:
+                report.problems.append(f"{rel}: in the folder but not in the manifest")
 
 
 def is_performance_folder(path: Path) -> bool:
@@ -349,8 +389,7 @@ def _derived_against_source(
             for rec in result.done:
                 key = rec.key
                 report.derived_against_source += 1
-                path = folder / key
-                if not path.is_file() or sha256_file(path) != rec.sha256:
+                if _sha256_regular(folder / key) != rec.sha256:
                     report.problems.append(
                         f"{key}: differs from what {files[unit.role]} holds for the recorded "
                         "selection (stale or altered)"
@@ -418,14 +457,25 @@ def _against_source(
                 report.problems.append(f"{item['path']}: not in the source ({exc})")
                 continue
             report.checked_against_source += 1
-            path = folder / item["path"]
-            if not path.is_file() or hashlib.sha256(stored).hexdigest() != sha256_file(path):
+            if hashlib.sha256(stored).hexdigest() != _sha256_regular(folder / item["path"]):
                 report.problems.append(
                     f"{item['path']}: differs from the stored bytes in {files[role]}"
                 )
     finally:
         for r in readers.values():
             r.close()
+
+
+def _sha256_regular(path: Path) -> str | None:
+    """sha256 of a regular file of the folder, None when absent or not a regular file."""
+    try:
+        with open_regular(path) as f:
+            h = hashlib.sha256()
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+            return h.hexdigest()
+    except (OSError, NotRegularFileError):
+        return None
 
 
 _BLOB_KINDS = {"images": "color", "masks": "mask", "uv": "uv", "scan_masks": "scan_mask"}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import Renderme360Error
+from ..formats.image import SCALES
 
 #: Added to an OpenCV (pixel-centre origin) coordinate to get a corner-origin one.
 PIXEL_CENTER = 0.5
@@ -20,7 +21,8 @@ PIXEL_CENTER = 0.5
 #: ``c2w_opencv @ OPENCV_TO_OPENGL`` flips the camera's y and z axes (x right, y up, z backward).
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 
-DOWNSCALES = (1, 2, 4, 8)
+#: ``--downscale`` factors: the image module's reduction factors (one list for every decoder).
+DOWNSCALES = SCALES
 
 CONVENTIONS_TEXT = """\
 Conventions (renderme360 export)

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UnsafeNameError
+from ..errors import NotRegularFileError, UnsafeNameError
 from ..output.confined import (
     check_relative,
     check_root,
@@ -30,6 +30,7 @@ from ..output.confined import (
     sibling_tmp,
     write_new,
 )
+from ..safeopen import open_regular_fd
 from ..workers import own_temp
 
 
@@ -92,29 +93,27 @@ class ExportDir:
         """Hard-link ``src`` at ``rel`` (a copy when linking is impossible), staged.
 
         Returns (path, linked). An existing hard link to the same file is kept as it is.
+        ``src`` must be a regular file (a symlink, FIFO or device is refused, checked on an
+        open descriptor: never linked to or copied from elsewhere).
         """
         dst = self.path(rel)
-        s = os.stat(src)
-        try:
-            d = os.lstat(dst)
-            if (d.st_ino, d.st_dev) == (s.st_ino, s.st_dev):
-                return dst, True
-        except FileNotFoundError:
-            pass
-        tmp = self.stage(rel)
-        try:
-            os.link(src, tmp)
-            linked = True
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
+        fd, s = open_regular_fd(src)
+        with os.fdopen(fd, "rb") as fsrc:
             try:
-                with open(src, "rb") as fsrc, open(create_new(tmp), "wb") as fdst:
-                    shutil.copyfileobj(fsrc, fdst, 1 << 20)
+                d = os.lstat(dst)
+                if (d.st_ino, d.st_dev) == (s.st_ino, s.st_dev):
+                    return dst, True
+            except FileNotFoundError:
+                pass
+            tmp = self.stage(rel)
+            try:
+                linked = _link_same(src, tmp, s)
+                if not linked:
+                    with open(create_new(tmp), "wb") as fdst:
+                        shutil.copyfileobj(fsrc, fdst, 1 << 20)
             except BaseException:
                 _unlink(tmp)
                 raise
-            linked = False
         return dst, linked
 
     def remove_leftovers(self) -> int:
@@ -131,6 +130,21 @@ class ExportDir:
             return False
         _prune_empty(p.parent, self.root)
         return True
+
+
+def _link_same(src: str | os.PathLike[str], tmp: Path, st: os.stat_result) -> bool:
+    """Hard-link ``src`` itself (never a symlink's target) at ``tmp``: True when the link is
+    the file ``st`` describes, False when linking is impossible (another file system)."""
+    try:
+        os.link(src, tmp, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        return False
+    t = os.lstat(tmp)
+    if (t.st_ino, t.st_dev) != (st.st_ino, st.st_dev):  # swapped since it was opened
+        raise NotRegularFileError(f"refusing to export {os.fspath(src)}: it changed while linked")
+    return True
 
 
 def write_atomic(path: Path, data: bytes) -> Path:

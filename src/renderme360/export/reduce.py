@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import Renderme360Error
+from ..formats.image import area_reduce, decode, pixel_budget
+from ..safeopen import read_regular
 from ..workers import WorkerPool, default_workers
 from .files import write_atomic
 
@@ -57,15 +59,14 @@ def binary_mask(img: np.ndarray) -> np.ndarray:
 
 
 def _reduce(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndarray:
+    """The image may declare at most the calibration's ``width x height`` (formats.image
+    budget): a small file declaring a huge image is refused before decoding."""
     import cv2
 
-    buf = np.frombuffer(data, dtype=np.uint8)
     tw, th = width // k, height // k
+    budget = pixel_budget(width, height)
     if bytes(data[:3]) == _JPEG_MAGIC:
-        flag = _reduced_flag(cv2, k, mask)
-        img = cv2.imdecode(buf, flag)
-        if img is None:
-            raise Renderme360Error("not a decodable JPEG")
+        img, _ = decode(data, scale=k, grayscale=mask, max_pixels=budget, what="image")
         expect = (-(-height // k), -(-width // k))  # libjpeg scales with ceil
         if img.shape[:2] != expect:
             raise Renderme360Error(
@@ -73,9 +74,7 @@ def _reduce(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndar
                 f"calibration says {width}x{height}"
             )
         return np.ascontiguousarray(img[:th, :tw])
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise Renderme360Error("not a decodable image")
+    img, _ = decode(data, unchanged=True, max_pixels=budget, what="image")
     if img.dtype != np.uint8:
         raise Renderme360Error(f"unsupported image sample type {img.dtype}")
     if img.shape[:2] != (height, width):
@@ -90,25 +89,15 @@ def _reduce(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndar
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     elif not mask and img.shape[2] == 4:
         img = img[:, :, :3]
-    img = img[: th * k, : tw * k]
-    if k == 1:
-        return np.ascontiguousarray(img)
-    return cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
-
-
-def _reduced_flag(cv2: object, k: int, mask: bool) -> int:
-    if k == 1:
-        return cv2.IMREAD_GRAYSCALE if mask else cv2.IMREAD_COLOR  # type: ignore[attr-defined]
-    kind = "GRAYSCALE" if mask else "COLOR"
-    return int(getattr(cv2, f"IMREAD_REDUCED_{kind}_{k}"))
+    return area_reduce(img, k, exact=True)
 
 
 def run_task(task: ReduceTask) -> int:
     """Do one task; returns the bytes written."""
     import cv2
 
-    data = task.data if task.data is not None else Path(task.src or "").read_bytes()
     try:
+        data = task.data if task.data is not None else read_regular(task.src or "")
         img = reduce_bytes(data, task.k, task.mask, task.width, task.height, task.soft)
     except Renderme360Error as exc:
         raise Renderme360Error(f"{task.src or task.dst}: {exc}") from None

@@ -23,11 +23,18 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import EmptySelectionError, InvalidIdError, Renderme360Error, UsageError
-from ..formats.image import image_channels
+from ..errors import (
+    EmptySelectionError,
+    InvalidIdError,
+    NotRegularFileError,
+    Renderme360Error,
+    UsageError,
+)
+from ..formats.image import area_reduce, decode, image_channels, pixel_budget
 from ..naming import validate_actor, validate_performance
 from ..output.layout import LOCK
 from ..output.lock import FolderLock
+from ..safeopen import is_regular, read_regular_text
 from ..selection import FrameRange, parse_cameras, parse_frames, resolve_cameras
 from . import colmap_model as cm
 from .conventions import (
@@ -289,6 +296,8 @@ class _Placer:
         a mask that is not single-channel gets a 1-channel PNG copy (nerfstudio refuses it).
         """
         src = self._source_path(kind, cam, frame)
+        if src is not None and not is_regular(src):  # a planted symlink/FIFO: never exported
+            raise NotRegularFileError(f"refusing to export {src}: not a regular file")
         rel = self._as_is(kind, cam, frame, rel_noext, colmap, src) if self.k == 1 else None
         if rel is None:
             rel = self._queue(kind, cam, frame, rel_noext, src)
@@ -505,9 +514,9 @@ def _open_dest(out: ExportDir) -> dict[str, Any]:
     rec = out.root / RECORD
     if rec.is_file() and not rec.is_symlink():
         try:
-            doc = json.loads(rec.read_text())
+            doc = json.loads(read_regular_text(rec))
             previous = doc.get("files", {}) if isinstance(doc, dict) else {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, NotRegularFileError):
             previous = {}
     return previous if isinstance(previous, dict) else {}
 
@@ -961,15 +970,13 @@ def _sample_colours(
 ) -> None:
     """Colour of each observed point in this camera, from a 1/8-size DCT-domain decode (a few
     milliseconds per image): the initial colour splatting codebases give each point."""
-    import cv2
-
     try:
         data = perf.image_bytes(cam, frame)
+        c = perf.cameras[cam]
+        img, done = decode(data, scale=8, max_pixels=pixel_budget(c.width, c.height))
     except Renderme360Error:
         return
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_REDUCED_COLOR_8)
-    if img is None:
-        return
+    img = area_reduce(img, 8 // done, exact=False)  # a PNG is decoded whole
     h, w = img.shape[:2]
     for i in range(n3d):
         j = offset + i

@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidIdError, UsageError
+from ..formats.image import SCALES
 from ..naming import camera_key
-
-#: ``scale`` values of images: JPEG decodes at 1/2, 1/4, 1/8 in the DCT domain.
-SCALES = (1, 2, 4, 8)
 
 if TYPE_CHECKING:
     from .performance import Performance

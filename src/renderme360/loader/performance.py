@@ -15,7 +15,6 @@ assuming the capture spans the audio exactly: ``fps = num_frames / (samples / sa
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
@@ -26,8 +25,17 @@ import numpy as np
 
 from ..camera import Camera, calibration_problem
 from ..errors import IncompleteError, InvalidIdError, NotFoundError, UsageError
+from ..formats.image import (
+    DEFAULT_MAX_PIXELS,
+    SCALES,
+    area_reduce,
+    declared_size,
+    decode,
+    decode_image,
+    pixel_budget,
+)
 from ..naming import camera_key
-from .dataset import SCALES, FrameDataset
+from .dataset import FrameDataset
 
 if TYPE_CHECKING:
     from ..formats.timeline import Clock
@@ -330,10 +338,17 @@ class Performance:
             for cam in self.source.cameras(kind):
                 frames = self.source.frames(kind, cam)
                 if frames:
-                    size = _image_size(self.source.blob(kind, cam, frames[0]) or b"")
+                    size = declared_size(self.source.blob(kind, cam, frames[0]) or b"")
                     if size is not None:
-                        return size
+                        return size[1], size[0]
         return 0, 0
+
+    @cached_property
+    def _pixel_budget(self) -> int:
+        """Pixels an image or mask may declare: the recorded (or first image's) width x
+        height with a little slack; the default budget when unknown (formats.image)."""
+        height, width = self._resolution()
+        return pixel_budget(width, height)
 
     # ------------------------------------------------------------------ images and masks
     def image_bytes(self, camera: int | str, frame: int) -> bytes:
@@ -363,11 +378,11 @@ class Performance:
         """
         import cv2
 
-        flag = _decode_flag(scale, color=True)
+        k = _scale(scale)
         data = self._blob("color", camera, frame)
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
-        if img is None:
-            raise _corrupt(self._name, "image", camera, frame)
+        where = f"{self._name}: image camera {camera_key(camera)} frame {frame}"
+        img, done = decode(data, scale=k, max_pixels=self._pixel_budget, what=where)
+        img = area_reduce(img, k // done, exact=False)
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -377,18 +392,11 @@ class Performance:
 
         With ``scale`` > 1 it is area-averaged to the size of ``image(..., scale)`` (soft edges).
         """
-        from ..formats.image import decode_image
-
-        _decode_flag(scale, color=False)
+        k = _scale(scale)
         data = self._blob("mask", camera, frame)
         where = f"{self._name}: mask camera {camera_key(camera)} frame {frame}"
-        mask = decode_image(data, grayscale=True, what=where)
-        if scale == 1:
-            return mask
-        import cv2
-
-        size = (math.ceil(mask.shape[1] / scale), math.ceil(mask.shape[0] / scale))
-        return cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+        mask = decode_image(data, grayscale=True, what=where, max_pixels=self._pixel_budget)
+        return area_reduce(mask, k, exact=False)
 
     def _blob(self, kind: str, camera: int | str, frame: int) -> bytes:
         cam = self._check_frame(kind, camera, frame)
@@ -469,9 +477,8 @@ class Performance:
         """One UV texture, RGB uint8 (H, W, 3)."""
         import cv2
 
-        from ..formats.image import decode_image
-
-        bgr = decode_image(self.uv_bytes(frame), what=f"{self._name}: UV texture frame {frame}")
+        where = f"{self._name}: UV texture frame {frame}"
+        bgr = decode_image(self.uv_bytes(frame), what=where, max_pixels=DEFAULT_MAX_PIXELS)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def scan(self) -> tuple[np.ndarray, np.ndarray]:
@@ -644,19 +651,10 @@ def _id_arg(value: object, what: str) -> str | None:
     raise UsageError(f"{what} must be a string like {example}, got {value!r}")
 
 
-def _decode_flag(scale: int, color: bool) -> int:
-    import cv2
-
+def _scale(scale: int) -> int:
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    if not color:
-        return cv2.IMREAD_UNCHANGED
-    return {
-        1: cv2.IMREAD_COLOR,
-        2: cv2.IMREAD_REDUCED_COLOR_2,
-        4: cv2.IMREAD_REDUCED_COLOR_4,
-        8: cv2.IMREAD_REDUCED_COLOR_8,
-    }[scale]
+    return int(scale)
 
 
 def _check_rate(rate: object) -> None:
@@ -664,39 +662,7 @@ def _check_rate(rate: object) -> None:
         raise UsageError(f"a rate must be a positive integer (Hz or frames/s), got {rate!r}")
 
 
-def _corrupt(name: str, what: str, camera: int | str, frame: int) -> Exception:
-    from ..errors import SMCFormatError
-
-    return SMCFormatError(
-        f"{name}: {what} camera {camera_key(camera)} frame {frame} cannot be decoded"
-    )
-
-
 def _span(frames: Sequence[int]) -> str:
     if not frames:
         return "none"
     return f"{frames[0]}..{frames[-1]}, {len(frames)} stored"
-
-
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a PNG or JPEG header, without decoding pixels."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    if data[:2] != b"\xff\xd8":
-        return None
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 1 if marker == 0xFF else 2
-            continue
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(
-                data[i + 7 : i + 9], "big"
-            )
-        i += 2 + length
-    return None

@@ -245,7 +245,7 @@ def fsync_path(path: Path) -> None:
     """fsync a file or folder by name without following a symlink (best effort: some
     filesystems cannot fsync a folder)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO never blocks
     except OSError:
         return
     try:
@@ -262,13 +262,17 @@ def open_own_file(
     """Open a bookkeeping file the tool changes in place (appends to, truncates, locks) and
     return its descriptor, refusing anything that could be another file's name: a symlink
     (``O_NOFOLLOW``), something not a regular file, or a file with more than one hard link
-    (checked on the opened descriptor, so it cannot be swapped in between)."""
+    (checked on the opened descriptor, so it cannot be swapped in between). Opened
+    non-blocking, so a FIFO planted there is refused instead of hanging the open."""
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
     except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader, opened for writing
+            raise UnsafeNameError(f"refusing to {verb} {path}: not a regular file") from None
         if exc.errno != errno.ELOOP:
             raise
         raise UnsafeNameError(f"refusing to {verb} {path}: it is a symlink") from None
+    os.set_blocking(fd, True)
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)

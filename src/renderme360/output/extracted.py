@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
+from ..formats.npz import npz_members, read_npz
+from ..safeopen import is_regular, open_regular, read_regular, read_regular_text
 from . import layout
 from .layout import OutputPath
-from .read import ItemKey, choose_sources, folder_layouts, frames_by_camera
+from .read import ItemKey, choose_sources, folder_layouts, frames_by_camera, recorded_paths
 from .walk import walk
 
 #: Blob kinds (as in the SMC reader) -> output modality.
@@ -97,15 +99,26 @@ class ExtractedFolder:
         for role in self._order(modality):
             prefix = "" if role is None else layout.source_prefix(role, "separate")
             path = self.root / (prefix + layout.FIXED_PATHS[name])
-            if path.is_file():
+            if self._recorded(prefix + layout.FIXED_PATHS[name]) and is_regular(path):
                 return path
         return None
 
     @cached_property
+    def _listed(self) -> frozenset[str]:
+        """Paths the manifest (or an unfinished run's journal) records: only these are read;
+        a file planted in the folder (a symlink to elsewhere, an extra frame) is not."""
+        return frozenset(recorded_paths(self.root))
+
+    def _recorded(self, rel: str) -> bool:
+        return rel in self._listed
+
+    @cached_property
     def _items(self) -> dict[ItemKey, tuple[str, OutputPath]]:
-        """Per-camera and per-frame files, one copy each (the folder is listed once)."""
+        """Per-camera and per-frame files the manifest records and the folder holds, one copy
+        each (the folder is listed once)."""
+        listed = self._listed
         return choose_sources(
-            _relative_files(self.root),
+            (rel for rel in _relative_files(self.root) if rel in listed),
             lambda p: self._order(p.modality),
             accept=lambda p: p.camera is not None or p.frame is not None,
         )
@@ -129,10 +142,10 @@ class ExtractedFolder:
                 continue
             prefix = "" if role is None else layout.source_prefix(role, "separate")
             path = self.root / (prefix + layout.FIXED_PATHS["metadata_json"])
-            if path.is_file():
+            if self._recorded(prefix + layout.FIXED_PATHS["metadata_json"]) and is_regular(path):
                 try:
-                    doc = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
+                    doc = json.loads(read_regular_text(path, _MAX_JSON_BYTES))
+                except (OSError, ValueError, SMCFormatError) as exc:
                     raise SMCFormatError(f"{path}: unreadable metadata ({exc})") from exc
                 return doc if isinstance(doc, dict) else {}
         return {}
@@ -196,8 +209,8 @@ class ExtractedFolder:
         if role is False:
             return [(c, self._item("calibration", c, None)) for c in cams]  # type: ignore[misc]
         prefix = "" if role is None else layout.source_prefix(role, "separate")  # type: ignore[arg-type]
-        paths = [(c, self.root / (prefix + layout.calibration_camera_path(c))) for c in cams]
-        return [(c, path) for c, path in paths if path.is_file()]
+        rels = [(c, prefix + layout.calibration_camera_path(c)) for c in cams]
+        return [(c, self.root / rel) for c, rel in rels if self._recorded(rel)]
 
     def calibration_conflicts(self) -> list[CalibrationConflict]:
         """Where the folder's calibration copies disagree with the one :meth:`calibration` reads.
@@ -221,7 +234,7 @@ class ExtractedFolder:
                 ("calibration_json", _read_calibration_json),
             ):
                 path = self.root / (prefix + layout.FIXED_PATHS[name])
-                if path.is_file() and path != ref_path:
+                if self._recorded(prefix + layout.FIXED_PATHS[name]) and path != ref_path:
                     copies.append(
                         (path.relative_to(self.root).as_posix(), lambda p=path, r=read: r(p))
                     )
@@ -261,7 +274,7 @@ class ExtractedFolder:
     def blob(self, kind: str, cam: str, frame: int) -> bytes | None:
         """Stored bytes of a colour image or mask, or None when absent."""
         p = self.path(kind, cam, frame)
-        return None if p is None else p.read_bytes()
+        return None if p is None else read_regular(p)
 
     # ------------------------------------------------------------------ keypoints, FLAME
     def keypoints2d_cameras(self) -> list[str]:
@@ -290,15 +303,19 @@ class ExtractedFolder:
         if p is None:
             return None
         if fields:
-            with np.load(p, allow_pickle=False) as z:
-                stored = [n for n in z.files if n != "frame_ids"]
+            with _npz_file(p) as f:
+                stored = [n for n in npz_members(f, str(p)) if n != "frame_ids"]
             missing = [n for n in fields if n not in stored]
             if missing:
                 raise InvalidIdError(
                     f"{p}: no FLAME field(s) {', '.join(missing)} (stored: {', '.join(stored)})"
                 )
-        names = None if fields is None else ("frame_ids", *fields)
-        return _load_npz(p, ("frame_ids",), names)
+        if fields is None:
+            z = _load_npz(p)
+            if "frame_ids" not in z:
+                raise SMCFormatError(f"{p}: no array(s) frame_ids")
+            return z
+        return _load_npz(p, ("frame_ids", *fields))
 
     # ------------------------------------------------------------------ UV, scan, audio
     def uv_frames(self) -> list[int]:
@@ -308,7 +325,7 @@ class ExtractedFolder:
     def uv_bytes(self, frame: int) -> bytes | None:
         """Stored bytes of one UV texture, or None."""
         p = self._item("uv", None, frame)
-        return None if p is None else p.read_bytes()
+        return None if p is None else read_regular(p)
 
     def scan(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(vertices (V, 3) at stored precision, faces (F, 3) int64) of the scan mesh, or None."""
@@ -318,7 +335,7 @@ class ExtractedFolder:
         from plyfile import PlyData
 
         try:
-            with open(p, "rb") as f:
+            with open_regular(p) as f:
                 ply = PlyData.read(f)
             v = ply["vertex"].data
             vertices = np.stack([v["x"], v["y"], v["z"]], axis=1)
@@ -339,7 +356,8 @@ class ExtractedFolder:
             return None
         import soundfile
 
-        data, rate = soundfile.read(str(p), dtype="float32", always_2d=False)
+        with open_regular(p) as f:
+            data, rate = soundfile.read(f, dtype="float32", always_2d=False)
         return data, int(rate)
 
 
@@ -421,7 +439,7 @@ def _read_calibration_json(path: Path) -> dict[str, Any]:
     """``cameras.json``: ``{"cameras": {cam: {"K", "D", "RT"}}}`` as float64 arrays, and under
     ``"left_out"`` the cameras it names as left out (``{cam: why}``)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(read_regular_text(path, _MAX_JSON_BYTES))
         out: dict[str, Any] = {
             str(cam): {k: np.asarray(v[k], dtype=np.float64) for k in ("K", "D", "RT")}
             for cam, v in doc["cameras"].items()
@@ -432,15 +450,20 @@ def _read_calibration_json(path: Path) -> dict[str, Any]:
         raise SMCFormatError(f"{path}: unreadable calibration ({exc!r})") from exc
 
 
-def _load_npz(
-    path: Path, required: tuple[str, ...], names: tuple[str, ...] | None = None
-) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` (all, or ``names``; no pickles), checking required ones exist."""
+#: metadata/info.json and cameras.json are a few kB; a larger one is not read.
+_MAX_JSON_BYTES = 64 << 20
+
+
+def _npz_file(path: Path) -> Any:
+    """An npz of the folder opened as a regular file (a symlink or FIFO is refused)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in (*required, *(names or ())) if k not in z.files]
-            if missing:
-                raise SMCFormatError(f"{path}: no array(s) {', '.join(sorted(set(missing)))}")
-            return {k: z[k] for k in (z.files if names is None else names)}
-    except (OSError, ValueError) as exc:
+        return open_regular(path)
+    except OSError as exc:
         raise SMCFormatError(f"{path}: unreadable npz ({exc})") from exc
+
+
+def _load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of an ``.npz`` (all when None; no pickles), each checked against
+    its declared size and the budget before it is read (formats.npz); a missing one refused."""
+    with _npz_file(path) as f:
+        return read_npz(f, names, str(path))

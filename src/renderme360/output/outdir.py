@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import DiskFullError, UnsafeNameError, is_disk_full
+from ..safeopen import open_regular
 from ..textsafe import encode_text
 from .confined import (
     TMP_DIR,
@@ -313,7 +314,7 @@ def _disk_error(exc: OSError, path: Path) -> OSError | DiskFullError:
 def sha256_file(path: str | os.PathLike[str], bufsize: int = 1 << 20) -> str:
     """sha256 of a file, read in blocks (never the whole file in memory)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:  # never a symlink's target, never blocked by a FIFO
         while chunk := f.read(bufsize):
             h.update(chunk)
     return h.hexdigest()

@@ -5,6 +5,7 @@ Used by ``verify``, ``preview``, resume and the loader; paths come from :mod:`.l
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import CorruptOutputError
+from ..errors import CorruptOutputError, NotRegularFileError
+from ..safeopen import open_regular
 from .layout import (
     COMPLETE_MARKER,
     FILE_LIST,
     FIXED_PATHS,
     FOLDERS,
+    JOURNAL,
     MANIFEST,
     SOURCE_FOLDERS,
     OutputPath,
@@ -112,10 +115,13 @@ def parse_record_line(line: str) -> Record | None:
 
 def iter_lines(path: Path) -> Iterator[str]:
     """Lines of a JSON Lines file of the output folder; a symlink planted there, or anything
-    that is not a regular file, gives none; a line longer than MAX_LINE is refused."""
-    if path.is_symlink() or not path.is_file():
+    that is not a regular file (a FIFO: never blocks), gives none; a line longer than MAX_LINE
+    is refused."""
+    try:
+        raw = open_regular(path)
+    except (OSError, NotRegularFileError):
         return
-    with open(path, encoding="utf-8") as f:
+    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
         yield from bounded_lines(f, path)
 
 
@@ -183,9 +189,9 @@ def has_file_list(out_dir: Path, doc: dict[str, Any] | None = None) -> bool:
 def _read_json_object(path: Path) -> dict[str, Any] | None:
     """A JSON object from a file, or None when absent, unreadable or not an object."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path) as f:
             doc = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, NotRegularFileError):
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -233,6 +239,17 @@ def path_exists_with_size(root: Path, rel: str, size: int) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(st.st_mode) and st.st_size == size
+
+
+def recorded_paths(out_dir: Path) -> Iterator[str]:
+    """Relative paths of every file the manifest lists and the journal of an unfinished run
+    records: the files a reader of the folder may open (anything else in it was not written
+    by the tool)."""
+    yield from iter_manifest_paths(out_dir)
+    for entry in iter_json_lines(Path(out_dir) / JOURNAL):
+        rec = as_record(entry)
+        if rec is not None and isinstance(rec.path, str):
+            yield rec.path
 
 
 def manifest_paths(out_dir: Path) -> list[str]:
@@ -382,6 +399,10 @@ def read_calibration(out_dir: Path, source: str | None = None) -> dict[str, dict
     """``{camera: {"K", "D", "RT"}}`` from an extracted ``all_cameras.npz`` (RT camera-to-world)."""
     import numpy as np
 
-    with np.load(Path(out_dir) / calibration_path(source), allow_pickle=False) as z:
-        ids = [str(c) for c in z["camera_ids"]]
-        return {c: {k: z[k][i] for k in ("K", "D", "RT")} for i, c in enumerate(ids)}
+    from ..formats.npz import read_npz
+
+    path = Path(out_dir) / calibration_path(source)
+    with open_regular(path) as f:
+        z = read_npz(f, ("camera_ids", "K", "D", "RT"), str(path))
+    ids = [str(c) for c in np.asarray(z["camera_ids"])]
+    return {c: {k: z[k][i] for k in ("K", "D", "RT")} for i, c in enumerate(ids)}

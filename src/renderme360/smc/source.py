@@ -14,6 +14,8 @@ credentials (``user:pass@``, a signed query): :func:`redact` is how it is ever s
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import logging
 import os
@@ -527,10 +529,43 @@ class SourceFile(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        data = self.source.read_cached(self._pos, len(view))
+        with _collector_paused():  # HDF5 calls in here holding h5py's lock: see below
+            data = self.source.read_cached(self._pos, len(view))
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+_PAUSED = 0
+_PAUSE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cycle collection while HDF5 waits for a remote read. HDF5 reads a remote file through
+    :meth:`SourceFile.readinto` holding h5py's lock, and the bytes come from fsspec's event-loop
+    thread: a collection on that thread that frees an h5py object waits for that lock, so both
+    threads would wait for each other forever. Objects are still freed by reference count; the
+    collection runs when the read is done."""
+    global _PAUSED
+    with _PAUSE_LOCK:
+        if _PAUSED == 0:
+            was_enabled = gc.isenabled()
+            gc.disable()
+            _PAUSED = -1 if not was_enabled else 1
+        elif _PAUSED > 0:
+            _PAUSED += 1
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            if _PAUSED > 1:
+                _PAUSED -= 1
+            elif _PAUSED == 1:
+                _PAUSED = 0
+                gc.enable()
+            else:  # the collector was off before: leave it off
+                _PAUSED = 0
 
 
 def source_id(location: Any) -> SourceId:
