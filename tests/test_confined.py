@@ -192,7 +192,7 @@ def test_a_planted_temp_name_is_never_opened(tmp_path, monkeypatch, kind, op) ->
     _plant(kind, planted, outside)
     monkeypatch.setattr(files, "sibling_tmp", lambda path: planted)
 
-    def cross_device(src, dst):
+    def cross_device(src, dst, **_kw):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(files.os, "link", cross_device)
