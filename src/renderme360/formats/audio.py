@@ -168,9 +168,11 @@ def resampled_length(n: int, rate: int, new_rate: int) -> int:
 def resample(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
     """``audio`` ((frames,) or (frames, channels)) at ``new_rate`` Hz, float32.
 
-    A polyphase filter (``scipy.signal.resample_poly``: Kaiser-windowed low-pass, then
-    up/down by the reduced ratio), not decimation: 48 kHz -> 16 kHz removes what lies above
-    8 kHz instead of folding it back. Length: :func:`resampled_length`.
+    libsoxr's band-limited resampler (``soxr.resample``, quality HQ: a steep low-pass, then the
+    rate change), not decimation: 48 kHz -> 16 kHz removes what lies above 8 kHz instead of
+    folding it back. soxr imports in ~0.1 s (scipy.signal took ~0.9 s of every command).
+    Length: :func:`resampled_length`; soxr rounds to the nearest sample, so a result one short
+    repeats its last sample.
     """
     x = np.asarray(audio)
     x = to_float(x if x.ndim == 1 else _frames_first(x))
@@ -178,13 +180,14 @@ def resample(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
         raise SMCFormatError(f"cannot resample audio from {rate} Hz to {new_rate} Hz")
     if rate == new_rate:
         return x
-    from math import gcd
+    import soxr
 
-    from scipy.signal import resample_poly
-
-    g = gcd(rate, new_rate)
-    out = resample_poly(x, new_rate // g, rate // g, axis=0)
-    return np.asarray(out[: resampled_length(len(x), rate, new_rate)], dtype=np.float32)
+    want = resampled_length(len(x), rate, new_rate)
+    out = soxr.resample(np.ascontiguousarray(x, dtype=np.float32), rate, new_rate, "HQ")
+    if len(out) < want:
+        edge = out[-1:] if len(out) else np.zeros((1, *x.shape[1:]), np.float32)
+        out = np.concatenate([out, np.repeat(edge, want - len(out), axis=0)])
+    return np.asarray(out[:want], dtype=np.float32)
 
 
 def pcm16(audio: np.ndarray) -> np.ndarray:
