@@ -180,7 +180,7 @@ camera: {summary.cameras[0]}; crop: {summary.crop} box x0,y0,w,h = {how.box} (fu
 
 {ident}.mp4   H.264 yuv420p, {how.width}x{how.height}, constant {summary.fps} fps, AAC speech;
               frame j (t = j / {summary.fps} s) shows the source frame covering t.
-aud.wav       the same speech, 16 kHz mono PCM16 (polyphase resampling), the video's span.
+aud.wav       the same speech, 16 kHz mono PCM16 (libsoxr), the video's span.
 camera.json   K, D, c2w of the crop (OpenCV convention) for 3D methods.
 segments.csv  where each take lies (video frames, audio samples, source frames).
 

@@ -488,7 +488,7 @@ class Performance:
     # ------------------------------------------------------------------ audio and time
     def audio(self, rate: int | None = None, mono: bool = False) -> tuple[np.ndarray, int]:
         """``(samples, sample_rate)``: by default the stored array (e.g. (n, 2) float32) and its
-        rate in Hz; ``rate=16000`` resamples (polyphase low-pass filter, float32) and
+        rate in Hz; ``rate=16000`` resamples (band-limited, libsoxr; float32) and
         ``mono=True`` averages the channels, as speech models read it: ``audio(16000, True)``.
         """
         samples, stored = self._need(self.source.audio(), "audio")
