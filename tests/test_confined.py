@@ -185,12 +185,14 @@ def test_a_planted_temp_name_is_never_opened(tmp_path, monkeypatch, kind, op) ->
     """The create is O_EXCL|O_NOFOLLOW: a name made in advance fails the write, nothing else.
     (The copy fallback of link_or_copy used shutil.copyfile, which followed a link there.)"""
     import renderme360.export.files as files
+    import renderme360.output.confined as confined
 
     outside = _outside(tmp_path)
     root = tmp_path / "root"
     planted = root / ".x.bin.0badc0de.tmp"
     _plant(kind, planted, outside)
     monkeypatch.setattr(files, "sibling_tmp", lambda path: planted)
+    monkeypatch.setattr(confined, "sibling_tmp", lambda path: planted)  # write_atomic's name
 
     def cross_device(src, dst, **_kw):
         raise OSError(errno.EXDEV, "Invalid cross-device link")

@@ -27,6 +27,7 @@ from ..output.confined import (
     leftovers_of,
     put_in_place,
     remove_sibling_tmps,
+    replacing,
     sibling_tmp,
     write_new,
 )
@@ -160,14 +161,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     renamed to ``path`` when the block ends, removed if it raises. ``path`` comes from
     :meth:`ExportDir.path` (checked); a killed process leaves only the temporary name, which
     the next run removes."""
-    tmp = sibling_tmp(path)
-    with own_temp(tmp):  # a pool worker whose parent dies removes it before exiting
-        try:
-            yield tmp
-            put_in_place(tmp, path)
-        except BaseException:
-            _unlink(tmp)
-            raise
+    with replacing(path) as tmp, own_temp(tmp):  # a worker whose parent dies removes it
+        yield tmp
 
 
 def _unlink(p: Path) -> None:
