@@ -378,3 +378,38 @@ def test_a_reader_collected_on_another_thread_while_h5py_is_busy_does_not_deadlo
     assert smc.id.valid  # left open, not closed under another thread's lock
     reader_mod.ExtractionReader(next(data.rglob("*_raw.smc"))).close()
     assert not smc.id.valid and not reader_mod._ORPHANS
+
+
+def test_no_cycle_collection_while_hdf5_waits_for_a_remote_read() -> None:
+    """HDF5 reads a remote file through SourceFile.readinto holding h5py's lock while the bytes
+    come from fsspec's thread; a cycle collection there that frees an h5py object would wait
+    for that lock forever. The collector is off during the read (nested reads from several
+    threads included) and back as it was afterwards."""
+    import gc
+    import threading
+
+    from renderme360.smc.source import SourceFile
+
+    seen: list[bool] = []
+    inner = threading.Event()
+
+    class Source:
+        def read_cached(self, pos: int, n: int) -> bytes:
+            seen.append(gc.isenabled())
+            if not inner.is_set():  # a second reader on another thread, inside the first
+                inner.set()
+                t = threading.Thread(target=SourceFile(self).readinto, args=(bytearray(2),))
+                t.start()
+                t.join()
+                seen.append(gc.isenabled())  # the other read ended: still off for this one
+            return b"\0" * n
+
+    assert gc.isenabled()
+    SourceFile(Source()).readinto(bytearray(4))
+    assert seen == [False, False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        SourceFile(Source()).readinto(bytearray(4))
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
