@@ -25,6 +25,8 @@ class Counters:
         #: S3 server: object GETs of a path answered 503 (SlowDown) this many more times.
         self.fail_next: dict[str, int] = {}
         self.failed = 0
+        #: HEAD requests of files, per path (no body; not in ``requests``).
+        self.heads: dict[str, int] = {}
 
     def take_fault(self, path: str) -> bool:
         """Whether this GET of ``path`` is to fail (and count it)."""
@@ -41,10 +43,15 @@ class Counters:
             self.bytes += nbytes
             self.by_path[path] = self.by_path.get(path, 0) + nbytes
 
+    def add_head(self, path: str) -> None:
+        with self.lock:
+            self.heads[path] = self.heads.get(path, 0) + 1
+
     def reset(self) -> None:
         with self.lock:
             self.requests = self.bytes = 0
             self.by_path.clear()
+            self.heads.clear()
 
 
 class RangeServer(ThreadingHTTPServer):
@@ -119,6 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.server.counters.add(rel, len(body))
             self.wfile.write(body)
+        else:
+            self.server.counters.add_head(rel)
 
     def _fault(self, rel: str, p: Path) -> bool:
         """503 once (or as often as asked); rewrite the file after N GETs of it."""

@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..output.outdir import OutputDir, PendingDigest, Written
 from ..output.read import Record
-from ..smc.source import same_version, stamp_of, stat_source
+from ..smc.source import Stamp, same_version, stamp_of, stat_source
 from ..tasks import Options, Task, Unit
 from ..workers import WorkerPool, default_workers
 from ..writers import WriteContext, get_writer
@@ -75,10 +75,13 @@ def iter_unit(
     (a corrupt blob) are yielded as messages so the rest of the unit still gets written.
     ``fetched`` receives the requests and bytes read from the source.
     """
-    _check_unchanged(unit, "since it was planned; run again")
+    planned = stamp_of(unit.source)
+    if _CONFIRMED.get(unit.source.location) != planned:
+        _check_unchanged(unit, "since it was planned; run again")
     out = _output_dir(out_dir)
     hashing: deque[tuple[Task, PendingDigest]] = deque()  # files in place, digest in progress
-    with WriteContext(out, unit.source.location, options) as ctx:
+    confirmed = planned if unit.source.url else None  # opening it asks no HEAD again
+    with WriteContext(out, unit.source.location, options, confirmed) as ctx:
         if ctx.remote:
             ctx.plan_reads(
                 [
@@ -126,6 +129,11 @@ def _check_unchanged(unit: Unit, when: str) -> None:
 
 _OUT: OutputDir | None = None
 
+#: Remote sources this process found unchanged at the end of its last unit of them: the next
+#: unit of that version skips its before-check (a HEAD request per unit; the after-check of every
+#: unit still runs, so what was read is always from the version planned).
+_CONFIRMED: dict[str, Stamp] = {}
+
 
 def _output_dir(out_dir: str) -> OutputDir:
     """The OutputDir of ``out_dir``, kept from one unit to the next so its folders are
@@ -167,7 +175,9 @@ def run_unit(unit: Unit, out_dir: str, options: Options) -> UnitResult:
         if unit.source.url:  # what was read must come from the version planned
             try:
                 _check_unchanged(unit, "during extraction")
+                _CONFIRMED[unit.source.location] = stamp_of(unit.source)
             except SMCFormatError as exc:
+                _CONFIRMED.pop(unit.source.location, None)
                 result.failed.extend((r.key, str(exc)) for r in result.done)
                 result.done.clear()
                 raise

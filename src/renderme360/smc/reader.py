@@ -42,7 +42,7 @@ from .schema import (
     MAX_RESOLUTION,
     REQUIRED_ROOT_ATTRS,
 )
-from .source import ByteSource, RemotePath, as_location
+from .source import ByteSource, RemotePath, Stamp, as_location
 from .streams import BlobStream
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,8 @@ class ExtractionReader:
         Path of an ``.smc`` file, opened read-only (see :func:`.h5safe.open_readonly` for how it
         shares the file with other openers in the process); use the reader as a context manager
         or call :meth:`close`.
+    stamp
+        The version of a URL the caller has just confirmed (opening asks no HEAD again).
 
     Raises
     ------
@@ -138,7 +140,9 @@ class ExtractionReader:
         The file lacks the root attributes of an SMC file.
     """
 
-    def __init__(self, file_path: str | os.PathLike[str] | RemotePath) -> None:
+    def __init__(
+        self, file_path: str | os.PathLike[str] | RemotePath, *, stamp: Stamp | None = None
+    ) -> None:
         self._thread = threading.get_ident()  # the thread that may close it from __del__
         _close_orphans()
         self.path: Path | RemotePath = as_location(file_path)
@@ -146,7 +150,7 @@ class ExtractionReader:
         self._header_probe: HeaderProbe | bool | None = None
         self.smc: h5py.File | None = None
         if isinstance(self.path, RemotePath):
-            self._open_remote()
+            self._open_remote(stamp)
             return
         if not self.path.is_file():  # a FIFO or device would block or stream forever
             if self.path.exists():
@@ -160,9 +164,9 @@ class ExtractionReader:
             ) from exc
         self._opened()
 
-    def _open_remote(self) -> None:
+    def _open_remote(self, stamp: Stamp | None) -> None:
         """Open a URL: HDF5 reads it through a file object over a ranged-read source."""
-        self._source = ByteSource.open(self.path)
+        self._source = ByteSource.open(self.path, stamp)
         try:
             self.smc = h5py.File(self._source.file(), "r")
         except Renderme360Error:

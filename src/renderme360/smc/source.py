@@ -282,8 +282,9 @@ class ByteSource:
             self.stamp = Stamp(os.fstat(fd).st_size, 0)
 
     @classmethod
-    def open(cls, location: Any) -> ByteSource:
-        """Open a local path or URL for reading (SMCNotFoundError / SMCOpenError)."""
+    def open(cls, location: Any, stamp: Stamp | None = None) -> ByteSource:
+        """Open a local path or URL for reading (SMCNotFoundError / SMCOpenError). ``stamp``: the
+        version of a URL the caller has just confirmed (no request to ask it again)."""
         location = as_location(location)
         if not isinstance(location, RemotePath):
             try:
@@ -298,7 +299,7 @@ class ByteSource:
             return src
         src = cls(location)
         src._fs, src._path = _fs(location.url)
-        src.stamp = stat_source(location)
+        src.stamp = stamp if stamp is not None else stat_source(location)
         return src
 
     @classmethod

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..errors import SMCFormatError
 from ..output.outdir import OutputDir, PendingDigest, Written
 from ..smc.reader import ExtractionReader
-from ..smc.source import ByteSource, RemotePath, as_location
+from ..smc.source import ByteSource, RemotePath, Stamp, as_location
 
 if TYPE_CHECKING:
     from ..tasks import Options, Task
@@ -36,10 +36,15 @@ class WriteContext:
     order (:meth:`plan_reads`: neighbours coalesced, requests in parallel, bounded)."""
 
     def __init__(
-        self, out: OutputDir, source: str | os.PathLike[str] | RemotePath, options: Options
+        self,
+        out: OutputDir,
+        source: str | os.PathLike[str] | RemotePath,
+        options: Options,
+        stamp: Stamp | None = None,
     ) -> None:
         self.out = out
         self.source = as_location(source)
+        self.stamp = stamp  # the source's version, just confirmed by the caller (or None)
         self.options = options
         self._reader: ExtractionReader | None = None
         self._bytes: ByteSource | None = None
@@ -57,14 +62,14 @@ class WriteContext:
     def reader(self) -> ExtractionReader:
         """The source opened with the SMC reader (on first use)."""
         if self._reader is None:
-            self._reader = ExtractionReader(self.source)
+            self._reader = ExtractionReader(self.source, stamp=self.stamp)
         return self._reader
 
     @property
     def bytes_source(self) -> ByteSource:
         """The source's bytes by range (on first use)."""
         if self._bytes is None:
-            self._bytes = ByteSource.open(self.source)
+            self._bytes = ByteSource.open(self.source, self.stamp)
         return self._bytes
 
     @property
