@@ -24,6 +24,7 @@ RANKS = {
     "textsafe": 0,
     "stops": 1,
     "naming": 1,
+    "modalities": 1,  # the modality table: read by every layer above
     "safeopen": 1,
     "formats": 1,  # below output/: the folder reader decodes npz/images through formats/
     "tasks": 2,
@@ -51,6 +52,7 @@ FORBIDDEN_THIRD_PARTY = {
     "tasks": {"h5py", "numpy", "cv2"},
     "camera": {"h5py", "cv2"},
     "naming": {"h5py", "numpy"},
+    "modalities": {"h5py", "numpy", "cv2"},
     "errors": {"h5py", "numpy"},
     "safeopen": {"h5py", "numpy", "cv2"},
     "stops": {"h5py", "numpy", "cv2"},

@@ -15,20 +15,11 @@ import numpy as np
 
 from .camera import WORLD_UP, RigFrame
 from .errors import UsageError
+from .modalities import ALIASES, MODALITIES
 from .naming import MAX_FRAME
-from .output.layout import MODALITIES
 
-MODALITY_ALIASES = {
-    "image": "images",
-    "mask": "masks",
-    "uv_textures": "uv",
-    "uv_texture": "uv",
-    "scan_mask": "scan_masks",
-    "scan_mesh": "scan",
-    "calib": "calibration",
-    "kp2d": "keypoints2d",
-    "kp3d": "keypoints3d",
-}
+#: ``--modalities`` spellings other than the names (from the modality table).
+MODALITY_ALIASES = ALIASES
 
 
 @dataclass(frozen=True)

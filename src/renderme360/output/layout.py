@@ -10,25 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-#: Modalities a user can select, in the order they are planned and reported.
-MODALITIES = (
-    "metadata",
-    "calibration",
-    "images",
-    "masks",
-    "audio",
-    "keypoints2d",
-    "keypoints3d",
-    "flame",
-    "uv",
-    "scan",
-    "scan_masks",
-)
+from ..modalities import BY_BLOB_KIND, SPECS, STREAMS, spec
+from ..modalities import MODALITIES as MODALITIES  # re-exported: the one tuple of names
+
 #: The SMC blob kind of each modality stored as encoded blobs, and the modality of each kind.
-BLOB_KIND = {"images": "color", "masks": "mask", "uv": "uv", "scan_masks": "scan_mask"}
-BLOB_MODALITY = {kind: m for m, kind in BLOB_KIND.items()}
+BLOB_KIND = {s.name: s.blob_kind for s in SPECS if s.blob_kind}
+BLOB_MODALITY = {kind: s.name for kind, s in BY_BLOB_KIND.items()}
 #: In the combined layout, which file's copy wins when both hold a modality.
-PREFERRED_SOURCE = {m: "raw" if m in ("images", "audio") else "anno" for m in MODALITIES}
+PREFERRED_SOURCE = {s.name: s.preferred for s in SPECS}
 
 
 def source_order(modality: str) -> tuple[str, ...]:
@@ -39,19 +28,7 @@ def source_order(modality: str) -> tuple[str, ...]:
 
 
 #: Folder of each modality inside a source folder.
-FOLDERS = {
-    "metadata": "metadata",
-    "calibration": "calibration",
-    "images": "images",
-    "masks": "masks",
-    "audio": "audio",
-    "keypoints2d": "keypoints2d",
-    "keypoints3d": "keypoints3d",
-    "flame": "flame",
-    "uv": "uv_textures",
-    "scan": "scan",
-    "scan_masks": "scan_masks",
-}
+FOLDERS = {s.name: s.folder for s in SPECS}
 
 SOURCE_FOLDERS = {"anno": "from_anno", "raw": "from_raw", "smc": "from_smc"}
 
@@ -87,6 +64,18 @@ def frame_file(frame: int, ext: str) -> str:
 def image_path(modality: str, cam: str, frame: int, ext: str) -> str:
     """``images/cam_25/frame_000000.jpg`` or ``masks/cam_25/frame_000000.png``."""
     return f"{FOLDERS[modality]}/cam_{cam}/{frame_file(frame, ext)}"
+
+
+def blob_path(modality: str, cam: str | None, frame: int | None, ext: str) -> str:
+    """Path of one blob of a blob modality, shaped by what it is per (camera and/or frame):
+    ``images/cam_25/frame_000000.jpg``, ``uv_textures/frame_000000.jpg``,
+    ``scan_masks/cam_25.png``."""
+    s = spec(modality)
+    if s.per_camera and s.per_frame:
+        return f"{s.folder}/cam_{cam}/{frame_file(frame, ext)}"  # type: ignore[arg-type]
+    if s.per_frame:
+        return f"{s.folder}/{frame_file(frame, ext)}"  # type: ignore[arg-type]
+    return f"{s.folder}/cam_{cam}.{ext}"
 
 
 def uv_path(frame: int, ext: str) -> str:
@@ -153,11 +142,20 @@ _FIXED_MODALITY = {path: path.split("/")[0] for path in FIXED_PATHS.values()}
 _CAM = r"cam_(?P<cam>[0-9]{2})"
 _FRAME = r"frame_(?P<frame>[0-9]{1,9})"
 _EXT = r"\.(?P<ext>[A-Za-z0-9]{1,8})"
+
+
+def _blob_pattern(modality: str) -> str:
+    """The regex of :func:`blob_path`'s paths of a blob modality."""
+    s = spec(modality)
+    if s.per_camera and s.per_frame:
+        return rf"{s.folder}/{_CAM}/{_FRAME}{_EXT}"
+    if s.per_frame:
+        return rf"{s.folder}/{_FRAME}{_EXT}"
+    return rf"{s.folder}/{_CAM}{_EXT}"
+
+
 _PATTERNS = [
-    ("images", re.compile(rf"images/{_CAM}/{_FRAME}{_EXT}")),
-    ("masks", re.compile(rf"masks/{_CAM}/{_FRAME}{_EXT}")),
-    ("uv", re.compile(rf"{FOLDERS['uv']}/{_FRAME}{_EXT}")),
-    ("scan_masks", re.compile(rf"{FOLDERS['scan_masks']}/{_CAM}{_EXT}")),
+    *((m, re.compile(_blob_pattern(m))) for m in BLOB_KIND),
     ("keypoints2d", re.compile(rf"{FOLDERS['keypoints2d']}/{_CAM}\.(?P<ext>npz)")),
     ("calibration", re.compile(rf"{FOLDERS['calibration']}/{_CAM}\.(?P<ext>npz)")),
 ]
@@ -192,7 +190,8 @@ def parse_path(rel: str) -> OutputPath | None:
     return None
 
 
-_STREAM_FOLDER_RE = re.compile(rf"(?:images|masks)/{_CAM}")
+_STREAM_FOLDERS = "|".join(FOLDERS[m] for m in STREAMS)
+_STREAM_FOLDER_RE = re.compile(rf"(?:{_STREAM_FOLDERS})/{_CAM}")
 _FRAME_NAME_RE = re.compile(rf"{_FRAME}{_EXT}")
 
 
