@@ -18,9 +18,6 @@ from .errors import UsageError
 from .modalities import ALIASES, MODALITIES
 from .naming import MAX_FRAME
 
-#: ``--modalities`` spellings other than the names (from the modality table).
-MODALITY_ALIASES = ALIASES
-
 
 @dataclass(frozen=True)
 class FrameRange:
@@ -107,7 +104,7 @@ def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...]:
         return MODALITIES
     chosen = set()
     for name in names:
-        name = MODALITY_ALIASES.get(name, name)
+        name = ALIASES.get(name, name)
         if name not in MODALITIES:
             raise UsageError(f"unknown modality {name!r}; choose from {', '.join(MODALITIES)}")
         chosen.add(name)

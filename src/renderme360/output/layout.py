@@ -10,12 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..modalities import BY_BLOB_KIND, SPECS, STREAMS, spec
 from ..modalities import MODALITIES as MODALITIES  # re-exported: the one tuple of names
+from ..modalities import SPECS, STREAMS, spec
 
-#: The SMC blob kind of each modality stored as encoded blobs, and the modality of each kind.
-BLOB_KIND = {s.name: s.blob_kind for s in SPECS if s.blob_kind}
-BLOB_MODALITY = {kind: s.name for kind, s in BY_BLOB_KIND.items()}
 #: In the combined layout, which file's copy wins when both hold a modality.
 PREFERRED_SOURCE = {s.name: s.preferred for s in SPECS}
 
@@ -61,11 +58,6 @@ def frame_file(frame: int, ext: str) -> str:
     return f"frame_{frame:06d}.{ext}"
 
 
-def image_path(modality: str, cam: str, frame: int, ext: str) -> str:
-    """``images/cam_25/frame_000000.jpg`` or ``masks/cam_25/frame_000000.png``."""
-    return f"{FOLDERS[modality]}/cam_{cam}/{frame_file(frame, ext)}"
-
-
 def blob_path(modality: str, cam: str | None, frame: int | None, ext: str) -> str:
     """Path of one blob of a blob modality, shaped by what it is per (camera and/or frame):
     ``images/cam_25/frame_000000.jpg``, ``uv_textures/frame_000000.jpg``,
@@ -78,14 +70,19 @@ def blob_path(modality: str, cam: str | None, frame: int | None, ext: str) -> st
     return f"{s.folder}/cam_{cam}.{ext}"
 
 
+def image_path(modality: str, cam: str, frame: int, ext: str) -> str:
+    """``images/cam_25/frame_000000.jpg`` or ``masks/cam_25/frame_000000.png``."""
+    return blob_path(modality, cam, frame, ext)
+
+
 def uv_path(frame: int, ext: str) -> str:
     """``uv_textures/frame_000000.jpg``."""
-    return f"{FOLDERS['uv']}/{frame_file(frame, ext)}"
+    return blob_path("uv", None, frame, ext)
 
 
 def scan_mask_path(cam: str, ext: str) -> str:
     """``scan_masks/cam_25.png``."""
-    return f"{FOLDERS['scan_masks']}/cam_{cam}.{ext}"
+    return blob_path("scan_masks", cam, None, ext)
 
 
 def keypoints2d_path(cam: str) -> str:
@@ -155,7 +152,7 @@ def _blob_pattern(modality: str) -> str:
 
 
 _PATTERNS = [
-    *((m, re.compile(_blob_pattern(m))) for m in BLOB_KIND),
+    *((s.name, re.compile(_blob_pattern(s.name))) for s in SPECS if s.is_blob),
     ("keypoints2d", re.compile(rf"{FOLDERS['keypoints2d']}/{_CAM}\.(?P<ext>npz)")),
     ("calibration", re.compile(rf"{FOLDERS['calibration']}/{_CAM}\.(?P<ext>npz)")),
 ]
