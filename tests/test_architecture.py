@@ -2,8 +2,8 @@
 
 Imports are read with ``ast`` (imports inside functions count; ``if TYPE_CHECKING:`` ones do not),
 so a violation fails here before it becomes a tangle. The layers, bottom to top:
-errors -> naming / safeopen / formats / modalities -> tasks / output / camera -> selection / config -> smc ->
-writers / preview -> pipeline -> verify / loader -> cli.
+errors -> naming / safeopen / formats / modalities -> tasks / output / camera -> selection /
+config -> smc -> writers / preview -> pipeline -> verify / loader -> cli.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ Two kinds of test:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from renderme360 import modalities, synth
 from renderme360.cli import main
 from renderme360.loader import load, smc_source
 from renderme360.loader import performance as loader_perf
-from renderme360.modalities import LOADABLE, MODALITIES, SPECS, spec
+from renderme360.modalities import MODALITIES, SPECS, ModalitySpec, spec
 from renderme360.output import extracted, layout
 from renderme360.pipeline import inventory, plan
 from renderme360.selection import parse_modalities
@@ -68,31 +69,51 @@ def test_modalities_module_is_light() -> None:
 
 
 # ---------------------------------------------------------------------------- registry coverage
-def _registries() -> dict[str, tuple[object, tuple[str, ...]]]:
-    """consumer -> (its registry, the modality names it must cover)."""
+def _registries(specs: tuple[ModalitySpec, ...] = SPECS) -> dict[str, tuple[object, list[str]]]:
+    """consumer -> (its registry, the names it must hold for ``specs``)."""
+    every = [s.name for s in specs]
+    loaded = [s.name for s in specs if s.loader]
     return {
-        "pipeline.plan.PLANNERS": (plan.PLANNERS, MODALITIES),
-        "pipeline.inventory.HOLDS": (inventory.HOLDS, MODALITIES),
-        "layout.FOLDERS": (layout.FOLDERS, MODALITIES),
-        "layout.PREFERRED_SOURCE": (layout.PREFERRED_SOURCE, MODALITIES),
-        "verify.COMPARERS": (COMPARERS, MODALITIES),
-        "synth.WRITERS": (synth.WRITERS, MODALITIES),
-        "output.extracted.HOLDS": (extracted.HOLDS, LOADABLE),
-        "loader.smc_source.HOLDS": (smc_source.HOLDS, LOADABLE),
+        "pipeline.plan.PLANNERS": (plan.PLANNERS, every),
+        "pipeline.inventory.HOLDS": (inventory.HOLDS, every),
+        "layout.FOLDERS": (layout.FOLDERS, every),
+        "layout.PREFERRED_SOURCE": (layout.PREFERRED_SOURCE, every),
+        "verify.COMPARERS": (COMPARERS, every),
+        "synth.WRITERS": (synth.WRITERS, every),
+        "output.extracted.HOLDS": (extracted.HOLDS, loaded),
+        "loader.smc_source.HOLDS": (smc_source.HOLDS, loaded),
         "loader.performance.READERS": (
             loader_perf.READERS,
-            tuple(s.loader for s in SPECS if s.loader),
+            [s.loader for s in specs if s.loader],
         ),
     }
+
+
+def _missing(specs: tuple[ModalitySpec, ...] = SPECS) -> dict[str, list[str]]:
+    """consumer -> the names of ``specs`` it has no entry for (only consumers missing some)."""
+    out = {}
+    for consumer, (registry, names) in _registries(specs).items():
+        lacking = [n for n in names if n not in registry]  # type: ignore[operator]
+        if lacking:
+            out[consumer] = lacking
+    return out
 
 
 @pytest.mark.parametrize("consumer", sorted(_registries()))
 def test_registry_covers_every_spec(consumer: str) -> None:
     registry, names = _registries()[consumer]
-    missing = [n for n in names if n not in registry]  # type: ignore[operator]
+    assert _missing().get(consumer) is None, f"{consumer} has no entry for {_missing()[consumer]}"
     extra = [n for n in registry if n not in names]  # type: ignore[attr-defined]
-    assert not missing, f"{consumer} has no entry for {', '.join(missing)}"
     assert not extra, f"{consumer} has entries for unknown modalities {', '.join(extra)}"
+
+
+def test_a_new_spec_is_missing_from_every_consumer() -> None:
+    """The coverage check sees a spec added to the table alone: every consumer lacks it."""
+    depth = dataclasses.replace(
+        spec("masks"), name="depth", aliases=(), folder="depth", loader="depth"
+    )
+    missing = _missing((*SPECS, depth))
+    assert missing == {consumer: ["depth"] for consumer in _registries()}
 
 
 @pytest.mark.parametrize("name", [s.name for s in SPECS if s.is_blob])

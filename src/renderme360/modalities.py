@@ -66,22 +66,46 @@ class ModalitySpec:
         return self.blob_kind is not None
 
 
-def _spec(name: str, folder: str | None = None, **kw: object) -> ModalitySpec:
-    kw.setdefault("aliases", ())
-    kw.setdefault("per_frame", False)
-    kw.setdefault("per_camera", False)
-    kw.setdefault("blob_kind", None)
-    kw.setdefault("stored_ext", kw["blob_kind"] is not None)
-    kw.setdefault("reencode", None)
-    kw.setdefault("grayscale", False)
-    kw.setdefault("verify", "stored" if kw["blob_kind"] is not None else "derived")
-    kw.setdefault("loader", name)
-    return ModalitySpec(name=name, folder=folder or name, **kw)  # type: ignore[arg-type]
+def _spec(
+    name: str,
+    folder: str | None = None,
+    *,
+    smc_file: str,
+    smc_path: str,
+    aliases: tuple[str, ...] = (),
+    per_frame: bool = False,
+    per_camera: bool = False,
+    blob_kind: str | None = None,
+    reencode: str | None = None,
+    grayscale: bool = False,
+    verify: str | None = None,
+    loadable: bool = True,
+    preferred: str = "anno",
+) -> ModalitySpec:
+    """A spec with the defaults that follow from it: a blob's extension comes from its bytes
+    and verify compares its stored bytes; anything else is re-derived; the loader's reader is
+    named after it (``loadable=False``: not loaded)."""
+    return ModalitySpec(
+        name=name,
+        aliases=aliases,
+        smc_file=smc_file,
+        smc_path=smc_path,
+        per_frame=per_frame,
+        per_camera=per_camera,
+        blob_kind=blob_kind,
+        folder=folder or name,
+        stored_ext=blob_kind is not None,
+        reencode=reencode,
+        grayscale=grayscale,
+        verify=verify or ("stored" if blob_kind is not None else "derived"),
+        loader=name if loadable else None,
+        preferred=preferred,
+    )
 
 
 #: Every modality, in canonical order (planning, reports, ``--modalities`` help).
 SPECS: tuple[ModalitySpec, ...] = (
-    _spec("metadata", smc_file="both", smc_path="root attributes", verify="none", loader=None),
+    _spec("metadata", smc_file="both", smc_path="root attributes", verify="none", loadable=False),
     _spec(
         "calibration",
         aliases=("calib",),
@@ -147,7 +171,7 @@ SPECS: tuple[ModalitySpec, ...] = (
         per_camera=True,
         blob_kind="scan_mask",
         grayscale=True,
-        loader=None,
+        loadable=False,
     ),
 )
 

@@ -485,7 +485,8 @@ def _blob_of(item: dict[str, Any]) -> tuple[str, str | None, int | None] | None:
     mod = item.get("modality")
     if parsed is None or parsed.modality != mod or COMPARERS.get(mod) != "stored":
         return None
-    return (spec(mod).blob_kind, parsed.camera, parsed.frame)  # type: ignore[return-value]
+    kind = spec(mod).blob_kind
+    return None if kind is None else (kind, parsed.camera, parsed.frame)
 
 
 #: How ``verify --source`` compares each modality's files with the source, by modality name:

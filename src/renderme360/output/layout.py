@@ -63,10 +63,11 @@ def blob_path(modality: str, cam: str | None, frame: int | None, ext: str) -> st
     ``images/cam_25/frame_000000.jpg``, ``uv_textures/frame_000000.jpg``,
     ``scan_masks/cam_25.png``."""
     s = spec(modality)
-    if s.per_camera and s.per_frame:
-        return f"{s.folder}/cam_{cam}/{frame_file(frame, ext)}"  # type: ignore[arg-type]
     if s.per_frame:
-        return f"{s.folder}/{frame_file(frame, ext)}"  # type: ignore[arg-type]
+        if frame is None:
+            raise ValueError(f"{modality}: a path of it names a frame")
+        name = frame_file(frame, ext)
+        return f"{s.folder}/cam_{cam}/{name}" if s.per_camera else f"{s.folder}/{name}"
     return f"{s.folder}/cam_{cam}.{ext}"
 
 
