@@ -2,8 +2,8 @@
 
 Imports are read with ``ast`` (imports inside functions count; ``if TYPE_CHECKING:`` ones do not),
 so a violation fails here before it becomes a tangle. The layers, bottom to top:
-errors -> naming / safeopen / formats -> tasks / output / camera -> selection / config -> smc ->
-writers / preview -> pipeline -> verify / loader -> cli.
+errors -> naming / safeopen / formats / modalities -> tasks / output / camera -> selection /
+config -> smc -> writers / preview -> pipeline -> verify / loader -> cli.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ RANKS = {
     "textsafe": 0,
     "stops": 1,
     "naming": 1,
+    "modalities": 1,  # the modality table: read by every layer above
     "safeopen": 1,
     "formats": 1,  # below output/: the folder reader decodes npz/images through formats/
     "tasks": 2,
@@ -51,6 +52,7 @@ FORBIDDEN_THIRD_PARTY = {
     "tasks": {"h5py", "numpy", "cv2"},
     "camera": {"h5py", "cv2"},
     "naming": {"h5py", "numpy"},
+    "modalities": {"h5py", "numpy", "cv2"},
     "errors": {"h5py", "numpy"},
     "safeopen": {"h5py", "numpy", "cv2"},
     "stops": {"h5py", "numpy", "cv2"},

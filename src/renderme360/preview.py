@@ -33,7 +33,8 @@ import numpy as np
 from .errors import BudgetError, Renderme360Error
 from .formats.image import DEFAULT_MAX_PIXELS, area_reduce, declared_size, decode
 from .formats.npz import read_npz
-from .output.layout import VISUALIZATION_FILES, OutputPath, parse_path
+from .modalities import STREAMS
+from .output.layout import VISUALIZATION_FILES, OutputPath, parse_path, source_order
 from .output.outdir import OutputDir, Written
 from .output.read import FrameFiles, choose_sources
 from .safeopen import open_regular, read_regular
@@ -68,10 +69,8 @@ _MASK_TINT = (0, 255, 0)  # BGR green
 _CONTOUR = (0, 255, 255)  # BGR yellow
 _KEYPOINT = (0, 0, 255)  # BGR red
 
-# Where one camera/frame appears under several source folders, the earlier folder wins:
-# images come from raw, annotations (masks, keypoints, calibration) from anno (None: combined).
-_IMAGE_SOURCES = (None, "raw", "smc", "anno")
-_ANNO_SOURCES = (None, "anno", "smc", "raw")
+# Where one camera/frame appears under several source folders, the one layout.source_order
+# prefers wins: images from raw, annotations (masks, keypoints, calibration) from anno.
 _IMAGE_EXTS = frozenset({"jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jp2"})
 
 # What reading a damaged or unexpected file may raise (cv2.error is added at run time).
@@ -160,10 +159,10 @@ def _find_inputs(files: Iterable[str]) -> _Inputs:
     """
 
     def preference(p: OutputPath) -> tuple[str | None, ...]:
-        return _IMAGE_SOURCES if p.modality == "images" else _ANNO_SOURCES
+        return (None, *source_order(p.modality))
 
     def accept(p: OutputPath) -> bool:
-        if p.modality in ("images", "masks"):
+        if p.modality in STREAMS:
             return p.ext.lower() in _IMAGE_EXTS
         if p.modality == "keypoints2d":
             return True
@@ -175,13 +174,13 @@ def _find_inputs(files: Iterable[str]) -> _Inputs:
         p = parse_path(rel)
         if p is None or not accept(p):
             continue
-        if p.modality not in ("images", "masks") or p.camera is None or p.frame is None:
+        if p.modality not in STREAMS or p.camera is None or p.frame is None:
             others.append(rel)
             continue
         order = preference(p)
         if p.source not in order:
             continue
-        table = found.images if p.modality == "images" else found.masks
+        table = getattr(found, p.modality)  # images or masks
         frames = table.get(p.camera)
         if frames is None:
             frames = table[p.camera] = FrameFiles(p.modality, p.camera)

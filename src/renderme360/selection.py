@@ -15,20 +15,8 @@ import numpy as np
 
 from .camera import WORLD_UP, RigFrame
 from .errors import UsageError
+from .modalities import ALIASES, MODALITIES
 from .naming import MAX_FRAME
-from .output.layout import MODALITIES
-
-MODALITY_ALIASES = {
-    "image": "images",
-    "mask": "masks",
-    "uv_textures": "uv",
-    "uv_texture": "uv",
-    "scan_mask": "scan_masks",
-    "scan_mesh": "scan",
-    "calib": "calibration",
-    "kp2d": "keypoints2d",
-    "kp3d": "keypoints3d",
-}
 
 
 @dataclass(frozen=True)
@@ -116,7 +104,7 @@ def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...]:
         return MODALITIES
     chosen = set()
     for name in names:
-        name = MODALITY_ALIASES.get(name, name)
+        name = ALIASES.get(name, name)
         if name not in MODALITIES:
             raise UsageError(f"unknown modality {name!r}; choose from {', '.join(MODALITIES)}")
         chosen.add(name)

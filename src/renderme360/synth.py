@@ -233,6 +233,23 @@ def select_image_cameras(count: int, num_cameras: int = NUM_DEVICES) -> list[str
 # ---------------------------------------------------------------------------------- synthesize
 
 
+#: Which scene method writes each modality and a release-21 performance whose files hold it,
+#: by modality name (tests/test_modalities.py synthesises each one and walks it through).
+WRITERS: dict[str, tuple[str, str]] = {
+    "metadata": ("write_root_attrs", "h0"),
+    "calibration": ("write_calibration", "h0"),
+    "images": ("write_images", "h0"),
+    "masks": ("write_masks", "h0"),
+    "audio": ("write_audio", "s1"),
+    "keypoints2d": ("write_keypoints", "h0"),
+    "keypoints3d": ("write_keypoints", "h0"),
+    "flame": ("write_expression_extras", "e0"),
+    "uv": ("write_expression_extras", "e0"),
+    "scan": ("write_expression_extras", "e0"),
+    "scan_masks": ("write_expression_extras", "e0"),
+}
+
+
 def synthesize(
     out: str | os.PathLike[str],
     subject: str = "0026",

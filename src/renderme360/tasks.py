@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .modalities import reencoded, spec
+
 
 @dataclass
 class SourceId:
@@ -52,9 +54,9 @@ class Options:
 
     def variant(self, modality: str) -> str:
         """What distinguishes this run's output of a modality from another run's."""
-        if self.image_mode == "reencode" and modality in ("images", "masks", "uv"):
+        if reencoded(modality, self.image_mode):
             return f"reencode:q{self.jpeg_quality}"
-        return "copy" if modality in ("images", "masks", "uv", "scan_masks") else "v1"
+        return "copy" if spec(modality).is_blob else "v1"
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__ (3x the cost), and

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CorruptOutputError, NotFoundError, NotRegularFileError, Renderme360Error
+from .modalities import SPECS, spec
 from .output.layout import (
     CHECKSUMS,
     COMPLETE_MARKER,
@@ -380,7 +381,7 @@ def _derived_against_source(
                 for t in unit.tasks
                 if t.key in listed
                 and t.key not in bad
-                and t.writer != "blob"
+                and COMPARERS.get(t.modality) == "derived"
                 and t.writer not in NOT_REGENERATED
             ]
             if not tasks:
@@ -478,16 +479,26 @@ def _sha256_regular(path: Path) -> str | None:
         return None
 
 
-_BLOB_KINDS = {"images": "color", "masks": "mask", "uv": "uv", "scan_masks": "scan_mask"}
-
-
 def _blob_of(item: dict[str, Any]) -> tuple[str, str | None, int | None] | None:
     """(kind, camera, frame) of a copied image file, from its path."""
     parsed = parse_path(item["path"])
     mod = item.get("modality")
-    if parsed is None or parsed.modality != mod or mod not in _BLOB_KINDS:
+    if parsed is None or parsed.modality != mod or COMPARERS.get(mod) != "stored":
         return None
-    return (_BLOB_KINDS[mod], parsed.camera, parsed.frame)
+    kind = spec(mod).blob_kind
+    return None if kind is None else (kind, parsed.camera, parsed.frame)
+
+
+#: How ``verify --source`` compares each modality's files with the source, by modality name:
+#: ``stored`` by :func:`_against_source` (a copied blob's bytes), ``derived`` by
+#: :func:`_derived_against_source` (re-run its writer), ``none`` (documents of the run).
+COMPARERS: dict[str, str] = {s.name: s.verify for s in SPECS}
+#: The check each comparer name stands for.
+COMPARER_FUNCTIONS: dict[str, Callable[..., None] | None] = {
+    "stored": _against_source,
+    "derived": _derived_against_source,
+    "none": None,
+}
 
 
 # ---------------------------------------------------------------------------- --delete-source

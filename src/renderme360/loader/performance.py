@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,6 +34,7 @@ from ..formats.image import (
     decode_image,
     pixel_budget,
 )
+from ..modalities import LOADABLE, blob_modality, spec
 from ..naming import camera_key
 from .dataset import FrameDataset
 
@@ -43,18 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Modalities a performance may hold (``Performance.modalities`` lists those present).
-MODALITIES = (
-    "calibration",
-    "images",
-    "masks",
-    "keypoints2d",
-    "keypoints3d",
-    "flame",
-    "uv",
-    "scan",
-    "audio",
-)
+#: Modalities a performance may hold (``Performance.modalities`` lists those present): those
+#: of the modality table with a loader reader (see :data:`READERS`), in canonical order.
+MODALITIES = LOADABLE
 
 
 class Source(Protocol):
@@ -410,7 +402,7 @@ class Performance:
         what = "image" if kind == "color" else kind
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
             raise InvalidIdError(f"frame must be an integer, got {frame!r}")
-        self._need_modality(_BLOB_MODALITY[kind], f"{what}s")
+        self._need_modality(blob_modality(kind), f"{what}s")
         frames = self.source.frames(kind, cam)
         if not frames:
             have = ", ".join(self.source.cameras(kind)) or "none"
@@ -567,6 +559,14 @@ class Performance:
         return source_frames(clock, fps, 0, rounded(clock.duration * fps), available=available)
 
     # ------------------------------------------------------------------ training
+    def read(self, modality: str) -> Any:
+        """Everything of one modality (see :data:`READERS`): blobs as stored bytes by
+        (camera, frame), arrays as the methods of that modality return them."""
+        key = spec(modality).loader
+        if key is None:
+            raise UsageError(f"the loader does not read {modality}")
+        return READERS[key](self)
+
     def dataset(
         self,
         cameras: Iterable[int | str] | None = None,
@@ -594,7 +594,32 @@ class Performance:
         return value
 
 
-_BLOB_MODALITY = {"color": "images", "mask": "masks"}
+def _blobs_of(kind: str) -> Callable[[Performance], dict[tuple[str, int], bytes]]:
+    """Every stored blob of one kind, by (camera, frame)."""
+
+    def read(p: Performance) -> dict[tuple[str, int], bytes]:
+        return {
+            (c, f): p._blob(kind, c, f)
+            for c in p.source.cameras(kind)
+            for f in p.source.frames(kind, c)
+        }
+
+    return read
+
+
+#: How the loader reads each modality whole, keyed by ``ModalitySpec.loader`` (the modality's
+#: name): what :meth:`Performance.read` returns, the same from both backends.
+READERS: dict[str, Callable[[Performance], Any]] = {
+    "calibration": lambda p: {c: (cam.K, cam.D, cam.c2w) for c, cam in p.cameras.items()},
+    "images": _blobs_of("color"),
+    "masks": _blobs_of("mask"),
+    "audio": lambda p: p.audio(),
+    "keypoints2d": lambda p: {c: p.keypoints2d(c) for c in p.keypoints2d_camera_ids},
+    "keypoints3d": lambda p: p.keypoints3d(),
+    "flame": lambda p: p.flame(),
+    "uv": lambda p: {f: p.uv_bytes(f) for f in p.uv_frame_ids},
+    "scan": lambda p: p.scan(),
+}
 
 
 class CameraMap(Mapping[str, Camera]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidIdError, SMCFormatError, UsageError
+from ..modalities import blob_modality
 from ..naming import parse_smc_name
-from ..output.layout import BLOB_MODALITY, source_order
+from ..output.layout import source_order
 from ..textsafe import printable
 
 log = logging.getLogger(__name__)
 
-#: SMC probes telling whether a file holds a modality (cheap: listings, no payload read).
-_HOLDS = {
+#: SMC probes telling whether a file holds a modality (cheap: listings, no payload read), by
+#: modality name: the SMC backend's registry (the folder backend's is ``extracted.HOLDS``).
+HOLDS: dict[str, Callable[[Any], bool]] = {
     "calibration": lambda r: bool(r.list_calibration_cameras()),
     "images": lambda r: bool(r.list_cameras("color")),
     "masks": lambda r: bool(r.list_cameras("mask")),
@@ -127,7 +130,7 @@ class SMCSource:
     def _holders(self) -> dict[str, str | None]:
         """Role of the file each modality is read from (None: no file holds it)."""
         out: dict[str, str | None] = {}
-        for modality, holds in _HOLDS.items():
+        for modality, holds in HOLDS.items():
             out[modality] = None
             for role in source_order(modality):
                 if role in self.files and holds(self._reader(role)):
@@ -175,14 +178,14 @@ class SMCSource:
     # ------------------------------------------------------------------ images and masks
     def cameras(self, kind: str) -> list[str]:
         """Cameras holding ``kind`` ("color" or "mask") frames, sorted."""
-        r = self._for(BLOB_MODALITY[kind])
+        r = self._for(blob_modality(kind))
         return [] if r is None else r.list_cameras(kind)
 
     def frames(self, kind: str, cam: str) -> list[int]:
         """Frames of ``kind`` stored for one camera, ascending ([] when none)."""
         key = (kind, cam)
         if key not in self._frames:
-            r = self._for(BLOB_MODALITY[kind])
+            r = self._for(blob_modality(kind))
             self._frames[key] = [] if r is None else r.list_frames(cam, kind)
         return self._frames[key]
 
@@ -195,7 +198,7 @@ class SMCSource:
         """Stored bytes of a colour image or mask, or None when absent."""
         if frame not in self.frames(kind, cam):
             return None
-        return self._for(BLOB_MODALITY[kind]).read_blob(kind, cam, frame)
+        return self._for(blob_modality(kind)).read_blob(kind, cam, frame)
 
     # ------------------------------------------------------------------ keypoints, FLAME
     def keypoints2d_cameras(self) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,14 +22,12 @@ import numpy as np
 
 from ..errors import InvalidIdError, NotFoundError, SMCFormatError, UsageError
 from ..formats.npz import npz_members, read_npz
+from ..modalities import STREAMS, blob_modality
 from ..safeopen import is_regular, open_regular, read_regular, read_regular_text
 from . import layout
 from .layout import OutputPath
 from .read import ItemKey, choose_sources, folder_layouts, frames_by_camera, recorded_paths
 from .walk import walk
-
-#: Blob kinds (as in the SMC reader) -> output modality.
-_BLOB_MODALITY = {"color": "images", "mask": "masks"}
 
 
 def looks_extracted(path: Path) -> bool:
@@ -131,7 +130,7 @@ class ExtractedFolder:
     def _blobs(self) -> dict[str, dict[str, dict[int, str]]]:
         return {
             m: {c: dict(sorted(f.items())) for c, f in frames_by_camera(self._items, m).items()}
-            for m in ("images", "masks")
+            for m in STREAMS
         }
 
     # ------------------------------------------------------------------ metadata
@@ -182,14 +181,7 @@ class ExtractedFolder:
         if role is not None:
             prefix = layout.source_prefix(role, "separate") + layout.FOLDERS[modality]
             return (self.root / prefix).is_dir()
-        if modality in ("images", "masks"):
-            return bool(self._blobs[modality])
-        if modality in ("keypoints2d", "uv"):
-            return any(k[0] == modality for k in self._items)
-        if modality == "calibration":
-            return bool(self.calibration())
-        names = ("audio_npz", "audio_wav") if modality == "audio" else (modality,)
-        return any(self._fixed(modality, n) is not None for n in names)
+        return HOLDS[modality](self)
 
     # ------------------------------------------------------------------ calibration
     def calibration(self) -> dict[str, dict[str, np.ndarray]]:
@@ -261,15 +253,15 @@ class ExtractedFolder:
     # ------------------------------------------------------------------ images and masks
     def cameras(self, kind: str) -> list[str]:
         """Cameras holding ``kind`` ("color" or "mask") frames, sorted."""
-        return sorted(self._blobs[_BLOB_MODALITY[kind]])
+        return sorted(self._blobs[blob_modality(kind)])
 
     def frames(self, kind: str, cam: str) -> list[int]:
         """Frames of ``kind`` stored for one camera, ascending ([] when none)."""
-        return list(self._blobs[_BLOB_MODALITY[kind]].get(cam, {}))
+        return list(self._blobs[blob_modality(kind)].get(cam, {}))
 
     def path(self, kind: str, cam: str, frame: int) -> Path | None:
         """The file holding a colour image or mask, or None when absent."""
-        return self._item(_BLOB_MODALITY[kind], cam, frame)
+        return self._item(blob_modality(kind), cam, frame)
 
     def blob(self, kind: str, cam: str, frame: int) -> bytes | None:
         """Stored bytes of a colour image or mask, or None when absent."""
@@ -460,6 +452,27 @@ def _npz_file(path: Path) -> Any:
         return open_regular(path)
     except OSError as exc:
         raise SMCFormatError(f"{path}: unreadable npz ({exc})") from exc
+
+
+def _holds_fixed(modality: str, *names: str) -> Callable[[ExtractedFolder], bool]:
+    """A folder holds ``modality`` when the best source's copy of one of the fixed files
+    ``names`` (keys of ``FIXED_PATHS``) exists."""
+    return lambda f: any(f._fixed(modality, n) is not None for n in names)
+
+
+#: Whether the folder holds each modality the loader reads, by modality name (the folder
+#: backend's registry; the SMC backend's is ``loader.smc_source.HOLDS``).
+HOLDS: dict[str, Callable[[ExtractedFolder], bool]] = {
+    "calibration": lambda f: bool(f.calibration()),
+    "images": lambda f: bool(f._blobs["images"]),
+    "masks": lambda f: bool(f._blobs["masks"]),
+    "keypoints2d": lambda f: any(k[0] == "keypoints2d" for k in f._items),
+    "keypoints3d": _holds_fixed("keypoints3d", "keypoints3d"),
+    "flame": _holds_fixed("flame", "flame"),
+    "uv": lambda f: any(k[0] == "uv" for k in f._items),
+    "scan": _holds_fixed("scan", "scan"),
+    "audio": _holds_fixed("audio", "audio_npz", "audio_wav"),
+}
 
 
 def _load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:

@@ -10,25 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-#: Modalities a user can select, in the order they are planned and reported.
-MODALITIES = (
-    "metadata",
-    "calibration",
-    "images",
-    "masks",
-    "audio",
-    "keypoints2d",
-    "keypoints3d",
-    "flame",
-    "uv",
-    "scan",
-    "scan_masks",
-)
-#: The SMC blob kind of each modality stored as encoded blobs, and the modality of each kind.
-BLOB_KIND = {"images": "color", "masks": "mask", "uv": "uv", "scan_masks": "scan_mask"}
-BLOB_MODALITY = {kind: m for m, kind in BLOB_KIND.items()}
+from ..modalities import MODALITIES as MODALITIES  # re-exported: the one tuple of names
+from ..modalities import SPECS, STREAMS, spec
+
 #: In the combined layout, which file's copy wins when both hold a modality.
-PREFERRED_SOURCE = {m: "raw" if m in ("images", "audio") else "anno" for m in MODALITIES}
+PREFERRED_SOURCE = {s.name: s.preferred for s in SPECS}
 
 
 def source_order(modality: str) -> tuple[str, ...]:
@@ -39,19 +25,7 @@ def source_order(modality: str) -> tuple[str, ...]:
 
 
 #: Folder of each modality inside a source folder.
-FOLDERS = {
-    "metadata": "metadata",
-    "calibration": "calibration",
-    "images": "images",
-    "masks": "masks",
-    "audio": "audio",
-    "keypoints2d": "keypoints2d",
-    "keypoints3d": "keypoints3d",
-    "flame": "flame",
-    "uv": "uv_textures",
-    "scan": "scan",
-    "scan_masks": "scan_masks",
-}
+FOLDERS = {s.name: s.folder for s in SPECS}
 
 SOURCE_FOLDERS = {"anno": "from_anno", "raw": "from_raw", "smc": "from_smc"}
 
@@ -84,19 +58,32 @@ def frame_file(frame: int, ext: str) -> str:
     return f"frame_{frame:06d}.{ext}"
 
 
+def blob_path(modality: str, cam: str | None, frame: int | None, ext: str) -> str:
+    """Path of one blob of a blob modality, shaped by what it is per (camera and/or frame):
+    ``images/cam_25/frame_000000.jpg``, ``uv_textures/frame_000000.jpg``,
+    ``scan_masks/cam_25.png``."""
+    s = spec(modality)
+    if s.per_frame:
+        if frame is None:
+            raise ValueError(f"{modality}: a path of it names a frame")
+        name = frame_file(frame, ext)
+        return f"{s.folder}/cam_{cam}/{name}" if s.per_camera else f"{s.folder}/{name}"
+    return f"{s.folder}/cam_{cam}.{ext}"
+
+
 def image_path(modality: str, cam: str, frame: int, ext: str) -> str:
     """``images/cam_25/frame_000000.jpg`` or ``masks/cam_25/frame_000000.png``."""
-    return f"{FOLDERS[modality]}/cam_{cam}/{frame_file(frame, ext)}"
+    return blob_path(modality, cam, frame, ext)
 
 
 def uv_path(frame: int, ext: str) -> str:
     """``uv_textures/frame_000000.jpg``."""
-    return f"{FOLDERS['uv']}/{frame_file(frame, ext)}"
+    return blob_path("uv", None, frame, ext)
 
 
 def scan_mask_path(cam: str, ext: str) -> str:
     """``scan_masks/cam_25.png``."""
-    return f"{FOLDERS['scan_masks']}/cam_{cam}.{ext}"
+    return blob_path("scan_masks", cam, None, ext)
 
 
 def keypoints2d_path(cam: str) -> str:
@@ -153,11 +140,20 @@ _FIXED_MODALITY = {path: path.split("/")[0] for path in FIXED_PATHS.values()}
 _CAM = r"cam_(?P<cam>[0-9]{2})"
 _FRAME = r"frame_(?P<frame>[0-9]{1,9})"
 _EXT = r"\.(?P<ext>[A-Za-z0-9]{1,8})"
+
+
+def _blob_pattern(modality: str) -> str:
+    """The regex of :func:`blob_path`'s paths of a blob modality."""
+    s = spec(modality)
+    if s.per_camera and s.per_frame:
+        return rf"{s.folder}/{_CAM}/{_FRAME}{_EXT}"
+    if s.per_frame:
+        return rf"{s.folder}/{_FRAME}{_EXT}"
+    return rf"{s.folder}/{_CAM}{_EXT}"
+
+
 _PATTERNS = [
-    ("images", re.compile(rf"images/{_CAM}/{_FRAME}{_EXT}")),
-    ("masks", re.compile(rf"masks/{_CAM}/{_FRAME}{_EXT}")),
-    ("uv", re.compile(rf"{FOLDERS['uv']}/{_FRAME}{_EXT}")),
-    ("scan_masks", re.compile(rf"{FOLDERS['scan_masks']}/{_CAM}{_EXT}")),
+    *((s.name, re.compile(_blob_pattern(s.name))) for s in SPECS if s.is_blob),
     ("keypoints2d", re.compile(rf"{FOLDERS['keypoints2d']}/{_CAM}\.(?P<ext>npz)")),
     ("calibration", re.compile(rf"{FOLDERS['calibration']}/{_CAM}\.(?P<ext>npz)")),
 ]
@@ -192,7 +188,8 @@ def parse_path(rel: str) -> OutputPath | None:
     return None
 
 
-_STREAM_FOLDER_RE = re.compile(rf"(?:images|masks)/{_CAM}")
+_STREAM_FOLDERS = "|".join(FOLDERS[m] for m in STREAMS)
+_STREAM_FOLDER_RE = re.compile(rf"(?:{_STREAM_FOLDERS})/{_CAM}")
 _FRAME_NAME_RE = re.compile(rf"{_FRAME}{_EXT}")
 
 

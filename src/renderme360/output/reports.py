@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..modalities import STREAMS
 from ..textsafe import printable
 from .layout import (
     BATCH_MANIFEST,
@@ -67,7 +68,7 @@ class Tally:
         entry[1] += nbytes
         top = top_folder(path, self.layout)
         self.folders[top] = self.folders.get(top, 0) + 1
-        if modality in ("images", "masks"):
+        if modality in STREAMS:
             folder, _, name = path.rpartition("/")
             camera = self._stream_cameras.get(folder, "")
             if camera == "":  # each folder is parsed once: 300,000 files lie in 120 of them

@@ -7,7 +7,8 @@ from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..output.layout import image_path, uv_path
+from ..modalities import spec
+from ..output.layout import blob_path
 from ..tasks import Options, SourceId, Task, Unit
 from .inventory import BlobStream, FileInventory
 
@@ -17,10 +18,9 @@ UNIT_MAX_BYTES = 96 << 20
 
 def blob_ext(inv: FileInventory, kind: str, cam: str, opts: Options, modality: str) -> str:
     """Extension of a blob's planned file: the re-encoded format, else the stored one."""
-    if opts.image_mode == "reencode" and modality in ("images", "uv"):
-        return "jpg"
-    if opts.image_mode == "reencode" and modality == "masks":
-        return "png"
+    reencode = spec(modality).reencode
+    if opts.image_mode == "reencode" and reencode is not None:
+        return reencode
     return inv.extensions.get((kind, cam), "bin")
 
 
@@ -54,9 +54,7 @@ class BlobTasks:
 
     def key(self, frame: int) -> str:
         """Planned relative path of one frame's file."""
-        if self.cam is None:
-            return self.prefix + uv_path(frame, self.ext)
-        return self.prefix + image_path(self.modality, self.cam, frame, self.ext)
+        return self.prefix + blob_path(self.modality, self.cam, frame, self.ext)
 
     def __iter__(self) -> Iterator[Task]:
         frames, offsets, sizes = self.stream.frames, self.stream.offsets, self.stream.sizes

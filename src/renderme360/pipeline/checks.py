@@ -7,12 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import EmptySelectionError, SMCFormatError, UsageError
+from ..modalities import PER_CAMERA, PER_FRAME
 from ..selection import Selection, resolve_cameras
-from .inventory import FileInventory
-
-#: Modalities with one item per frame (``--frames`` applies) and per camera (``--cameras``).
-PER_FRAME = ("images", "masks", "keypoints2d", "keypoints3d", "flame", "uv")
-PER_CAMERA = ("calibration", "images", "masks", "keypoints2d", "scan_masks")
+from .inventory import FileInventory, frames_held
 
 
 def _ranges(ids: Sequence[str]) -> str:
@@ -63,13 +60,9 @@ def _frames_held(invs: Sequence[FileInventory], modalities: Iterable[str]) -> se
     """Every frame index that any of ``modalities`` has data for."""
     have: set[int] = set()
     for inv in invs:
-        per_camera = {"images": inv.images, "masks": inv.masks, "keypoints2d": inv.keypoints2d}
-        per_file = {"keypoints3d": inv.keypoints3d, "flame": inv.flame, "uv": inv.uv}
         for m in modalities:
-            if m in per_camera:
-                have.update(f for fr in per_camera[m].values() for f in fr)
-            elif m in per_file:
-                have.update(per_file[m])
+            if m in PER_FRAME:
+                have.update(frames_held(inv, m))
     return have
 
 

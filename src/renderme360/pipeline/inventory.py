@@ -11,7 +11,7 @@ import copy
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import Renderme360Error, one_line
 from ..formats.image import image_extension
+from ..modalities import BY_BLOB_KIND, MODALITIES, PER_FRAME, spec
 from ..naming import validate_actor, validate_performance
 from ..smc.reader import BlobLocation, ExtractionReader
 from ..smc.source import as_location, source_id
@@ -142,21 +143,8 @@ class FileInventory:
         return self.error is None
 
     def modalities(self) -> list[str]:
-        """Names of the modalities this file really holds."""
-        present = {
-            "metadata": self.ok,
-            "calibration": bool(self.calibration),
-            "images": bool(self.images),
-            "masks": bool(self.masks),
-            "audio": self.audio is not None,
-            "keypoints2d": any(self.keypoints2d.values()),
-            "keypoints3d": bool(self.keypoints3d),
-            "flame": bool(self.flame),
-            "uv": bool(self.uv),
-            "scan": self.scan is not None,
-            "scan_masks": bool(self.scan_masks),
-        }
-        return [m for m, has in present.items() if has]
+        """Names of the modalities this file really holds (canonical order)."""
+        return [m for m in MODALITIES if HOLDS[m](self)]
 
     def blob_bytes(self, kind: str) -> int:
         """Total stored bytes of one blob kind (color, mask, uv, scan_mask)."""
@@ -165,27 +153,47 @@ class FileInventory:
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (counts and bytes instead of per-frame lists)."""
         # field by field: asdict would deep-copy every blob location (one per image) first
-        per_frame = (
-            "images",
-            "masks",
-            "keypoints2d",
-            "keypoints3d",
-            "flame",
-            "uv",
-            "flame_missing",
-        )
+        per_frame = (*PER_FRAME, "flame_missing")
         skip = {"blobs", "extensions", "camera_rt", "calibration_error", "source", "fetched"}
         skip.update(per_frame)
         d = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in skip}
         d["source"] = self.source.record()
         d["modalities"] = self.modalities()
-        for name in ("images", "masks", "keypoints2d"):
-            d[name] = {cam: len(frames) for cam, frames in getattr(self, name).items()}
-        for name in ("keypoints3d", "flame", "uv"):
-            d[name] = len(getattr(self, name))
+        for name in PER_FRAME:  # the field of a per-frame modality is named after it
+            held = getattr(self, name)
+            d[name] = (
+                {cam: len(frames) for cam, frames in held.items()}
+                if isinstance(held, dict)
+                else len(held)
+            )
         d["flame_missing"] = {k: len(v) for k, v in self.flame_missing.items()}
-        d["bytes"] = {k: self.blob_bytes(k) for k in ("color", "mask", "uv", "scan_mask")}
+        d["bytes"] = {k: self.blob_bytes(k) for k in BY_BLOB_KIND}
         return d
+
+
+#: Whether a file holds each modality, by modality name (every spec needs one).
+HOLDS: dict[str, Callable[[FileInventory], bool]] = {
+    "metadata": lambda inv: inv.ok,
+    "calibration": lambda inv: bool(inv.calibration),
+    "images": lambda inv: bool(inv.images),
+    "masks": lambda inv: bool(inv.masks),
+    "audio": lambda inv: inv.audio is not None,
+    "keypoints2d": lambda inv: any(inv.keypoints2d.values()),
+    "keypoints3d": lambda inv: bool(inv.keypoints3d),
+    "flame": lambda inv: bool(inv.flame),
+    "uv": lambda inv: bool(inv.uv),
+    "scan": lambda inv: inv.scan is not None,
+    "scan_masks": lambda inv: bool(inv.scan_masks),
+}
+
+
+def frames_held(inv: FileInventory, modality: str) -> list[int]:
+    """Every frame a file holds of a per-frame modality (of any camera): its field is named
+    after it and is either ``{camera: frames}`` or a list of frames."""
+    held = getattr(inv, spec(modality).name)
+    if isinstance(held, dict):
+        return [f for frames in held.values() for f in frames]
+    return list(held)
 
 
 def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -> FileInventory:

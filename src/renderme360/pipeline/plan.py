@@ -23,16 +23,15 @@ import numpy as np
 from .._version import __version__
 from ..errors import UsageError
 from ..formats.audio import mp3_problem, mp3_size_estimate
+from ..modalities import MODALITIES, spec
 from ..output.layout import (
-    BLOB_KIND,
     FIXED_PATHS,
-    MODALITIES,
     PREFERRED_SOURCE,
+    blob_path,
     calibration_camera_path,
     keypoints2d_path,
     parent_folder,
     performance_dir,
-    scan_mask_path,
     source_prefix,
 )
 from ..selection import Selection
@@ -254,7 +253,7 @@ def _compare_copies(
     def signature(inv: FileInventory) -> Any:
         if modality == "metadata":
             return (inv.actor_id, inv.performance, inv.capture_date, inv.actor_info)
-        kind = BLOB_KIND.get(modality)
+        kind = spec(modality).blob_kind
         if kind:
             return inv.blobs.signature(kind)
         summary = finite_json(inv.summary().get(modality))
@@ -358,26 +357,26 @@ def _plan_calibration(f: _FilePlan) -> None:
         f.add(calibration_camera_path(c), m, "calibration_cam", 800, False, camera=c)
 
 
-def _plan_images(f: _FilePlan, m: str = "images") -> None:
-    kind = BLOB_KIND[m]
-    streams = f.inv.images if m == "images" else f.inv.masks
-    for c in f.cams(sorted(streams)):
-        _add_blob_units(f, m, kind, c)
-
-
-def _plan_masks(f: _FilePlan) -> None:
-    _plan_images(f, "masks")
-
-
-def _plan_uv(f: _FilePlan) -> None:
-    _add_blob_units(f, "uv", "uv", None)
-
-
-def _plan_scan_masks(f: _FilePlan) -> None:
+def _plan_blobs(f: _FilePlan) -> None:
+    """Any blob modality: its inventory field (named after it) lists cameras (``{camera:
+    frames}`` or ``[camera]``) or frames; frames run as lazy streams, one file per camera alone."""
+    m = f.modality
+    s = spec(m)
+    kind = s.blob_kind
+    assert kind is not None
+    if not s.per_camera:
+        _add_blob_units(f, m, kind, None)
+        return
+    held = getattr(f.inv, m)
+    if s.per_frame:
+        for c in f.cams(sorted(held)):
+            _add_blob_units(f, m, kind, c)
+        return
+    opts = f.plan.options
     tasks = []
-    for c in f.cams(f.inv.scan_masks):
-        ext = f.inv.extensions.get(("scan_mask", c), "bin")
-        tasks.append(f.blob(scan_mask_path(c, ext), "scan_masks", "scan_mask", c, None))
+    for c in f.cams(held):
+        ext = blob_ext(f.inv, kind, c, opts, m)
+        tasks.append(f.blob(blob_path(m, c, None, ext), m, kind, c, None))
     f.stream(tasks)
 
 
@@ -469,19 +468,20 @@ def _plan_scan(f: _FilePlan) -> None:
         f.add(FIXED_PATHS["scan"], "scan", "scan_ply", nbytes, True)
 
 
-#: One planning function per modality: adding a modality starts here.
+#: One planning function per modality, keyed by :data:`~renderme360.modalities.SPECS` name (a
+#: blob modality needs only :func:`_plan_blobs`); tests/test_modalities.py checks it covers them.
 PLANNERS: dict[str, Callable[[_FilePlan], None]] = {
     "metadata": _plan_metadata,
     "calibration": _plan_calibration,
-    "images": _plan_images,
-    "masks": _plan_masks,
+    "images": _plan_blobs,
+    "masks": _plan_blobs,
     "audio": _plan_audio,
     "keypoints2d": _plan_keypoints2d,
     "keypoints3d": _plan_keypoints3d,
     "flame": _plan_flame,
-    "uv": _plan_uv,
+    "uv": _plan_blobs,
     "scan": _plan_scan,
-    "scan_masks": _plan_scan_masks,
+    "scan_masks": _plan_blobs,
 }
 
 

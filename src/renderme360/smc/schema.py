@@ -6,6 +6,7 @@ See ``SMC_FORMAT.md`` of the dataset for what each group holds in each release.
 from __future__ import annotations
 
 from ..errors import InvalidIdError
+from ..modalities import BY_BLOB_KIND
 from ..naming import FRONTAL_CAMERAS
 
 #: Root attributes every SMC file carries.
@@ -29,7 +30,7 @@ AUDIO_GROUP = "Camera/00/audio"
 CALIBRATION_SHAPES = {"K": (3, 3), "D": (5,), "RT": (4, 4)}
 
 #: Image-like blobs an SMC stores as encoded bytes.
-BLOB_KINDS = ("color", "mask", "uv", "scan_mask")
+BLOB_KINDS = tuple(BY_BLOB_KIND)  # color, mask, uv, scan_mask (from the modality table)
 #: Cameras that may carry 2-D keypoints: the frontal ones.
 KEYPOINT2D_CAMERAS = FRONTAL_CAMERAS
 

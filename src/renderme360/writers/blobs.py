@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SMCFormatError
 from ..formats.image import decode_image, image_extension
+from ..modalities import reencoded, spec
 from ..output.outdir import OVERLAP_HASH_BYTES, PendingDigest, Written
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def read_stored(ctx: WriteContext, task: Task) -> bytes:
 def write_blob(ctx: WriteContext, task: Task) -> Written | PendingDigest:
     """Write one encoded image under the extension its magic bytes say."""
     offset, nbytes = task.offset, task.nbytes
-    if ctx.options.image_mode == "reencode" and task.modality in ("images", "masks", "uv"):
+    if reencoded(task.modality, ctx.options.image_mode):
         return _reencode(ctx, task, read_stored(ctx, task), f"{ctx.source}: {task.describe_blob()}")
     if offset is not None and not ctx.options.checksum and not ctx.remote:
         head = ctx.pread(offset, min(16, nbytes), task)
@@ -62,14 +63,11 @@ def _checked_ext(data: bytes, ctx: WriteContext, task: Task) -> str:
 def _reencode(ctx: WriteContext, task: Task, data: bytes, what: str) -> Written:
     import cv2
 
-    mask = task.modality == "masks"
-    img = decode_image(data, grayscale=mask, what=what)
-    if mask:
-        ok, buf = cv2.imencode(".png", img)
-    else:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, ctx.options.jpeg_quality])
+    s = spec(task.modality)
+    ext = s.reencode or "jpg"
+    img = decode_image(data, grayscale=s.grayscale, what=what)
+    params = [cv2.IMWRITE_JPEG_QUALITY, ctx.options.jpeg_quality] if ext == "jpg" else []
+    ok, buf = cv2.imencode("." + ext, img, params)
     if not ok:
         raise SMCFormatError(f"{what}: could not re-encode")
-    return ctx.out.write_bytes(
-        _with_ext(task.key, "png" if mask else "jpg"), buf.tobytes(), ctx.options.checksum
-    )
+    return ctx.out.write_bytes(_with_ext(task.key, ext), buf.tobytes(), ctx.options.checksum)
