@@ -413,3 +413,17 @@ def test_no_cycle_collection_while_hdf5_waits_for_a_remote_read() -> None:
         assert not gc.isenabled()  # off before: left off
     finally:
         gc.enable()
+
+
+def test_a_lone_remote_anno_file_gets_the_single_file_hint(data: Path, http) -> None:
+    """A URL naming one anno file (no images in it): the loader's one-line hint names the pair,
+    as for a local file (it built a ``Path`` of the URL and failed with a TypeError; found by
+    mypy once ``SMCSource.files`` was typed as local paths or URLs)."""
+    import renderme360
+
+    anno = next(data.rglob("0026_e0_anno.smc")).relative_to(data).as_posix()
+    perf = renderme360.load(f"{http.url}/{anno}")
+    hint = perf.single_file_hint("renderme360 check")
+    assert hint.startswith("0026_e0_anno.smc alone holds no images: images live in the raw file")
+    assert "renderme360 check DATA_ROOT --subject 0026 --performance e0" in hint
+    assert perf.image_camera_ids == []

@@ -52,7 +52,7 @@ class NpzWriter:
             written = 0
             for part in parts:
                 data = np.ascontiguousarray(part, dtype=dtype)
-                member.write(data.tobytes() if data.ndim == 0 else memoryview(data).cast("B"))
+                member.write(data.tobytes() if data.ndim == 0 else data.data.cast("B"))
                 written += data.nbytes
             if written != expected:
                 raise ValueError(f"{name}: wrote {written} bytes for shape {tuple(shape)}")

@@ -61,7 +61,9 @@ class Source(Protocol):
     """What a backend answers; :class:`Performance` builds every user-facing call on it."""
 
     kind: str
-    ids: tuple[str, str]
+
+    @property
+    def ids(self) -> tuple[str, str]: ...
 
     def holds(self, modality: str) -> bool: ...
     def resolution(self) -> tuple[int, int] | None: ...
@@ -605,7 +607,7 @@ class CameraMap(Mapping[str, Camera]):
     ) -> None:
         self._name, self._cameras, self._refused = name, cameras, dict(refused or {})
 
-    def __getitem__(self, camera: int | str) -> Camera:  # type: ignore[override]
+    def __getitem__(self, camera: int | str) -> Camera:
         cam = camera_key(camera)
         try:
             return self._cameras[cam]

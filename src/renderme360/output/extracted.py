@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -42,7 +43,7 @@ def looks_extracted(path: Path) -> bool:
 
 def _relative_files(root: Path) -> list[str]:
     """Every file under root as a relative POSIX path (hidden folders and previews skipped)."""
-    out = []
+    out: list[str] = []
     for dirpath, dirnames, filenames in walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != layout.VISUALIZATION]
         rel_dir = Path(dirpath).relative_to(root).as_posix()
@@ -297,7 +298,7 @@ class ExtractedFolder:
         z = _load_npz(p, ("frame_ids", "keypoints"))
         return z["frame_ids"], z["keypoints"]
 
-    def flame(self, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray] | None:
+    def flame(self, fields: Sequence[str] | None = None) -> dict[str, np.ndarray] | None:
         """``{"frame_ids": (M,), field: (M, ...)}`` (only ``fields`` if given), or None."""
         p = self._fixed("flame", "flame")
         if p is None:

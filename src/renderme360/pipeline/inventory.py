@@ -21,7 +21,7 @@ from ..errors import Renderme360Error, one_line
 from ..formats.image import image_extension
 from ..naming import validate_actor, validate_performance
 from ..smc.reader import BlobLocation, ExtractionReader
-from ..smc.source import as_location, source_id
+from ..smc.source import RemotePath, as_location, source_id
 from ..smc.streams import BlobStream
 from ..tasks import SourceId
 from ..textsafe import finite_json
@@ -188,24 +188,26 @@ class FileInventory:
         return d
 
 
-def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -> FileInventory:
+def probe(
+    path: str | os.PathLike[str] | RemotePath, role: str, camera_poses: bool = False
+) -> FileInventory:
     """Open one SMC file and record everything it holds; a read error is recorded, not raised.
 
     ``camera_poses`` also reads every camera's RT (for ``ring:``/``front:`` camera rules; it costs
     a few reads per calibrated camera, so only when a selection needs it).
     """
-    path = as_location(path)  # a URL is shown without its credentials
+    where = as_location(path)  # a URL is shown without its credentials
     try:
-        source = source_id(path)
+        source = source_id(where)
     except OSError as exc:  # vanished, dangling symlink, no permission
-        source = SourceId(str(as_location(path).absolute()), 0, 0)
+        source = SourceId(str(where.absolute()), 0, 0)
         inv = FileInventory(role=role, source=source)
-        inv.error = f"{path}: cannot read ({exc.strerror or exc})"
+        inv.error = f"{where}: cannot read ({exc.strerror or exc})"
         log.debug("%s", inv.error)  # recorded in inv.error: the caller reports it once
         return inv
     inv = FileInventory(role=role, source=source)
     try:
-        with ExtractionReader(path) as reader:
+        with ExtractionReader(where) as reader:
             try:
                 _probe_into(reader, inv, camera_poses)
             finally:  # what a remote file cost (a local one counts nothing)
@@ -214,8 +216,8 @@ def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -
         inv.error = str(exc)
         log.debug("%s", exc)
     except Exception as exc:  # a hostile file reached a failure mode nobody anticipated
-        inv.error = f"{path}: cannot read ({type(exc).__name__}: {one_line(exc)})"
-        log.debug("unexpected error while probing %s", path, exc_info=True)
+        inv.error = f"{where}: cannot read ({type(exc).__name__}: {one_line(exc)})"
+        log.debug("unexpected error while probing %s", where, exc_info=True)
     if inv.error is not None:  # nothing half-probed may reach the planner
         _clear(inv)
     return inv
@@ -296,7 +298,7 @@ def _camera_rts(r: ExtractionReader, cams: list[str]) -> tuple[dict[str, np.ndar
     """RT of each calibrated camera; a calibration that cannot be read is recorded, not raised
     (it fails only a camera selection that needs it, as it did when read at planning time)."""
     try:
-        return {c: r.read_calibration(c)["RT"] for c in cams}, None  # type: ignore[index]
+        return {c: r.calibration_of(c)["RT"] for c in cams}, None
     except Renderme360Error as exc:
         return {}, str(exc)
 

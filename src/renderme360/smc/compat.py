@@ -463,7 +463,8 @@ class SMCReader(ExtractionReader):
             frames: list[Any] = sorted(int(k) for k in self._checked_keys(uv, FRAME_RE, "frame"))
         else:
             frames = Frame_id
-        return np.stack([self.get_uv(f) for f in frames], axis=0)
+        images = [self.get_uv(f) for f in frames]  # never None: this part has /UV_texture
+        return np.stack([img for img in images if img is not None], axis=0)
 
     @_io_guard
     def get_scanmesh(self) -> GroupView | None:
@@ -496,7 +497,7 @@ class SMCReader(ExtractionReader):
                 [triangles[:, 0], triangles[:, 1], triangles[:, 2]], axis=1
             )
         face["red"] = face["green"] = face["blue"] = 255
-        target = outpath if hasattr(outpath, "write") else os.fspath(outpath)  # type: ignore[arg-type]
+        target = outpath if hasattr(outpath, "write") else os.fspath(outpath)
         PlyData(
             [PlyElement.describe(vertex, "vertex"), PlyElement.describe(face, "face")], text=True
         ).write(target)

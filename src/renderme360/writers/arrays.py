@@ -24,7 +24,7 @@ CONVENTION = "RT maps camera to world; OpenCV axes; metres"
 
 
 def _calibration(ctx: WriteContext, cams: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    return {c: ctx.reader.read_calibration(c) for c in cams}  # type: ignore[misc]
+    return {c: ctx.reader.calibration_of(c) for c in cams}
 
 
 def _write_npz(ctx: WriteContext, key: str, arrays: dict[str, np.ndarray]) -> Written:
@@ -54,7 +54,8 @@ def write_calibration_all(ctx: WriteContext, task: Task) -> Written:
 def write_calibration_cam(ctx: WriteContext, task: Task) -> Written:
     """``cam_XX.npz``: K, D, RT of one camera."""
     cam = task.camera
-    cal = _calibration(ctx, [cam])[cam]  # type: ignore[list-item,index]
+    assert cam is not None, f"{task.key}: a per-camera task without its camera"
+    cal = _calibration(ctx, [cam])[cam]
     return _write_npz(ctx, task.key, {**cal, "convention": np.array(CONVENTION)})
 
 
