@@ -359,7 +359,7 @@ def _resolution(resolution: object) -> tuple[int, int]:
 
 def _check_names(subject: object, performances: object) -> tuple[str, list[str]]:
     try:
-        subject = validate_actor(subject)  # type: ignore[arg-type]
+        subject = validate_actor(subject)
     except UnsafeNameError:
         raise UsageError(f"invalid subject {subject!r}: expected 4 digits like '0026'") from None
     if isinstance(performances, str):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -204,12 +204,14 @@ class ExtractedFolder:
             return _read_calibration_all(p)
         return {cam: _read_calibration_cam(path) for cam, path in self._calibration_cam_files()}
 
-    def _calibration_cam_files(self, role: str | bool | None = False) -> list[tuple[str, Path]]:
+    def _calibration_cam_files(
+        self, role: str | Literal[False] | None = False
+    ) -> list[tuple[str, Path]]:
         """``(cam, cam_XX.npz)`` of the chosen copies (``role`` False) or of one source folder."""
         cams = sorted({k[1] for k in self._items if k[0] == "calibration" and k[1]})
         if role is False:
-            return [(c, self._item("calibration", c, None)) for c in cams]  # type: ignore[misc]
-        prefix = "" if role is None else layout.source_prefix(role, "separate")  # type: ignore[arg-type]
+            return [(c, p) for c in cams if (p := self._item("calibration", c, None)) is not None]
+        prefix = "" if role is None else layout.source_prefix(role, "separate")
         rels = [(c, prefix + layout.calibration_camera_path(c)) for c in cams]
         return [(c, self.root / rel) for c, rel in rels if self._recorded(rel)]
 

@@ -68,7 +68,10 @@ class BlobIndex:
             return default
 
     def __contains__(self, key: object) -> bool:
-        return self.get(key) is not None  # type: ignore[arg-type]
+        """Whether a blob is held; a key not of the ``(kind, camera, frame)`` form is not."""
+        if not (isinstance(key, tuple) and len(key) == 3):
+            return False
+        return self.get(key) is not None
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._streams.values())

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import h5py
 import numpy as np
@@ -48,6 +48,8 @@ from .streams import BlobStream
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R", bound="ExtractionReader")
 
 
 def _has_members(group: h5py.Group) -> bool:
@@ -65,11 +67,12 @@ def _has_members(group: h5py.Group) -> bool:
 __all__ = ["BlobLocation", "ExtractionReader"]
 
 
-def _guard(method: Callable[..., T]) -> Callable[..., T]:
-    """Turn low-level HDF5/numpy failures into SMCFormatError naming the file."""
+def _guard(method: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], T]:
+    """Turn low-level HDF5/numpy failures into SMCFormatError naming the file (the method's
+    signature is kept, so its callers stay type-checked)."""
 
     @functools.wraps(method)
-    def wrapper(self: ExtractionReader, *args: Any, **kwargs: Any) -> T:
+    def wrapper(self: R, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return method(self, *args, **kwargs)
         except Renderme360Error:
@@ -90,8 +93,9 @@ def _guard(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def _frame_arg(frame: int | str | np.integer) -> str:
-    """Normalise a user-given frame id to the SMC key form (``"0"``, ``"17"``)."""
+def _frame_arg(frame: object) -> str:
+    """Normalise a user-given frame id to the SMC key form (``"0"``, ``"17"``); anything else
+    (an untrusted value of any type) is an InvalidIdError."""
     if isinstance(frame, (bool, np.bool_)):
         raise InvalidIdError(f"invalid frame id {frame!r}")
     if isinstance(frame, (int, np.integer)):
@@ -383,8 +387,8 @@ class ExtractionReader:
     # ------------------------------------------------------------------ generic blobs
     def _blob_dataset(self, kind: str, cam: int | str | None, frame: int | str | None) -> Any:
         """The h5py dataset of one encoded blob; InvalidIdError when it does not exist."""
-        c = camera_key(cam) if kind in ("color", "mask", "scan_mask") else None  # type: ignore[arg-type]
-        f = _frame_arg(frame) if kind in ("color", "mask", "uv") else None  # type: ignore[arg-type]
+        c = camera_key(cam) if kind in ("color", "mask", "scan_mask") else None
+        f = _frame_arg(frame) if kind in ("color", "mask", "uv") else None
         path, what = schema.blob_path(kind, c, f)
         obj = self._get(path)
         if obj is None:

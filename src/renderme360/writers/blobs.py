@@ -28,6 +28,7 @@ def read_stored(ctx: WriteContext, task: Task) -> bytes:
     """The stored bytes of the blob a task names (fast path when an offset is known)."""
     if task.offset is not None:
         return ctx.pread(task.offset, task.nbytes, task)
+    assert task.blob_kind is not None, f"{task.key}: a blob task without its blob kind"
     return ctx.reader.read_blob(task.blob_kind, task.camera, task.frame)
 
 
