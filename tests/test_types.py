@@ -7,6 +7,7 @@ cache is the default ``.mypy_cache`` of the checkout, so a second run only re-ch
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -39,3 +40,34 @@ def test_every_type_ignore_names_its_error_code() -> None:
         if blanket.search(line)
     ]
     assert found == []
+
+
+def test_a_backend_that_breaks_the_source_protocol_is_reported(tmp_path: Path) -> None:
+    """The check can fail: a backend whose ``blob`` answers ``str`` instead of ``bytes | None``
+    is no ``Source``, and mypy (same settings) says so where it is handed to ``Performance``."""
+    probe = tmp_path / "broken_backend.py"
+    probe.write_text(
+        "from renderme360.loader.performance import Performance\n"
+        "from renderme360.output.extracted import ExtractedFolder\n"
+        "\n"
+        "\n"
+        "class Broken(ExtractedFolder):\n"
+        "    def blob(self, kind: str, cam: str, frame: int) -> str:  # type: ignore[override]\n"
+        "        return ''\n"
+        "\n"
+        "\n"
+        "def use(folder: Broken) -> Performance:\n"
+        "    return Performance(folder)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-color-output", str(probe)],
+        cwd=ROOT,
+        env={**os.environ, "MYPYPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert 'Argument 1 to "Performance" has incompatible type "Broken"' in done.stdout
+    assert "Found 1 error in 1 file" in done.stdout
