@@ -61,12 +61,12 @@ def _latin1(text: str, encoding: str = "utf-8") -> bytes:
 
 def _allowed() -> dict[tuple[str, str], Any]:
     import copyreg
+    import importlib
 
     try:
-        from numpy._core import multiarray
+        multiarray = importlib.import_module("numpy._core.multiarray")
     except ImportError:  # numpy < 2
-        # numpy 1.x path; numpy 2's stubs declare the module under its new name only
-        from numpy.core import multiarray  # type: ignore[no-redef]
+        multiarray = importlib.import_module("numpy.core.multiarray")
     # what protocol-2 pickles name; private, so typeshed's copyreg stub leaves it out
     reconstructor = copyreg._reconstructor  # type: ignore[attr-defined]
     allowed: dict[tuple[str, str], Any] = {
