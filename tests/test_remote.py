@@ -443,3 +443,17 @@ def test_one_head_request_per_unit_of_a_remote_file(
         checks = heads.get(name, 0)
         # n after-checks + 1 before-check + what the survey and opening ask (<= 3)
         assert n + 1 <= checks <= n + 4, (name, n, checks, heads)
+
+
+def test_a_lone_remote_anno_file_gets_the_single_file_hint(data: Path, http) -> None:
+    """A URL naming one anno file (no images in it): the loader's one-line hint names the pair,
+    as for a local file (it built a ``Path`` of the URL and failed with a TypeError; found by
+    mypy once ``SMCSource.files`` was typed as local paths or URLs)."""
+    import renderme360
+
+    anno = next(data.rglob("0026_e0_anno.smc")).relative_to(data).as_posix()
+    perf = renderme360.load(f"{http.url}/{anno}")
+    hint = perf.single_file_hint("renderme360 check")
+    assert hint.startswith("0026_e0_anno.smc alone holds no images: images live in the raw file")
+    assert "renderme360 check DATA_ROOT --subject 0026 --performance e0" in hint
+    assert perf.image_camera_ids == []

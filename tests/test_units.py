@@ -392,3 +392,30 @@ def test_pread_past_the_end_is_a_truncated_file_even_from_the_read_ahead(tmp_pat
         with pytest.raises(SMCFormatError, match="c: file is truncated"):
             ctx.pread(8200, 4000, "c")  # 1,800 bytes left
         assert ctx.pread(8200, 1800, "d") == data[8200:]
+
+
+def test_blob_index_membership_of_a_key_of_another_form_is_false() -> None:
+    """``in`` on the blob index answers False for a key that is not ``(kind, camera, frame)``
+    (it unpacked any key and raised ValueError or TypeError)."""
+    from renderme360.pipeline.inventory import BlobIndex
+
+    index = BlobIndex()
+    index[("color", "03", 0)] = BlobLocation(10, 4096)
+    assert ("color", "03", 0) in index
+    assert ("color", "03", 1) not in index and ("mask", "03", 0) not in index
+    assert "abc" not in index and 5 not in index and ("color", "03") not in index
+
+
+def test_keypoint_stack_whose_first_frame_has_no_data_is_a_format_error() -> None:
+    """A keypoint file planned from a frame that reads back empty (changed since planning) is
+    refused in one line naming the frame (the first frame's None was used as an array:
+    AttributeError). Found by mypy once the reader callback was typed ``ndarray | None``."""
+    from types import SimpleNamespace
+
+    from renderme360.writers.arrays import _stack_frames
+
+    ctx = SimpleNamespace(source="0026_e0_anno.smc")
+    with pytest.raises(
+        SMCFormatError, match=r"^0026_e0_anno.smc: Keypoints3d frame 4 has no data$"
+    ):
+        _stack_frames(ctx, "keypoints3d/all_frames.npz", [4, 5], lambda f: None, "Keypoints3d")

@@ -13,7 +13,7 @@ from .naming import MAX_FRAME
 #: whole image. Here, not in export/video.py, so the command line is built without numpy.
 CROPS = ("face", "full")
 
-KEYS = {
+KEYS: dict[str, type | tuple[type, ...]] = {
     "data_root": str,
     "output": str,
     "subjects": (str, list, int),

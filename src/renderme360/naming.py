@@ -55,18 +55,19 @@ def performance_kind(performance: str) -> str:
     return KIND_NAMES.get(performance[:1], "other")
 
 
-def validate_actor(value: str, source: str = "") -> str:
+def validate_actor(value: object, source: str = "") -> str:
     """Return ``value`` if it is a 4-digit actor id, else raise UnsafeNameError."""
     return _check(ACTOR_RE, value, "actor id", "4 digits like 0026", source)
 
 
-def validate_performance(value: str, source: str = "") -> str:
+def validate_performance(value: object, source: str = "") -> str:
     """Return ``value`` if it is a performance name like ``e0``, ``s1_all``, ``h1_2bk``."""
     return _check(PERFORMANCE_RE, value, "performance name", "like e0, s1_all, h1_2bk", source)
 
 
-def camera_key(cam: int | str) -> str:
-    """Normalise a camera given as int or string (``3``, ``"3"``, ``"03"``) to ``"03"``."""
+def camera_key(cam: object) -> str:
+    """Normalise a camera given as int or string (``3``, ``"3"``, ``"03"``) to ``"03"``;
+    anything else (an untrusted value of any type) is an InvalidIdError."""
     if isinstance(cam, (int,)) and not isinstance(cam, bool):
         if 0 <= cam <= 99:
             return f"{cam:02d}"

@@ -73,8 +73,10 @@ _KEYPOINT = (0, 0, 255)  # BGR red
 # prefers wins: images from raw, annotations (masks, keypoints, calibration) from anno.
 _IMAGE_EXTS = frozenset({"jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jp2"})
 
-# What reading a damaged or unexpected file may raise (cv2.error is added at run time).
+# What reading a damaged or unexpected file may raise (and our own refusals: a pixel budget, a
+# file that is not regular): the file is skipped with a warning.
 _READ_ERRORS: tuple[type[BaseException], ...] = (
+    Renderme360Error,
     OSError,
     ValueError,
     KeyError,
@@ -268,7 +270,7 @@ def _decode(
             data, scale=factor, grayscale=grayscale, max_pixels=MAX_PREVIEW_PIXELS, what=str(path)
         )
         img = area_reduce(img, factor // done, exact=False)
-    except (*_READ_ERRORS, Renderme360Error) as exc:
+    except _READ_ERRORS as exc:
         log.warning("preview: skipping %s: %s", path, exc)
         return None
     if size is None:
@@ -456,7 +458,7 @@ def _read_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
     try:
         with open_regular(path) as f:
             return read_npz(f, names, str(path))
-    except (*_READ_ERRORS, Renderme360Error) as exc:
+    except _READ_ERRORS as exc:
         log.warning("preview: skipping %s: %s", path, exc)
         return None
 
@@ -471,8 +473,8 @@ def _keypoints_overlay(
         arrays = _read_npz(out.root / inputs.keypoints[cam], ["frame_ids"])
         if arrays is None:
             continue
-        ids = {int(v) for v in arrays["frame_ids"].reshape(-1)}
-        usable = ids & set(inputs.images[cam])
+        stored = {int(v) for v in arrays["frame_ids"].reshape(-1)}
+        usable = stored & set(inputs.images[cam])
         if usable:
             chosen[cam] = frame if frame in usable else min(usable)
     tiles = []

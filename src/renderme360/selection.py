@@ -184,11 +184,11 @@ def resolve_cameras(
     if spec.ids is not None:
         return sorted(spec.ids), f"cameras {','.join(sorted(spec.ids))} as asked"
     cams = [c for c in available if rts and c in rts]
-    if not cams:
+    if not rts or not cams:
         raise UsageError(
             f"--cameras {spec}: needs calibration of the cameras with images; none found"
         )
-    geo = _rig_geometry(rts)  # type: ignore[arg-type]  # the whole rig: angles as check prints
+    geo = _rig_geometry(rts)  # the whole rig: angles as check prints
 
     def angles(c: str) -> str:
         az, el = math.degrees(geo.azimuth[c]), math.degrees(geo.elevation[c])

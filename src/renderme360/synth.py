@@ -226,7 +226,8 @@ def select_image_cameras(count: int, num_cameras: int = NUM_DEVICES) -> list[str
     remaining = count - len(chosen)
     for target in np.linspace(0, num_cameras - 1, remaining) if remaining else ():
         free = [c for c in range(num_cameras) if c not in chosen]
-        chosen.append(min(free, key=lambda c, t=float(target): (abs(c - t), c)))
+        t = float(target)
+        chosen.append(min(free, key=lambda c: (abs(c - t), c)))
     return [f"{c:02d}" for c in sorted(chosen)]
 
 
@@ -375,7 +376,7 @@ def _resolution(resolution: object) -> tuple[int, int]:
 
 def _check_names(subject: object, performances: object) -> tuple[str, list[str]]:
     try:
-        subject = validate_actor(subject)  # type: ignore[arg-type]
+        subject = validate_actor(subject)
     except UnsafeNameError:
         raise UsageError(f"invalid subject {subject!r}: expected 4 digits like '0026'") from None
     if isinstance(performances, str):
@@ -413,7 +414,7 @@ def _rng(seed: int, *keys: int | str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
-def _subject_meta(subject: str, seed: int) -> dict[str, object]:
+def _subject_meta(subject: str, seed: int) -> dict[str, str | int | float]:
     rng = _rng(seed, "meta", subject)
     return {
         "actor_id": subject,
@@ -441,7 +442,7 @@ class _Scene:
     seed: int
     rig: dict[str, dict[str, np.ndarray]]
     image_cams: list[str]
-    meta: dict[str, object]
+    meta: dict[str, str | int | float]
     kind: str = field(init=False)
     face: np.ndarray = field(init=False)
     poses: list[tuple[np.ndarray, np.ndarray]] = field(init=False)
@@ -778,7 +779,7 @@ _FLAME_FACES = 9976
 
 
 @functools.lru_cache(maxsize=4)
-def _flame_like_arrays(seed: int) -> tuple[tuple[str, np.ndarray], ...]:
+def _flame_like_arrays(seed: int) -> tuple[tuple[str, np.ndarray | str], ...]:
     """The arrays of :func:`write_flame_model` (cached: every expression take poses them)."""
     rng = _rng(seed, "flame-model")
     i = np.arange(_FLAME_VERTS) + 0.5

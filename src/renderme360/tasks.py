@@ -131,6 +131,8 @@ class Unit:
             list(other.tasks),
         )
 
+    # unhashable, as a class with __eq__ is; typeshed declares object.__hash__ a method, so
+    # mypy wants an ignore to learn it (then hash() of one is an error it reports)
     __hash__ = None  # type: ignore[assignment]
 
     @property

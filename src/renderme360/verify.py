@@ -14,7 +14,7 @@ import io
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,7 +301,7 @@ def summarise_problems(
     return lines
 
 
-def verify_total(reports: list[VerifyReport]) -> str:
+def verify_total(reports: Sequence[VerifyReport]) -> str:
     """One line about several performances: how many are OK, problems in all, files checked."""
     bad = [r for r in reports if not r.ok]
     return (

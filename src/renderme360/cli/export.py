@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import CROPS, frame_index, positive_int
 
@@ -23,6 +23,16 @@ examples:
 Default folder: PERF/exports/{format}_{frames}[_{cameras}][_down{k}]/; from SMC files
 ./renderme360_exports/{actor}_{perf}/ the same. Conventions (principal point, axes,
 downscale crop, timing) are in README.txt inside every export."""
+
+
+class _Summary(Protocol):
+    """What the command prints of an export's summary (each export returns its own dataclass)."""
+
+    @property
+    def dest(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def note_lines(self) -> list[str]: ...
+    def result_lines(self) -> list[str]: ...
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -88,6 +98,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.export_format is None:
         return args._help() or 2  # print_help() returns None
     fmt, progress = args.export_format, _progress(args)
+    summary: _Summary
     if fmt in ("talkinghead", "clips"):  # several takes; a root gives those selected
         perfs = load_many(args.perf, args.subject, args.performance, args.allow_incomplete)
         summary = video_export(fmt, perfs, vars(args), progress)

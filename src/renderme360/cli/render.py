@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..output.reports import fetched_line, human_bytes
-from ..verify import summarise_problems, verify_total
+from ..verify import VerifyReport, summarise_problems, verify_total
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,7 +50,15 @@ def _table(title: str) -> Any:
     return Table(title=title)
 
 
-EXPLORE_COLUMNS = ("performance", "file", "size", "img cams", "mask cams", "frames", "audio")
+EXPLORE_COLUMNS: tuple[str, ...] = (
+    "performance",
+    "file",
+    "size",
+    "img cams",
+    "mask cams",
+    "frames",
+    "audio",
+)
 EXPLORE_COLUMNS += ("kp2d cams", "kp3d", "FLAME", "UV", "scan", "extract")
 
 
@@ -170,7 +178,9 @@ def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
     _out().print(line)
 
 
-def verify_table(reports: Sequence[Any], skipped: Sequence[str] = (), quiet: bool = False) -> None:
+def verify_table(
+    reports: Sequence[VerifyReport], skipped: Sequence[str] = (), quiet: bool = False
+) -> None:
     """Skipped paths, a line per folder, its first bad files, the rest counted by kind, a total."""
     err_console().print("\n".join(skipped), highlight=False, end="\n" if skipped else "")
     for r in reports:

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import SMCFormatError
+from . import BinarySink
 
 WAV_SUBTYPES = {
     "float32": "FLOAT",
@@ -106,7 +107,7 @@ def wav_header(frames: int, channels: int, rate: int, dtype: np.dtype) -> bytes:
     )
 
 
-def write_wav_stream(out: BinaryIO, audio: np.ndarray, rate: int) -> None:
+def write_wav_stream(out: BinarySink, audio: np.ndarray, rate: int) -> None:
     """Lossless WAV whose samples read back equal to ``audio`` (streamed in blocks)."""
     data = _frames_first(audio)
     out.write(wav_header(len(data), data.shape[1], rate, data.dtype))

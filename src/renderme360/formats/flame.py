@@ -61,14 +61,17 @@ def _latin1(text: str, encoding: str = "utf-8") -> bytes:
 
 def _allowed() -> dict[tuple[str, str], Any]:
     import copyreg
+    import importlib
 
     try:
-        from numpy._core import multiarray
+        multiarray = importlib.import_module("numpy._core.multiarray")
     except ImportError:  # numpy < 2
-        from numpy.core import multiarray  # type: ignore[no-redef]
+        multiarray = importlib.import_module("numpy.core.multiarray")
+    # what protocol-2 pickles name; private, so typeshed's copyreg stub leaves it out
+    reconstructor = copyreg._reconstructor  # type: ignore[attr-defined]
     allowed: dict[tuple[str, str], Any] = {
-        ("copy_reg", "_reconstructor"): copyreg._reconstructor,
-        ("copyreg", "_reconstructor"): copyreg._reconstructor,
+        ("copy_reg", "_reconstructor"): reconstructor,
+        ("copyreg", "_reconstructor"): reconstructor,
         ("__builtin__", "object"): object,
         ("builtins", "object"): object,
         ("__builtin__", "set"): set,
@@ -167,7 +170,8 @@ def _array(value: Any, name: str) -> np.ndarray:
 def _dense_csc(state: Any, name: str) -> np.ndarray:
     if not isinstance(state, dict):
         raise ValueError(f"{name}: sparse matrix without its arrays")
-    shape = tuple(int(s) for s in state.get("_shape", state.get("shape", ())))
+    given = state["_shape"] if "_shape" in state else state.get("shape", ())
+    shape = tuple(int(s) for s in given)
     data, indices, indptr = (np.asarray(state[k]) for k in ("data", "indices", "indptr"))
     if len(shape) != 2 or min(shape) < 0 or shape[0] * shape[1] > _MAX_DENSE:
         raise ValueError(f"{name}: sparse shape {shape} refused")

@@ -15,6 +15,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import BudgetError, SMCFormatError
+from . import BinarySink
 
 #: A member may always expand to this many bytes ...
 NPZ_MIN_BUDGET = 64 << 20
@@ -26,8 +27,10 @@ NPZ_MAX_RATIO = 32
 class NpzWriter:
     """Write ``.npy`` members into a zip stream; use as a context manager."""
 
-    def __init__(self, fileobj: BinaryIO) -> None:
-        self._zip = zipfile.ZipFile(fileobj, mode="w", compression=zipfile.ZIP_STORED)
+    def __init__(self, fileobj: BinarySink) -> None:
+        # typeshed asks the file for close() too; ZipFile never closes a file object it was given
+        zf = zipfile.ZipFile(fileobj, mode="w", compression=zipfile.ZIP_STORED)  # type: ignore[call-overload]
+        self._zip = zf
 
     def add(self, name: str, array: np.ndarray) -> None:
         """Add one array (object arrays are refused: they would need pickle)."""
@@ -52,7 +55,7 @@ class NpzWriter:
             written = 0
             for part in parts:
                 data = np.ascontiguousarray(part, dtype=dtype)
-                member.write(data.tobytes() if data.ndim == 0 else memoryview(data).cast("B"))
+                member.write(data.tobytes() if data.ndim == 0 else data.data.cast("B"))
                 written += data.nbytes
             if written != expected:
                 raise ValueError(f"{name}: wrote {written} bytes for shape {tuple(shape)}")

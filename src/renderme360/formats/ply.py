@@ -5,11 +5,10 @@ Vertices keep their stored precision (float64 stays ``double``); faces are ``lis
 
 from __future__ import annotations
 
-from typing import BinaryIO
-
 import numpy as np
 
 from ..errors import SMCFormatError
+from . import BinarySink
 
 PLY_TYPES = {"f4": "float", "f8": "double"}
 
@@ -24,7 +23,7 @@ def ply_bytes_header(n_vertices: int, n_faces: int, vertex_type: str) -> bytes:
     ).encode("ascii")
 
 
-def write_ply_stream(out: BinaryIO, vertex: np.ndarray, faces: np.ndarray) -> None:
+def write_ply_stream(out: BinarySink, vertex: np.ndarray, faces: np.ndarray) -> None:
     """Write a binary PLY of ``vertex`` (n, 3) and ``faces`` (m, k) to a binary stream."""
     vertex = np.asarray(vertex)
     faces = np.asarray(faces)

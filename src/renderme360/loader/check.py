@@ -12,7 +12,7 @@ whose axis points away, or that sees the keypoints behind it, has a pose read th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -168,7 +168,17 @@ def _px(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}" if value < 100 else f"{value:,.0f}"
 
 
-def axis_facts(camera: Camera, rig: RigFrame) -> dict[str, float]:
+class AxisFacts(TypedDict):
+    """Where a camera stands and looks relative to the rig (the fields of CameraReport)."""
+
+    azimuth_deg: float
+    elevation_deg: float
+    axis_offset_deg: float
+    axis_miss_m: float
+    distance_m: float
+
+
+def axis_facts(camera: Camera, rig: RigFrame) -> AxisFacts:
     """Where a camera stands and looks relative to the rig (the fields of CameraReport)."""
     to_centre = rig.centre - camera.center
     dist = float(np.linalg.norm(to_centre))

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ..output.extracted import CalibrationConflict
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Modalities a performance may hold (``Performance.modalities`` lists those present): those
 #: of the modality table with a loader reader (see :data:`READERS`), in canonical order.
@@ -53,7 +54,9 @@ class Source(Protocol):
     """What a backend answers; :class:`Performance` builds every user-facing call on it."""
 
     kind: str
-    ids: tuple[str, str]
+
+    @property
+    def ids(self) -> tuple[str, str]: ...
 
     def holds(self, modality: str) -> bool: ...
     def resolution(self) -> tuple[int, int] | None: ...
@@ -264,7 +267,7 @@ class Performance:
 
     # ------------------------------------------------------------------ cameras
     @cached_property
-    def cameras(self) -> Mapping[str, Camera]:
+    def cameras(self) -> CameraMap:
         """Every calibrated camera by id: a read-only mapping of :class:`Camera`.
 
         Ids are 2-digit strings; ``cameras[25]`` works too. An id not calibrated raises
@@ -319,7 +322,7 @@ class Performance:
 
     def camera(self, camera: int | str) -> Camera:
         """One calibrated camera; InvalidIdError (a KeyError) naming the calibrated ones."""
-        return self.cameras[camera]  # type: ignore[index]
+        return self.cameras[camera]
 
     def _resolution(self) -> tuple[int, int]:
         """(height, width) of the colour images: recorded, else read from one image's header."""
@@ -538,7 +541,7 @@ class Performance:
         if not 0 <= frame < clock.num_frames:
             raise InvalidIdError(f"{self._name}: frame {frame} outside 0..{clock.num_frames - 1}")
         if rate is None:
-            rate = int(self.source.audio()[1])  # type: ignore[index]
+            rate = int(self._need(self.source.audio(), "audio")[1])
         _check_rate(rate)
         first, count = span(clock.frame_time(frame), clock.frame_time(frame + 1), rate)
         return first, first + count
@@ -587,7 +590,8 @@ class Performance:
         if modality not in self.modalities:
             self._need(None, what)
 
-    def _need(self, value: Any, what: str) -> Any:
+    def _need(self, value: T | None, what: str) -> T:
+        """``value``; NotFoundError naming what the performance holds when it is None."""
         if value is None:
             have = ", ".join(self.modalities) or "nothing"
             raise NotFoundError(f"{self._name}: no {what} (this performance holds: {have})")
@@ -630,7 +634,7 @@ class CameraMap(Mapping[str, Camera]):
     ) -> None:
         self._name, self._cameras, self._refused = name, cameras, dict(refused or {})
 
-    def __getitem__(self, camera: int | str) -> Camera:  # type: ignore[override]
+    def __getitem__(self, camera: int | str) -> Camera:
         cam = camera_key(camera)
         try:
             return self._cameras[cam]
@@ -645,7 +649,7 @@ class CameraMap(Mapping[str, Camera]):
             ) from None
 
     def __contains__(self, camera: object) -> bool:
-        return camera_key(camera) in self._cameras if _is_id(camera) else False  # type: ignore[arg-type]
+        return camera_key(camera) in self._cameras if _is_id(camera) else False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._cameras)
@@ -659,7 +663,7 @@ class CameraMap(Mapping[str, Camera]):
 
 def _is_id(camera: object) -> bool:
     try:
-        camera_key(camera)  # type: ignore[arg-type]
+        camera_key(camera)
     except InvalidIdError:
         return False
     return True
@@ -670,7 +674,7 @@ def _id_arg(value: object, what: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    if what == "subject" and is_int and 0 <= value <= 9999:  # type: ignore[operator]
+    if what == "subject" and isinstance(value, int) and is_int and 0 <= value <= 9999:
         return f"{value:04d}"
     example = "'0026' or 26" if what == "subject" else "'e0'"
     raise UsageError(f"{what} must be a string like {example}, got {value!r}")

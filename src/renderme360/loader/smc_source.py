@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,12 @@ from ..modalities import blob_modality
 from ..naming import parse_smc_name
 from ..output.layout import source_order
 from ..textsafe import printable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..smc.reader import ExtractionReader
+    from ..smc.source import Location, RemotePath
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +58,18 @@ class SMCSource:
 
     kind = "smc"
 
-    def __init__(self, files: dict[str, Path], actor: str, performance: str) -> None:
+    def __init__(self, files: dict[str, Location], actor: str, performance: str) -> None:
         self.files = dict(files)
         self.ids = (actor, performance)
-        self._readers: dict[str, Any] = {}
+        self._readers: dict[str, ExtractionReader] = {}
         self._frames: dict[tuple[str, str], list[int]] = {}
 
     @classmethod
     def find(
-        cls, root: str | os.PathLike[str], subject: str | None, performance: str | None
+        cls,
+        root: str | os.PathLike[str] | RemotePath,
+        subject: str | None,
+        performance: str | None,
     ) -> SMCSource:
         """The performance ``subject``/``performance`` under a dataset root (or one ``.smc``)."""
         from ..pipeline.discover import discover
@@ -86,12 +95,14 @@ class SMCSource:
         lacking = [m for m in ("images", "calibration") if not self.holds(m)]
         if not lacking:
             return ""
-        path = Path(next(iter(self.files.values())))
+        path = next(iter(self.files.values()))
         name = parse_smc_name(path.name)
         actor, perf = (name.actor, name.performance) if name else ("SUBJECT", "PERF")
-        parent = path.absolute().parent
-        at_root = parent.name == actor and parent.parent.name in ("anno", "raw")
-        root = str(parent.parent.parent) if at_root else "DATA_ROOT"
+        root = "DATA_ROOT"  # a URL: its root is not derived (it may carry credentials)
+        if isinstance(path, Path):
+            parent = path.absolute().parent
+            if parent.name == actor and parent.parent.name in ("anno", "raw"):
+                root = str(parent.parent.parent)
         how = (
             f"{command} {root} --subject {actor} --performance {perf}"
             if command
@@ -118,7 +129,7 @@ class SMCSource:
             r.close()
 
     # ------------------------------------------------------------------ readers
-    def _reader(self, role: str) -> Any:
+    def _reader(self, role: str) -> ExtractionReader:
         r = self._readers.get(role)
         if r is None:
             from ..smc.reader import ExtractionReader
@@ -138,7 +149,7 @@ class SMCSource:
                     break
         return out
 
-    def _for(self, modality: str) -> Any | None:
+    def _for(self, modality: str) -> ExtractionReader | None:
         role = self._holders[modality]
         return None if role is None else self._reader(role)
 
@@ -169,7 +180,7 @@ class SMCSource:
         r = self._for("calibration")
         if r is None:
             return {}
-        return {cam: r.read_calibration(cam) for cam in r.list_calibration_cameras()}
+        return {cam: r.calibration_of(cam) for cam in r.list_calibration_cameras()}
 
     def calibration_conflicts(self) -> list[Any]:
         """Always []: the calibration is read from one file (no copies to compare)."""
@@ -196,9 +207,10 @@ class SMCSource:
 
     def blob(self, kind: str, cam: str, frame: int) -> bytes | None:
         """Stored bytes of a colour image or mask, or None when absent."""
-        if frame not in self.frames(kind, cam):
+        r = self._for(blob_modality(kind))
+        if r is None or frame not in self.frames(kind, cam):
             return None
-        return self._for(blob_modality(kind)).read_blob(kind, cam, frame)
+        return r.read_blob(kind, cam, frame)
 
     # ------------------------------------------------------------------ keypoints, FLAME
     def keypoints2d_cameras(self) -> list[str]:
@@ -212,7 +224,7 @@ class SMCSource:
         """(frame_ids (M,), keypoints (M, 106, 2)) of one camera, or None."""
         r = self._for("keypoints2d")
         frames = [] if r is None else r.list_keypoints2d_frames(cam)
-        if not frames:
+        if r is None or not frames:
             return None
         return _stack(frames, lambda f: r.read_keypoints2d(cam, f), f"Keypoints2d/{cam}")
 
@@ -220,15 +232,15 @@ class SMCSource:
         """(frame_ids (M,), keypoints (M, 73, 3)), or None."""
         r = self._for("keypoints3d")
         frames = [] if r is None else r.list_keypoints3d_frames()
-        if not frames:
+        if r is None or not frames:
             return None
         return _stack(frames, r.read_keypoints3d, "Keypoints3d")
 
-    def flame(self, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray] | None:
+    def flame(self, fields: Sequence[str] | None = None) -> dict[str, np.ndarray] | None:
         """``{"frame_ids": (M,), field: (M, ...)}`` (only ``fields`` if given), or None."""
         r = self._for("flame")
         frames = [] if r is None else r.list_flame_frames()
-        if not frames:
+        if r is None or not frames:
             return None
         out = {"frame_ids": np.asarray(frames, dtype=np.int64)}
         stored = r.flame_fields(frames[0])
@@ -250,9 +262,10 @@ class SMCSource:
 
     def uv_bytes(self, frame: int) -> bytes | None:
         """Stored bytes of one UV texture, or None."""
-        if frame not in self.uv_frames():
+        r = self._for("uv")
+        if r is None or frame not in self.uv_frames():
             return None
-        return self._for("uv").read_blob("uv", None, frame)
+        return r.read_blob("uv", None, frame)
 
     def scan(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(vertices (V, 3) as stored, faces (F, 3) int64) of the scan mesh, or None."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def looks_extracted(path: Path) -> bool:
 
 def _relative_files(root: Path) -> list[str]:
     """Every file under root as a relative POSIX path (hidden folders and previews skipped)."""
-    out = []
+    out: list[str] = []
     for dirpath, dirnames, filenames in walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != layout.VISUALIZATION]
         rel_dir = Path(dirpath).relative_to(root).as_posix()
@@ -195,12 +195,14 @@ class ExtractedFolder:
             return _read_calibration_all(p)
         return {cam: _read_calibration_cam(path) for cam, path in self._calibration_cam_files()}
 
-    def _calibration_cam_files(self, role: str | bool | None = False) -> list[tuple[str, Path]]:
+    def _calibration_cam_files(
+        self, role: str | Literal[False] | None = False
+    ) -> list[tuple[str, Path]]:
         """``(cam, cam_XX.npz)`` of the chosen copies (``role`` False) or of one source folder."""
         cams = sorted({k[1] for k in self._items if k[0] == "calibration" and k[1]})
         if role is False:
-            return [(c, self._item("calibration", c, None)) for c in cams]  # type: ignore[misc]
-        prefix = "" if role is None else layout.source_prefix(role, "separate")  # type: ignore[arg-type]
+            return [(c, p) for c in cams if (p := self._item("calibration", c, None)) is not None]
+        prefix = "" if role is None else layout.source_prefix(role, "separate")
         rels = [(c, prefix + layout.calibration_camera_path(c)) for c in cams]
         return [(c, self.root / rel) for c, rel in rels if self._recorded(rel)]
 
@@ -289,7 +291,7 @@ class ExtractedFolder:
         z = _load_npz(p, ("frame_ids", "keypoints"))
         return z["frame_ids"], z["keypoints"]
 
-    def flame(self, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray] | None:
+    def flame(self, fields: Sequence[str] | None = None) -> dict[str, np.ndarray] | None:
         """``{"frame_ids": (M,), field: (M, ...)}`` (only ``fields`` if given), or None."""
         p = self._fixed("flame", "flame")
         if p is None:

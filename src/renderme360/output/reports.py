@@ -74,7 +74,7 @@ class Tally:
             if camera == "":  # each folder is parsed once: 300,000 files lie in 120 of them
                 camera = self._stream_cameras[folder] = stream_camera(folder)
             frame = None if camera is None else frame_of_name(name)
-            if frame is not None:
+            if camera is not None and frame is not None:
                 self.cameras.add(camera)
                 self.frames.add(frame)
 

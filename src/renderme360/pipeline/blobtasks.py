@@ -40,7 +40,7 @@ class BlobTasks:
         variant: str,
         exact: bool,
         stream: BlobStream,
-        positions: range | array,
+        positions: range | array[int],
     ) -> None:
         self.modality, self.prefix, self.kind, self.cam, self.ext = modality, prefix, kind, cam, ext
         self.role, self.variant, self.exact = role, variant, exact
@@ -86,7 +86,7 @@ class BlobTasks:
             return None
         return self._with_positions(left)
 
-    def _with_positions(self, positions: range | array) -> BlobTasks:
+    def _with_positions(self, positions: range | array[int]) -> BlobTasks:
         return BlobTasks(
             self.modality,
             self.prefix,

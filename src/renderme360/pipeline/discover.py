@@ -51,7 +51,7 @@ def find_smc_files(root: str | os.PathLike[str] | RemotePath) -> list[Path] | li
         return [root] if root.suffix == ".smc" else []
     if not root.is_dir():
         raise NotFoundError(f"{root}: no such file or folder")
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in walk(root):  # iterative, bounded depth
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         found.extend(Path(dirpath) / f for f in filenames if f.endswith(".smc"))
@@ -59,7 +59,7 @@ def find_smc_files(root: str | os.PathLike[str] | RemotePath) -> list[Path] | li
 
 
 def group_performances(
-    paths: Iterable[Path] | Iterable[RemotePath],
+    paths: Iterable[Path | RemotePath],
 ) -> tuple[list[Performance], list[Path | RemotePath]]:
     """Group SMC paths by (actor, performance); return the groups and names not understood.
 

@@ -22,7 +22,7 @@ from ..formats.image import image_extension
 from ..modalities import BY_BLOB_KIND, MODALITIES, PER_FRAME, spec
 from ..naming import validate_actor, validate_performance
 from ..smc.reader import BlobLocation, ExtractionReader
-from ..smc.source import as_location, source_id
+from ..smc.source import RemotePath, as_location, source_id
 from ..smc.streams import BlobStream
 from ..tasks import SourceId
 from ..textsafe import finite_json
@@ -69,7 +69,10 @@ class BlobIndex:
             return default
 
     def __contains__(self, key: object) -> bool:
-        return self.get(key) is not None  # type: ignore[arg-type]
+        """Whether a blob is held; a key not of the ``(kind, camera, frame)`` form is not."""
+        if not (isinstance(key, tuple) and len(key) == 3):
+            return False
+        return self.get(key) is not None
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._streams.values())
@@ -196,24 +199,26 @@ def frames_held(inv: FileInventory, modality: str) -> list[int]:
     return list(held)
 
 
-def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -> FileInventory:
+def probe(
+    path: str | os.PathLike[str] | RemotePath, role: str, camera_poses: bool = False
+) -> FileInventory:
     """Open one SMC file and record everything it holds; a read error is recorded, not raised.
 
     ``camera_poses`` also reads every camera's RT (for ``ring:``/``front:`` camera rules; it costs
     a few reads per calibrated camera, so only when a selection needs it).
     """
-    path = as_location(path)  # a URL is shown without its credentials
+    where = as_location(path)  # a URL is shown without its credentials
     try:
-        source = source_id(path)
+        source = source_id(where)
     except OSError as exc:  # vanished, dangling symlink, no permission
-        source = SourceId(str(as_location(path).absolute()), 0, 0)
+        source = SourceId(str(where.absolute()), 0, 0)
         inv = FileInventory(role=role, source=source)
-        inv.error = f"{path}: cannot read ({exc.strerror or exc})"
+        inv.error = f"{where}: cannot read ({exc.strerror or exc})"
         log.debug("%s", inv.error)  # recorded in inv.error: the caller reports it once
         return inv
     inv = FileInventory(role=role, source=source)
     try:
-        with ExtractionReader(path) as reader:
+        with ExtractionReader(where) as reader:
             try:
                 _probe_into(reader, inv, camera_poses)
             finally:  # what a remote file cost (a local one counts nothing)
@@ -222,8 +227,8 @@ def probe(path: str | os.PathLike[str], role: str, camera_poses: bool = False) -
         inv.error = str(exc)
         log.debug("%s", exc)
     except Exception as exc:  # a hostile file reached a failure mode nobody anticipated
-        inv.error = f"{path}: cannot read ({type(exc).__name__}: {one_line(exc)})"
-        log.debug("unexpected error while probing %s", path, exc_info=True)
+        inv.error = f"{where}: cannot read ({type(exc).__name__}: {one_line(exc)})"
+        log.debug("unexpected error while probing %s", where, exc_info=True)
     if inv.error is not None:  # nothing half-probed may reach the planner
         _clear(inv)
     return inv
@@ -304,7 +309,7 @@ def _camera_rts(r: ExtractionReader, cams: list[str]) -> tuple[dict[str, np.ndar
     """RT of each calibrated camera; a calibration that cannot be read is recorded, not raised
     (it fails only a camera selection that needs it, as it did when read at planning time)."""
     try:
-        return {c: r.read_calibration(c)["RT"] for c in cams}, None  # type: ignore[index]
+        return {c: r.calibration_of(c)["RT"] for c in cams}, None
     except Renderme360Error as exc:
         return {}, str(exc)
 

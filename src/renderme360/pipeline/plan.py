@@ -290,7 +290,9 @@ class _FilePlan:
         m = self.modality
         return [f for f in items if any(s.includes(m, cam, f) for s in self.plan.scopes)]
 
-    def add(self, key: str, modality: str, writer: str, nbytes: int, exact: bool, **fields: Any):
+    def add(
+        self, key: str, modality: str, writer: str, nbytes: int, exact: bool, **fields: Any
+    ) -> None:
         """Plan one file written by ``writer`` (its own unit); a file whose content depends on
         the selection carries a digest of it in its variant (see SELECTION_DEPENDENT_WRITERS)."""
         variant = self.plan.options.variant(modality)
@@ -495,7 +497,7 @@ def _add_blob_units(f: _FilePlan, modality: str, kind: str, cam: str | None) -> 
     picked = f.pick(stream.frames, cam)
     n = len(stream)
     if len(picked) == n:
-        positions: range | array = range(n)
+        positions: range | array[int] = range(n)
     else:
         positions = array("q", (i for i in map(stream.position, picked) if i is not None))
     ext = blob_ext(f.inv, kind, cam or "", opts, modality)

@@ -39,7 +39,7 @@ from ..output.read import (
 from ..output.reports import Tally
 from ..textsafe import finite_json
 
-_q = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_q = json.encoder.encode_basestring_ascii
 
 
 def record_line(r: Record) -> str:

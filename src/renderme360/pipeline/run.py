@@ -581,8 +581,8 @@ def extract_batch(
     progress: Progress | None = None,
     surveys: Sequence[Survey] | None = None,
     record_batch: bool = True,
-    after: Callable[[Request, Survey, Outcome], None] | None = None,
-    before: Callable[[Request, Survey], None] | None = None,
+    after: Callable[[Request, Survey, Outcome], object] | None = None,
+    before: Callable[[Request, Survey], object] | None = None,
 ) -> list[Outcome]:
     """Extract many performances; a failure is recorded and the next one goes on.
 

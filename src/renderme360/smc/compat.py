@@ -21,7 +21,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Concatenate, ParamSpec, TypeVar
 
 import h5py
 import numpy as np
@@ -44,6 +44,8 @@ from .reader import ExtractionReader
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R", bound="SMCReader")
 
 #: Names a member of a returned group may have: frame numbers, camera ids, dataset names.
 MEMBER_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -53,12 +55,13 @@ IMAGE_TYPES = ("color", "mask")
 SCANMASK_CAMERAS = tuple(f"{i:02d}" for i in range(60))
 
 
-def _io_guard(method: Callable[..., T]) -> Callable[..., T]:
+def _io_guard(method: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], T]:
     """HDF5 read failures (``OSError``, as from h5py) become SMCOpenError naming the file, which
-    is still an ``OSError``; every other exception passes unchanged (its class is the contract)."""
+    is still an ``OSError``; every other exception passes unchanged (its class is the contract).
+    The method's signature is kept, so its callers stay type-checked."""
 
     @functools.wraps(method)
-    def wrapper(self: SMCReader, *args: Any, **kwargs: Any) -> T:
+    def wrapper(self: R, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return method(self, *args, **kwargs)
         except Renderme360Error:
@@ -463,7 +466,8 @@ class SMCReader(ExtractionReader):
             frames: list[Any] = sorted(int(k) for k in self._checked_keys(uv, FRAME_RE, "frame"))
         else:
             frames = Frame_id
-        return np.stack([self.get_uv(f) for f in frames], axis=0)
+        images = [self.get_uv(f) for f in frames]  # never None: this part has /UV_texture
+        return np.stack([img for img in images if img is not None], axis=0)
 
     @_io_guard
     def get_scanmesh(self) -> GroupView | None:
@@ -496,7 +500,7 @@ class SMCReader(ExtractionReader):
                 [triangles[:, 0], triangles[:, 1], triangles[:, 2]], axis=1
             )
         face["red"] = face["green"] = face["blue"] = 255
-        target = outpath if hasattr(outpath, "write") else os.fspath(outpath)  # type: ignore[arg-type]
+        target = outpath if hasattr(outpath, "write") else os.fspath(outpath)
         PlyData(
             [PlyElement.describe(vertex, "vertex"), PlyElement.describe(face, "face")], text=True
         ).write(target)

@@ -10,7 +10,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -18,6 +18,9 @@ from h5py import h5d, h5g, h5l, h5s, h5t
 
 from ..errors import SMCFormatError, UnsafeNameError, one_line
 from . import schema
+
+if TYPE_CHECKING:
+    from .source import Location
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,7 @@ MAX_SOFT_HOPS = 16
 _ANY_NAME_RE = re.compile(r".*", re.DOTALL)
 
 
-def inside_path(path: Path, root: h5py.File, where: str) -> str | None:
+def inside_path(path: Location, root: h5py.File, where: str) -> str | None:
     """``where`` rewritten to hard links only (soft links resolved inside the file), or None when
     it does not exist. An external or user-defined link on the way is refused before HDF5
     follows it (following would open the other file, which may even be a FIFO)."""
@@ -162,7 +165,7 @@ def inside_path(path: Path, root: h5py.File, where: str) -> str | None:
     return "/" + "/".join(done)
 
 
-def get(path: Path, root: h5py.File, where: str) -> Any:
+def get(path: Location, root: h5py.File, where: str) -> Any:
     """The object at ``where`` (from the root), or None when absent; refuses external links,
     and names the object HDF5 refuses to open (a damaged object header)."""
     inside = inside_path(path, root, where)
@@ -174,7 +177,7 @@ def get(path: Path, root: h5py.File, where: str) -> Any:
         raise SMCFormatError(f"{path}: cannot open {inside}: {one_line(exc)}") from exc
 
 
-def child(path: Path, group: Any, name: str) -> Any:
+def child(path: Location, group: Any, name: str) -> Any:
     """Member ``name`` of a group reached through :func:`get`, or None when absent (or when
     ``group`` is no group)."""
     if not isinstance(group, h5py.Group):
@@ -182,14 +185,14 @@ def child(path: Path, group: Any, name: str) -> Any:
     return get(path, group.file, f"{group.name}/{name}")
 
 
-def member_links(path: Path, group: Any, pattern: Any, what: str) -> dict[str, int]:
+def member_links(path: Location, group: Any, pattern: Any, what: str) -> dict[str, int]:
     """Member names of a group -> link type, each name checked against the documented grammar
     and each link against the inside-the-file rule (one low-level pass over the group)."""
     return {key: kind for key, (kind, _) in member_link_infos(path, group, pattern, what).items()}
 
 
 def member_link_infos(
-    path: Path, group: Any, pattern: Any, what: str
+    path: Location, group: Any, pattern: Any, what: str
 ) -> dict[str, tuple[int, object]]:
     """As :func:`member_links`, with each link's HDF5 address beside its type (the object
     header's address for a hard link; what HDF5 reports otherwise, unused)."""
@@ -221,7 +224,7 @@ def refuse_outside_storage(dsid: Any, prefix: str, where: str) -> None:
         raise SMCFormatError(f"{prefix}virtual dataset is not allowed: {where}")
 
 
-def check_member_storage(path: Path, group: Any, name: str, link: int) -> None:
+def check_member_storage(path: Location, group: Any, name: str, link: int) -> None:
     """Refuse a member whose bytes lie outside the file (low-level for a hard link)."""
     if link == h5l.TYPE_HARD:
         dsid = open_dataset(group.id, name)
@@ -248,13 +251,13 @@ def _open_group(file_id: Any, where: str) -> Any:
         return None
 
 
-def checked_keys(path: Path, group: Any, pattern: Any, what: str) -> list[str]:
+def checked_keys(path: Location, group: Any, pattern: Any, what: str) -> list[str]:
     """Member names of a group, each checked against the documented grammar (and no member
     may be an external link)."""
     return list(member_links(path, group, pattern, what))
 
 
-def safe_member_names(path: Path, group: h5py.Group) -> list[str]:
+def safe_member_names(path: Location, group: h5py.Group) -> list[str]:
     names = list(member_links(path, group, _ANY_NAME_RE, "dataset"))
     for key in names:
         if not key.isidentifier():
@@ -262,14 +265,14 @@ def safe_member_names(path: Path, group: h5py.Group) -> list[str]:
     return names
 
 
-def read_array(path: Path, group: Any, name: str) -> np.ndarray:
+def read_array(path: Location, group: Any, name: str) -> np.ndarray:
     dset = child(path, group, name)
     if not isinstance(dset, h5py.Dataset):
         raise SMCFormatError(f"{path}: {getattr(group, 'name', '?')}/{name} is missing")
     return np.asarray(checked_dataset(path, dset)[()])
 
 
-def checked_stack(path: Path, dset: h5py.Dataset) -> None:
+def checked_stack(path: Location, dset: h5py.Dataset) -> None:
     """A per-frame array stacked on axis 0: sane size, and a sane frame count even when
     a row holds zero bytes (the frame list is built from the count)."""
     checked_dataset(path, dset)
@@ -278,7 +281,7 @@ def checked_stack(path: Path, dset: h5py.Dataset) -> None:
 
 
 def checked_dataset(
-    path: Path, dset: Any, kinds: str = "biuf", limit: int = schema.MAX_ARRAY_BYTES
+    path: Location, dset: Any, kinds: str = "biuf", limit: int = schema.MAX_ARRAY_BYTES
 ) -> h5py.Dataset:
     """``dset`` if its dtype kind is one of ``kinds`` and its declared size is sane.
 

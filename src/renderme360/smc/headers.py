@@ -129,7 +129,7 @@ class HeaderProbe:
             offsets[ok], sizes[ok] = off[ok], size[ok]
         for i in np.flatnonzero(~ok).tolist():
             loc = self.location(addresses[i])
-            if loc is not None:
+            if loc is not None and loc.offset is not None:  # a header's blob: offset always set
                 offsets[i], sizes[i] = loc.offset, loc.nbytes
         return offsets, sizes
 
@@ -141,13 +141,13 @@ class HeaderProbe:
         The varying fields get every check :meth:`location` makes of them, vectorised."""
         blank = bytes(t.size)  # never matches: no version 0 header is plain
         limit = self.end - self.base  # HDF5's end of allocation, as a relative address
-        inside = [isinstance(a, int) and 0 <= a <= limit - t.size for a in addresses]
-        wanted = [(self.base + a, t.size) for a, ok in zip(addresses, inside, strict=True) if ok]
+        inside = [a if isinstance(a, int) and 0 <= a <= limit - t.size else None for a in addresses]
+        wanted = [(self.base + a, t.size) for a in inside if a is not None]
         try:
-            got = iter(self.source.read_many(wanted))  # type: ignore[arg-type]
+            got = iter(self.source.read_many(wanted))
         except OSError:
             got = iter([blank] * len(wanted))
-        heads = [next(got) if ok else blank for ok in inside]
+        heads = [blank if a is None else next(got) for a in inside]
         heads = [h if len(h) == t.size else blank for h in heads]
         rows = np.frombuffer(b"".join(heads), np.uint8).reshape(len(addresses), t.size)
         ok = np.ones(len(addresses), bool)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import h5py
 import numpy as np
@@ -48,23 +48,31 @@ from .streams import BlobStream
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R", bound="ExtractionReader")
 
 
 def _has_members(group: h5py.Group) -> bool:
     """Whether a group has a member: the first one found ends the walk (len() counts all)."""
     seen: list[bytes] = []
-    group.id.links.iterate(lambda name: seen.append(name) or True)  # True stops the walk
+
+    def first(name: bytes) -> bool:
+        seen.append(name)
+        return True  # True stops the walk
+
+    group.id.links.iterate(first)
     return bool(seen)
 
 
 __all__ = ["BlobLocation", "ExtractionReader"]
 
 
-def _guard(method: Callable[..., T]) -> Callable[..., T]:
-    """Turn low-level HDF5/numpy failures into SMCFormatError naming the file."""
+def _guard(method: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P], T]:
+    """Turn low-level HDF5/numpy failures into SMCFormatError naming the file (the method's
+    signature is kept, so its callers stay type-checked)."""
 
     @functools.wraps(method)
-    def wrapper(self: ExtractionReader, *args: Any, **kwargs: Any) -> T:
+    def wrapper(self: R, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return method(self, *args, **kwargs)
         except Renderme360Error:
@@ -85,8 +93,9 @@ def _guard(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def _frame_arg(frame: int | str | np.integer) -> str:
-    """Normalise a user-given frame id to the SMC key form (``"0"``, ``"17"``)."""
+def _frame_arg(frame: object) -> str:
+    """Normalise a user-given frame id to the SMC key form (``"0"``, ``"17"``); anything else
+    (an untrusted value of any type) is an InvalidIdError."""
     if isinstance(frame, (bool, np.bool_)):
         raise InvalidIdError(f"invalid frame id {frame!r}")
     if isinstance(frame, (int, np.integer)):
@@ -147,7 +156,7 @@ class ExtractionReader:
         _close_orphans()
         self.path: Path | RemotePath = as_location(file_path)
         self._source: ByteSource | None = None
-        self._header_probe: HeaderProbe | bool | None = None
+        self._header_probe: HeaderProbe | Literal[False] | None = None  # False: not usable
         self.smc: h5py.File | None = None
         if isinstance(self.path, RemotePath):
             self._open_remote(stamp)
@@ -187,10 +196,17 @@ class ExtractionReader:
             self.close()
             raise
 
+    @property
+    def _h5(self) -> h5py.File:
+        """The open HDF5 file; a reader whose file was dropped refuses in one line."""
+        if self.smc is None:
+            raise SMCOpenError(f"{self.path}: the reader is closed")
+        return self.smc
+
     def _check_root(self) -> None:
         """Refuse a file without the root attributes every SMC file has."""
         try:
-            missing = [a for a in REQUIRED_ROOT_ATTRS if a not in self.smc.attrs]
+            missing = [a for a in REQUIRED_ROOT_ATTRS if a not in self._h5.attrs]
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise SMCFormatError(
                 f"{self.path}: cannot read root attributes ({one_line(exc)})"
@@ -242,7 +258,7 @@ class ExtractionReader:
     def identity(self) -> tuple[str, str, str]:
         """``(actor_id, performance_part, capture_date)`` decoded to ``str`` (date ``""`` when
         absent). Untrusted: validate before using them in a path."""
-        a = self.smc.attrs
+        a = self._h5.attrs
         date = a.get("capture_date")
         return (
             to_str(a["actor_id"]),
@@ -253,7 +269,7 @@ class ExtractionReader:
     @_guard
     def read_actor_info(self) -> dict[str, Any]:
         """``age, color, gender, height, weight`` as JSON-safe values (None when absent)."""
-        a = self.smc.attrs
+        a = self._h5.attrs
         return {k: to_py(a[k]) if k in a else None for k in ACTOR_INFO_KEYS}
 
     @_guard
@@ -288,7 +304,7 @@ class ExtractionReader:
         if not self._has(schema.CALIBRATION):
             return None
         cams = self.list_calibration_cameras()
-        return {cam: self.read_calibration(cam) for cam in cams}  # type: ignore[misc]
+        return {cam: self.calibration_of(cam) for cam in cams}
 
     @_guard
     def read_calibration(self, Camera_id: int | str) -> dict[str, np.ndarray] | None:
@@ -296,6 +312,12 @@ class ExtractionReader:
         to world. None when the file has no calibration; InvalidIdError for an absent camera."""
         if not self._has(schema.CALIBRATION):
             return None
+        return self.calibration_of(Camera_id)
+
+    @_guard
+    def calibration_of(self, Camera_id: int | str) -> dict[str, np.ndarray]:
+        """As :meth:`read_calibration` for a file known to hold calibration (a planned task, a
+        listed camera): InvalidIdError when the camera's calibration is absent, never None."""
         cam = camera_key(Camera_id)
         node = self._get(f"{schema.CALIBRATION}/{cam}")
         if node is None:
@@ -369,8 +391,8 @@ class ExtractionReader:
     # ------------------------------------------------------------------ generic blobs
     def _blob_dataset(self, kind: str, cam: int | str | None, frame: int | str | None) -> Any:
         """The h5py dataset of one encoded blob; InvalidIdError when it does not exist."""
-        c = camera_key(cam) if kind in ("color", "mask", "scan_mask") else None  # type: ignore[arg-type]
-        f = _frame_arg(frame) if kind in ("color", "mask", "uv") else None  # type: ignore[arg-type]
+        c = camera_key(cam) if kind in ("color", "mask", "scan_mask") else None
+        f = _frame_arg(frame) if kind in ("color", "mask", "uv") else None
         path, what = schema.blob_path(kind, c, f)
         obj = self._get(path)
         if obj is None:
@@ -500,7 +522,7 @@ class ExtractionReader:
     def _probe(self) -> HeaderProbe | None:
         """The object-header reader of this file, when its address sizes allow one."""
         if self._header_probe is None:
-            plist = self.smc.id.get_create_plist()
+            plist = self._h5.id.get_create_plist()
             source = self.source()
             if HeaderProbe.usable(plist.get_sizes()):
                 self._header_probe = HeaderProbe(source, int(plist.get_userblock()), source.size)
@@ -795,13 +817,13 @@ class ExtractionReader:
     # ------------------------------------------------------------------ checks (see h5safe)
     def _get(self, where: str) -> Any:
         """The object at ``where``, or None; never follows a link out of the file."""
-        return h5safe.get(self.path, self.smc, where)
+        return h5safe.get(self.path, self._h5, where)
 
     def _child(self, group: Any, name: str) -> Any:
         return h5safe.child(self.path, group, name)
 
     def _has(self, where: str) -> bool:
-        return h5safe.inside_path(self.path, self.smc, where) is not None
+        return h5safe.inside_path(self.path, self._h5, where) is not None
 
     def _checked_keys(self, group: Any, pattern: Any, what: str) -> list[str]:
         return h5safe.checked_keys(self.path, group, pattern, what)

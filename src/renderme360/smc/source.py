@@ -23,11 +23,12 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeAlias
 
 from ..errors import NotFoundError, SMCFormatError, SMCNotFoundError, SMCOpenError, UsageError
 from ..tasks import SourceId
@@ -61,17 +62,19 @@ def is_url(location: object) -> bool:
     return isinstance(location, str) and bool(_URL_RE.match(location))
 
 
+#: Where an SMC file is: a local path or a URL (what :func:`as_location` returns).
+Location: TypeAlias = "Path | RemotePath"
+
+
 def redact(text: str) -> str:
     """``text`` with every URL's credentials (``user:pass@``, query string) replaced by ``***``:
     the only form in which a URL is printed or written."""
     return _QUERY_RE.sub(r"\1?***", _USERINFO_RE.sub(r"\1***@", text))
 
 
-def as_location(location: Any) -> Any:
+def as_location(location: str | os.PathLike[str] | RemotePath) -> Location:
     """A local path (``os.PathLike``), or a :class:`RemotePath` for a URL; ``file://`` URLs
     become local paths (read natively)."""
-    from pathlib import Path
-
     if isinstance(location, RemotePath):
         return location
     text = os.fspath(location) if isinstance(location, os.PathLike) else location
@@ -373,7 +376,10 @@ class ByteSource:
             yield from self._drain(pending.popleft())
 
     @staticmethod
-    def _drain(item: tuple[Future[bytes], int, list[tuple[int, int]]]) -> Iterator[bytes]:
+    def _drain(
+        item: tuple[Future[bytes], int, list[tuple[int, int]]],
+    ) -> Generator[bytes, None, int]:
+        """Yield the members of one fetched span; return the span's size (to lower ``ahead``)."""
         fut, start, members = item
         data = fut.result()
         for offset, nbytes in members:

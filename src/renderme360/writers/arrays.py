@@ -6,7 +6,7 @@ Every frame that has data is written, with its id in ``frame_ids``; nothing is s
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,11 +24,11 @@ CONVENTION = "RT maps camera to world; OpenCV axes; metres"
 
 
 def _calibration(ctx: WriteContext, cams: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    return {c: ctx.reader.read_calibration(c) for c in cams}  # type: ignore[misc]
+    return {c: ctx.reader.calibration_of(c) for c in cams}
 
 
 def _write_npz(ctx: WriteContext, key: str, arrays: dict[str, np.ndarray]) -> Written:
-    with ctx.out.open_atomic(key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
+    with ctx.out.open_atomic(key, ctx.options.checksum) as f, NpzWriter(f) as z:
         for name, arr in arrays.items():
             z.add(name, arr)
     return f.written(key)
@@ -54,7 +54,8 @@ def write_calibration_all(ctx: WriteContext, task: Task) -> Written:
 def write_calibration_cam(ctx: WriteContext, task: Task) -> Written:
     """``cam_XX.npz``: K, D, RT of one camera."""
     cam = task.camera
-    cal = _calibration(ctx, [cam])[cam]  # type: ignore[list-item,index]
+    assert cam is not None, f"{task.key}: a per-camera task without its camera"
+    cal = _calibration(ctx, [cam])[cam]
     return _write_npz(ctx, task.key, {**cal, "convention": np.array(CONVENTION)})
 
 
@@ -77,12 +78,20 @@ def write_calibration_json(ctx: WriteContext, task: Task) -> Written:
     return ctx.out.write_text(task.key, json.dumps(doc, indent=1, allow_nan=False) + "\n")
 
 
-def _stack_frames(ctx: WriteContext, key: str, frames: Sequence[int], read, name: str) -> Written:
+def _stack_frames(
+    ctx: WriteContext,
+    key: str,
+    frames: Sequence[int],
+    read: Callable[[int], np.ndarray | None],
+    name: str,
+) -> Written:
     """Stream per-frame arrays of equal shape into ``frame_ids`` + one stacked array."""
     first = read(frames[0])
+    if first is None:  # listed when planned, empty or gone now
+        raise SMCFormatError(f"{ctx.source}: {name} frame {frames[0]} has no data")
     shape, dtype = first.shape, first.dtype
 
-    def parts():
+    def parts() -> Iterator[np.ndarray]:
         for f in frames:
             arr = first if f == frames[0] else read(f)
             if arr is None or arr.shape != shape:
@@ -92,7 +101,7 @@ def _stack_frames(ctx: WriteContext, key: str, frames: Sequence[int], read, name
                 )
             yield arr
 
-    with ctx.out.open_atomic(key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
+    with ctx.out.open_atomic(key, ctx.options.checksum) as f, NpzWriter(f) as z:
         z.add("frame_ids", np.asarray(frames, dtype=np.int64))
         z.add_stacked("keypoints", (len(frames), *shape), dtype, parts())
     return f.written(key)
@@ -101,6 +110,7 @@ def _stack_frames(ctx: WriteContext, key: str, frames: Sequence[int], read, name
 def write_keypoints2d(ctx: WriteContext, task: Task) -> Written:
     """``keypoints2d/cam_XX.npz``: frame_ids (M,), keypoints (M, 106, 2)."""
     cam, frames = task.camera, task.frames
+    assert cam is not None, f"{task.key}: a per-camera task without its camera"
     return _stack_frames(
         ctx, task.key, frames, lambda fr: ctx.reader.read_keypoints2d(cam, fr), f"Keypoints2d/{cam}"
     )
@@ -125,11 +135,11 @@ def write_flame(ctx: WriteContext, task: Task) -> Written:
     if names is not None and set(names) - set(fields):
         lacking = ", ".join(sorted(set(names) - set(fields)))
         raise SMCFormatError(f"{ctx.source}: FLAME/{frames[0]} lacks {lacking} (planned)")
-    with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
+    with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:
         z.add("frame_ids", np.asarray(frames, dtype=np.int64))
         for name, (shape, dtype) in sorted(fields.items()):
 
-            def parts(name: str = name, shape: tuple[int, ...] = shape):
+            def parts(name: str = name, shape: tuple[int, ...] = shape) -> Iterator[np.ndarray]:
                 for fr in frames:
                     arr = r.read_flame_field(fr, name)
                     if arr.shape != shape:

@@ -29,7 +29,7 @@ def write_wav_task(ctx: WriteContext, task: Task) -> Written:
     """``audio/audio.wav``."""
     audio, rate = _audio(ctx)
     with ctx.out.open_atomic(task.key, ctx.options.checksum) as f:
-        write_wav_stream(f, audio, rate)  # type: ignore[arg-type]
+        write_wav_stream(f, audio, rate)
     return f.written(task.key)
 
 
@@ -39,7 +39,8 @@ def write_mp3_task(ctx: WriteContext, task: Task) -> Written:
     # through a file object: libsndfile refuses file names of 1,024 bytes or more
     with ctx.out.atomic_path(task.key, ctx.options.checksum) as p, open(p.tmp, "xb") as f:
         write_mp3(f, audio, rate)
-    return p.written  # type: ignore[return-value]
+    assert p.written is not None, "atomic_path sets it when the block ends without an error"
+    return p.written
 
 
 def write_npz_task(ctx: WriteContext, task: Task) -> Written:
@@ -47,7 +48,7 @@ def write_npz_task(ctx: WriteContext, task: Task) -> Written:
     from ..formats.npz import NpzWriter  # zipfile: only when audio is written
 
     audio, rate = _audio(ctx)
-    with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:  # type: ignore[arg-type]
+    with ctx.out.open_atomic(task.key, ctx.options.checksum) as f, NpzWriter(f) as z:
         z.add("audio", audio)
         z.add("sample_rate", np.array(rate, dtype=np.int64))
     return f.written(task.key)

@@ -29,7 +29,8 @@ def read_stored(ctx: WriteContext, task: Task) -> bytes:
     """The stored bytes of the blob a task names (fast path when an offset is known)."""
     if task.offset is not None:
         return ctx.pread(task.offset, task.nbytes, task)
-    return ctx.reader.read_blob(task.blob_kind, task.camera, task.frame)  # type: ignore[arg-type]
+    assert task.blob_kind is not None, f"{task.key}: a blob task without its blob kind"
+    return ctx.reader.read_blob(task.blob_kind, task.camera, task.frame)
 
 
 def write_blob(ctx: WriteContext, task: Task) -> Written | PendingDigest:

@@ -19,5 +19,5 @@ def write_ply_task(ctx: WriteContext, task: Task) -> Written:
     if scan is None:
         raise SMCFormatError(f"{ctx.source}: scan disappeared since planning")
     with ctx.out.open_atomic(task.key, ctx.options.checksum) as f:
-        write_ply_stream(f, scan["vertex"], scan["vertex_indices"])  # type: ignore[arg-type]
+        write_ply_stream(f, scan["vertex"], scan["vertex_indices"])
     return f.written(task.key)
