@@ -19,10 +19,17 @@ Usage::
      the comparison is skipped and said so.
    Each round prints wall and CPU seconds (CPU: this process's threads, or the child's) and
    the load average: on a shared machine the CPU ratio moves much less than the wall ratio.
-2. clips: ``--cameras`` cameras x ``--clip-frames`` frames (release-21 layout, speech take),
-   ``export_clips(--clip-seconds 0.5 --fps 16 --size 256 --crop full)`` with each worker count,
-   side by side in each round (``--frames 0`` or ``--cameras 0`` skips a part).
+   The whole CLI's CPU is the child's own rusage (no pool: it waits for all its threads).
+2. clips: ``--cameras`` cameras (default 60) x ``--clip-frames`` frames (release-21 layout,
+   speech take): the whole ``renderme360 export clips --clip-seconds 0.5 --fps 16 --size 256
+   --crop full --workers N`` process for each ``--workers`` count, side by side in each round.
+   CPU seconds are those of the whole process tree (the CLI, the forkserver and its pool
+   workers, which the CLI never reaps) sampled from ``/proc`` every 20 ms; "cores busy" is CPU
+   / wall. Also timed: starting the pool alone (forkserver, preloads, one no-op per worker).
+   ``--frames 0`` or ``--cameras 0`` skips a part.
 Medians of ``--repeat`` rounds; the ratios printed are measured side by side, not targets.
+The machine line (CPUs this process may use, load average) is printed first: on a shared
+machine read the CPU figures beside the wall ones.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -104,7 +112,7 @@ def talkinghead(root: Path, frames: int, repeat: int) -> None:
     cli = [sys.executable, "-m", "renderme360", "export", "talkinghead", str(data),
            "--performance", "s1_all", "--camera", "25", "--size", "512", "--crop", "face",
            "--name", "bench", "-o"]  # fmt: skip
-    ours, theirs, whole, cpu_ours, cpu_theirs = [], [], [], [], []
+    ours, theirs, whole, cpu_ours, cpu_theirs, cpu_whole = [], [], [], [], [], []
     for r in range(repeat):
         ours.append(_timed(lambda r=r: export(root / f"th{r}"), cpu_ours))
         if ffmpeg:
@@ -113,14 +121,17 @@ def talkinghead(root: Path, frames: int, repeat: int) -> None:
         dest = root / f"cli{r}"
         shutil.rmtree(dest, ignore_errors=True)
         run = [*cli, str(dest)]
-        whole.append(_timed(lambda run=run: subprocess.run(run, check=True, capture_output=True)))
+        run_cli = lambda run=run: subprocess.run(run, check=True, capture_output=True)  # noqa: E731
+        whole.append(_timed(run_cli, cpu_whole))
         line = (f"  round {r + 1}: load {os.getloadavg()[0]:.1f}; export {ours[-1]:.2f} s "
-                f"(CPU {cpu_ours[-1]:.2f} s), whole CLI process {whole[-1]:.2f} s")  # fmt: skip
+                f"(CPU {cpu_ours[-1]:.2f} s), whole CLI process {whole[-1]:.2f} s "
+                f"(CPU {cpu_whole[-1]:.2f} s)")  # fmt: skip
         if theirs:
             line += (f", ffmpeg {theirs[-1]:.2f} s (CPU {cpu_theirs[-1]:.2f} s); ffmpeg / export "
                      f"= {theirs[-1] / ours[-1]:.2f} (CPU {cpu_theirs[-1] / cpu_ours[-1]:.2f}), "
-                     f"ffmpeg / CLI = {theirs[-1] / whole[-1]:.2f}")  # fmt: skip
-        print(line)
+                     f"ffmpeg / CLI = {theirs[-1] / whole[-1]:.2f} "
+                     f"(CPU {cpu_theirs[-1] / cpu_whole[-1]:.2f})")  # fmt: skip
+        print(line, flush=True)
     o, w = statistics.median(ours), statistics.median(whole)
     print(
         f"  export talkinghead (in process, warm): median {o:.2f} s "
@@ -131,41 +142,119 @@ def talkinghead(root: Path, frames: int, repeat: int) -> None:
         return
     f = statistics.median(theirs)
     ratios = sorted(t / e for t, e in zip(theirs, ours, strict=True))
-    per_cli = [t / c for t, c in zip(theirs, whole, strict=True)]
+    per_cli = sorted(t / c for t, c in zip(theirs, whole, strict=True))
+    cpu_cli = sorted(t / c for t, c in zip(cpu_theirs, cpu_whole, strict=True))
     print(
         f"  ffmpeg on the extracted JPEGs: median {f:.2f} s; ffmpeg / export per round "
         f"{', '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f}); "
-        f"ffmpeg / CLI median {statistics.median(per_cli):.2f}"
+        f"ffmpeg / CLI per round {', '.join(f'{x:.2f}' for x in per_cli)} (median "
+        f"{statistics.median(per_cli):.2f}); CPU ffmpeg / CLI per round "
+        f"{', '.join(f'{x:.2f}' for x in cpu_cli)} (median {statistics.median(cpu_cli):.2f})"
     )
 
 
+class TreeCPU(threading.Thread):
+    """CPU seconds of a process and all its descendants (forkserver pool workers included,
+    which the root never reaps, so its rusage lacks them), sampled from ``/proc`` every
+    ``interval`` s: each process's last seen utime + stime (a worker's last < ``interval`` s
+    is missed). Also the most processes seen at once."""
+
+    def __init__(self, root: int, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.ticks: dict[int, int] = {}
+        self.most = 0
+        self._stop_event = threading.Event()
+
+    def sample(self) -> None:
+        parent: dict[int, int] = {}
+        times: dict[int, int] = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        stat = f.read()
+                except OSError:
+                    continue
+                fields = stat[stat.rindex(b")") + 2 :].split()
+                parent[int(name)] = int(fields[1])
+                times[int(name)] = int(fields[11]) + int(fields[12])
+        tree, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            if pid in times:
+                tree.append(pid)
+                todo.extend(p for p, pp in parent.items() if pp == pid)
+        for pid in tree:
+            self.ticks[pid] = max(self.ticks.get(pid, 0), times[pid])
+        self.most = max(self.most, len(tree))
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.sample()
+
+    def seconds(self) -> float:
+        self._stop_event.set()
+        self.join()
+        return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_run(cmd: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, the process tree's CPU seconds and most processes of ``cmd``."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sampler = TreeCPU(proc.pid)
+    sampler.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)}: exit {proc.returncode}: {err.decode()[-500:]}")
+    return wall, sampler.seconds(), sampler.most
+
+
+def _pool_start(n: int) -> float:
+    """Seconds to start ``n`` workers (forkserver, the exports' preloads) and run a no-op in
+    each, in a fresh process (a forkserver lives as long as its process): the fixed cost a
+    parallel export pays before its first clip."""
+    code = (
+        "import os, time; from renderme360.workers import WorkerPool; t = time.perf_counter()\n"
+        f"with WorkerPool({n}, preload=['cv2', 'numpy', 'renderme360.export.reduce']) as p:\n"
+        f"    [f.result() for f in [p.submit(os.getpid) for _ in range({n})]]\n"
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.split()[-1])
+
+
 def clips(root: Path, cameras: int, frames: int, workers: list[int], repeat: int) -> None:
-    from renderme360 import load
-    from renderme360.export.clips import export_clips
     from renderme360.export.video import cpu_threads
 
     data = _take(root, frames, cameras, "s3_all")
-    perf = load(data, "0026", "s3_all")
+    cmd = [sys.executable, "-m", "renderme360", "export", "clips", str(data),
+           "--performance", "s3_all", "--clip-seconds", "0.5", "--fps", "16", "--size", "256",
+           "--crop", "full", "-q"]  # fmt: skip
     took: dict[int, list[float]] = {n: [] for n in workers}
+    cpu: dict[int, list[float]] = {n: [] for n in workers}
     for r in range(repeat):
         for n in workers:  # side by side in each round
             dest = root / f"clips{n}"
             shutil.rmtree(dest, ignore_errors=True)
-            got: list[Any] = []
-            run = lambda n=n, dest=dest, got=got: got.append(  # noqa: E731
-                export_clips([perf], dest, clip_seconds=0.5, fps=16, size=256, workers=n)
-            )
-            took[n].append(_timed(run))  # (workers are the forkserver's children: no CPU)
-            s = got[0]
+            wall, seconds, _ = _tree_run([*cmd, "--workers", str(n), "-o", str(dest)])
+            took[n].append(wall)
+            cpu[n].append(seconds)
         base = took[workers[0]][-1]
-        print(f"  clips round {r + 1}: load {os.getloadavg()[0]:.1f}; " + ", ".join(
-            f"workers {n} ({cpu_threads(n)} thread(s) each) {took[n][-1]:.2f} s "
-            f"(x{base / took[n][-1]:.2f})" for n in workers))  # fmt: skip
+        each = ", ".join(f"workers {n} ({cpu_threads(n)} thread(s) each) {took[n][-1]:.2f} s, "
+                         f"CPU {cpu[n][-1]:.2f} s (x{base / took[n][-1]:.2f})"
+                         for n in workers)  # fmt: skip
+        print(f"  clips round {r + 1}: load {os.getloadavg()[0]:.1f}; {each}", flush=True)
+    with open(root / f"clips{workers[0]}" / "clips.csv") as f:
+        videos = sum(1 for _ in f) - 1
     base = statistics.median(took[workers[0]])
     for n in workers:
-        m = statistics.median(took[n])
-        print(f"clips, {len(s.cameras)} cameras x {frames} frames: {s.videos} clips, workers {n}: "
-              f"median {m:.2f} s (speed-up x{base / m:.2f})")  # fmt: skip
+        m, c = statistics.median(took[n]), statistics.median(cpu[n])
+        print(f"clips, {cameras} cameras x {frames} frames: {videos} clips, workers {n}: "
+              f"median {m:.2f} s, CPU {c:.2f} s ({c / m:.2f} cores busy), speed-up "
+              f"x{base / m:.2f}; pool start alone {_pool_start(n):.2f} s")  # fmt: skip
 
 
 def main() -> None:
@@ -179,6 +268,10 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench_video_"))
     root.mkdir(parents=True, exist_ok=True)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"machine: {os.cpu_count()} CPUs ({usable} usable by this process), load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; ffmpeg: "
+          f"{shutil.which('ffmpeg') or 'not found'}", flush=True)  # fmt: skip
     if args.frames:
         talkinghead(root, args.frames, args.repeat)
     if args.cameras:

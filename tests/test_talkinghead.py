@@ -325,3 +325,116 @@ def test_clip_encoder_runs_with_the_workers_thread_share(data, tmp_path, monkeyp
     assert used == [6] * s.videos and s.videos == 2
     rows = list(csv.DictReader((tmp_path / "c" / "clips.csv").open()))
     assert [len(_video(tmp_path / "c" / r["video"])[0]) for r in rows] == [2, 2]
+
+
+# ---------------------------------------------------------------- reads an export does not need
+def _smc(data: Path, role: str, perf: str = "s1_all") -> Path:
+    return data / role / "0026" / f"0026_{perf}_{role}.smc"
+
+
+def test_smc_images_are_read_by_offset_not_through_hdf5(data, monkeypatch) -> None:
+    """Plain blobs of a local SMC file come by one pread at their offset (no HDF5 call, the
+    GIL released for the decode threads), byte-equal to HDF5's own read."""
+    import h5py
+
+    from renderme360.smc.reader import ExtractionReader
+
+    with h5py.File(_smc(data, "raw"), "r") as f:
+        stored = {int(k): v[()].tobytes() for k, v in f["Camera/25/color"].items()}
+
+    def no_hdf5(*args, **kwargs):
+        raise AssertionError("read through HDF5")
+
+    monkeypatch.setattr(ExtractionReader, "read_blob", no_hdf5)
+    perf = _perf(data, "s1_all")
+    assert {f: perf.image_bytes("25", f) for f in perf.image_frame_ids("25")} == stored
+    assert perf.image("25", 0, scale=2).shape == (1024, 1224, 3)
+
+
+def test_a_blob_without_an_offset_is_read_through_hdf5(data, tmp_path) -> None:
+    """A chunked, compressed blob (hand-written with h5py) has no offset to read at: it is read
+    through HDF5's checked read, the plain frames beside it by offset, all byte-exact."""
+    import shutil
+
+    import h5py
+
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    with h5py.File(_smc(root, "raw"), "a") as f:
+        group = f["Camera/25/color"]
+        original = group["3"][()]
+        del group["3"]
+        group.create_dataset("3", data=original, chunks=(4096,), compression="gzip")
+        stored = {int(k): v[()].tobytes() for k, v in group.items()}
+    perf = _perf(root, "s1_all")
+    assert {f: perf.image_bytes("25", f) for f in perf.image_frame_ids("25")} == stored
+    assert perf.image_bytes("25", 3) == original.tobytes()
+
+
+def test_one_camera_reads_its_calibration_alone(data, tmp_path, monkeypatch) -> None:
+    """perf.camera(id) from SMC files reads that camera's calibration only (the talkinghead
+    export asked for all 60 cameras' twice); a NaN in another camera does not matter, in its
+    own it is refused with the message of perf.cameras[id]."""
+    import shutil
+
+    import h5py
+
+    from renderme360.errors import InvalidIdError
+    from renderme360.loader.smc_source import SMCSource
+
+    whole = _perf(data, "s1_all").cameras["25"]
+    with monkeypatch.context() as m:
+        m.setattr(SMCSource, "calibration", lambda self: pytest.fail("read every camera"))
+        one = _perf(data, "s1_all").camera(25)
+    assert np.array_equal(one.K, whole.K) and np.array_equal(one.c2w, whole.c2w)
+    assert np.array_equal(one.D, whole.D) and (one.width, one.height) == (2448, 2048)
+
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    with h5py.File(_smc(root, "anno"), "a") as f:
+        f["Calibration/24/K"][0, 0] = np.nan
+    assert np.array_equal(_perf(root, "s1_all").camera("25").K, whole.K)
+    with h5py.File(_smc(root, "anno"), "a") as f:
+        f["Calibration/25/K"][0, 0] = np.nan
+    with pytest.raises(InvalidIdError) as one_err:
+        _perf(root, "s1_all").camera("25")
+    with pytest.raises(InvalidIdError) as all_err:
+        _perf(root, "s1_all").cameras["25"]
+    assert str(one_err.value) == str(all_err.value) and "left out" in str(one_err.value)
+    with pytest.raises(InvalidIdError, match="no calibration for camera 99"):
+        _perf(root, "s1_all").camera("99")
+
+
+def test_has_probes_only_the_modality_asked(data, monkeypatch) -> None:
+    """perf.has("audio") (what the video exports ask) probes audio alone, not all nine
+    modalities of both files; perf.modalities still probes them all."""
+    from renderme360.loader import smc_source
+
+    def boom(reader):
+        raise AssertionError("probed FLAME")
+
+    monkeypatch.setitem(smc_source._HOLDS, "flame", boom)
+    perf = _perf(data, "s1_all")
+    assert perf.has("audio") and perf.has("images") and not perf.has("no such thing")
+    with pytest.raises(AssertionError, match="probed FLAME"):
+        assert perf.modalities
+
+
+def test_video_export_does_not_import_the_other_exports(data, tmp_path) -> None:
+    """`export talkinghead` imports neither the GaussianAvatars code nor rich (not a terminal):
+    start-up is part of what the user waits for (issue 22's speed goal is the whole command)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "o"
+    code = (
+        "import sys; from renderme360.cli import main; "
+        f"rc = main(['export', 'talkinghead', {str(data)!r}, '--performance', 's1_all', "
+        f"'--camera', '25', '--size', '64', '-o', {str(out)!r}, '-q']); "
+        "heavy = ('renderme360.export.gaussianavatars', 'rich', 'scipy'); "
+        "print(sorted(m for m in heavy if m in sys.modules)); sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+    assert (out / "0026_s1_all" / "0026_s1_all.mp4").stat().st_size > 0

@@ -91,8 +91,6 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Run one export and print its summary (or JSON)."""
-    from ..export import export_colmap, export_gaussianavatars, export_nerfstudio
-    from ..export.talkinghead import video_export
     from ..loader import load, load_many
 
     if args.export_format is None:
@@ -100,9 +98,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt, progress = args.export_format, _progress(args)
     summary: _Summary
     if fmt in ("talkinghead", "clips"):  # several takes; a root gives those selected
+        from ..export.talkinghead import video_export
+
         perfs = load_many(args.perf, args.subject, args.performance, args.allow_incomplete)
         summary = video_export(fmt, perfs, vars(args), progress)
     else:
+        from ..export import export_colmap, export_gaussianavatars, export_nerfstudio
+
         perf = load(args.perf, args.subject, args.performance,
                     allow_incomplete=args.allow_incomplete)  # fmt: skip
         keys = ("cameras", "downscale", "masks", "workers", "wait", "soft_masks")

@@ -177,7 +177,7 @@ def _plan_perf(
     """Rows and tasks of one performance's clips (finished ones reused); notes for a take
     without audio or shorter than a window."""
     name, fps = perf_name(perf), summary.fps
-    has_audio = "audio" in perf.modalities
+    has_audio = perf.has("audio")
     if not has_audio:
         summary.notes.append(f"{name}: no audio: its clips have no WAV and no audio stream")
     clock, light, stamp = perf.clock, _light(perf), source_stamp(perf)
@@ -191,7 +191,7 @@ def _plan_perf(
                 f"window: no clip"
             )
             return
-        cal = perf.cameras[cam]
+        cal = perf.camera(cam)
         points = None
         if summary.crop == "face":
             points = face_points(perf, cam, np.asarray(available))

@@ -103,11 +103,11 @@ def face_points(perf: Any, camera: str, frames: np.ndarray) -> np.ndarray:
         rows = np.isin(np.asarray(f2), wanted)
         if rows.any():
             return np.asarray(k2, dtype=np.float64)[rows].reshape(-1, 2)
-    if "keypoints3d" in perf.modalities:
+    if perf.has("keypoints3d"):
         f3, k3 = perf.keypoints3d()
         rows = np.isin(np.asarray(f3), wanted)
         pts = np.asarray(k3, dtype=np.float64)[rows].reshape(-1, 3)
-        cam = perf.cameras[camera]
+        cam = perf.camera(camera)
         pts = pts[np.all(np.isfinite(pts), axis=1)]
         if len(pts):
             return cam.project(pts[cam.to_camera(pts)[:, 2] > 0])

@@ -70,7 +70,7 @@ def export_talkinghead(
     cam = ""
     for perf in perfs:
         perf.require_complete()
-        if "audio" not in perf.modalities:
+        if not perf.has("audio"):
             raise NotFoundError(
                 f"{perf_name(perf)}: no audio (it holds: {', '.join(perf.modalities)}); "
                 "export talkinghead needs speech takes (s*)"
@@ -80,7 +80,7 @@ def export_talkinghead(
     if not str(dest).strip():
         raise UsageError("the export folder (-o/--output) is an empty name")
     segments = timeline(perfs, cam, fps)
-    calib = perfs[0].cameras[cam]
+    calib = perfs[0].camera(cam)
     notes = _calibration_notes(perfs, cam)
     points = [] if crop == "full" else [face_points(s.perf, cam, s.sources) for s in segments]
     how = framing(crop, size, calib.width, calib.height, np.concatenate(points) if points else None)
@@ -147,10 +147,10 @@ def _finished(entry: Any, key: str, path: Path) -> bool:
 
 def _calibration_notes(perfs: list[Any], cam: str) -> list[str]:
     """A note per take whose calibration of ``cam`` differs from the first one's."""
-    ref = perfs[0].cameras[cam]
+    ref = perfs[0].camera(cam)
     notes = []
     for perf in perfs[1:]:
-        other = perf.cameras[cam]
+        other = perf.camera(cam)
         if not (np.allclose(other.K, ref.K) and np.allclose(other.c2w, ref.c2w, atol=1e-6)):
             notes.append(
                 f"{perf_name(perf)}: camera {cam} calibration differs from "

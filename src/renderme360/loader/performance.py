@@ -62,6 +62,7 @@ class Source(Protocol):
     def resolution(self) -> tuple[int, int] | None: ...
     def num_frames(self) -> int | None: ...
     def calibration(self) -> dict[str, dict[str, np.ndarray]]: ...
+    def calibration_one(self, cam: str) -> dict[str, np.ndarray] | None: ...
     def calibration_conflicts(self) -> Sequence[CalibrationConflict]: ...
     def cameras(self, kind: str) -> list[str]: ...
     def frames(self, kind: str, cam: str) -> list[int]: ...
@@ -207,6 +208,13 @@ class Performance:
         """The modalities this performance holds, in :data:`MODALITIES` order."""
         return tuple(m for m in MODALITIES if self.source.holds(m))
 
+    def has(self, modality: str) -> bool:
+        """Whether this performance holds ``modality`` (probing that one alone: what an export
+        of one kind of data asks before reading it)."""
+        if "modalities" in self.__dict__:
+            return modality in self.modalities
+        return modality in MODALITIES and self.source.holds(modality)
+
     @cached_property
     def camera_ids(self) -> list[str]:
         """Cameras with images, masks or 2D keypoints (``cameras`` has every calibrated one)."""
@@ -277,26 +285,36 @@ class Performance:
         """
         for conflict in self.calibration_conflicts:
             log.warning("%s: calibration copies disagree: %s", self._name, conflict)
-        calibration = self.source.calibration()
+        calibration = self._calibration
         if not calibration:
             self._hint_single_file()
         refused = self.calibration_problems
         for cam, why in refused.items():
             log.warning("%s: camera %s left out: its calibration %s", self._name, cam, why)
-        height, width = self._resolution()
+        size = self._resolution()
         cams = {
-            cam: Camera(
-                id=cam,
-                K=np.asarray(c["K"], dtype=np.float64),
-                D=np.asarray(c["D"], dtype=np.float64).reshape(-1),
-                c2w=np.asarray(c["RT"], dtype=np.float64),
-                width=width,
-                height=height,
-            )
+            cam: self._camera(cam, c, size)
             for cam, c in sorted(calibration.items())
             if cam not in refused
         }
         return CameraMap(self._name, cams, refused)
+
+    def _camera(self, cam: str, c: Mapping[str, Any], size: tuple[int, int]) -> Camera:
+        height, width = size
+        return Camera(
+            id=cam,
+            K=np.asarray(c["K"], dtype=np.float64),
+            D=np.asarray(c["D"], dtype=np.float64).reshape(-1),
+            c2w=np.asarray(c["RT"], dtype=np.float64),
+            width=width,
+            height=height,
+        )
+
+    @cached_property
+    def _calibration(self) -> dict[str, dict[str, np.ndarray]]:
+        """Every camera's calibration as the source holds it, read once (:attr:`cameras` and
+        :attr:`calibration_problems` both need it)."""
+        return self.source.calibration()
 
     @cached_property
     def calibration_problems(self) -> dict[str, str]:
@@ -304,7 +322,7 @@ class Performance:
         RT holding NaN or infinite values (stored as is in the files; unusable for geometry).
         Exports and ``check`` name them in a note."""
         out = {}
-        for cam, c in sorted(self.source.calibration().items()):
+        for cam, c in sorted(self._calibration.items()):
             why = calibration_problem(c)
             if why is not None:
                 out[cam] = why
@@ -321,7 +339,16 @@ class Performance:
         return list(self.source.calibration_conflicts())
 
     def camera(self, camera: int | str) -> Camera:
-        """One calibrated camera; InvalidIdError (a KeyError) naming the calibrated ones."""
+        """One calibrated camera; InvalidIdError (a KeyError) naming the calibrated ones.
+
+        From SMC files only that camera's calibration is read (an export of one camera need
+        not read all 60); anything unusual (not calibrated, NaN values, no calibration, a
+        folder with several copies to compare) takes :attr:`cameras` and its messages."""
+        if "cameras" not in self.__dict__:
+            cam = camera_key(camera)
+            c = self.source.calibration_one(cam)
+            if c is not None and calibration_problem(c) is None:
+                return self._camera(cam, c, self._resolution())
         return self.cameras[camera]
 
     def _resolution(self) -> tuple[int, int]:
@@ -587,7 +614,7 @@ class Performance:
 
     def _need_modality(self, modality: str, what: str) -> None:
         """NotFoundError naming what the performance holds, unless it holds ``modality``."""
-        if modality not in self.modalities:
+        if not self.has(modality):
             self._need(None, what)
 
     def _need(self, value: T | None, what: str) -> T:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -18,17 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidIdError, SMCFormatError, UsageError
+from ..errors import InvalidIdError, Renderme360Error, SMCFormatError, UsageError
 from ..modalities import blob_modality
 from ..naming import parse_smc_name
 from ..output.layout import source_order
+from ..smc.schema import MAX_BLOB_BYTES
+from ..smc.source import RemotePath
 from ..textsafe import printable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..smc.reader import ExtractionReader
-    from ..smc.source import Location, RemotePath
+    from ..smc.source import Location
+    from ..smc.streams import BlobStream
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,8 @@ class SMCSource:
         self.ids = (actor, performance)
         self._readers: dict[str, ExtractionReader] = {}
         self._frames: dict[tuple[str, str], list[int]] = {}
+        self._streams: dict[tuple[str, str], BlobStream | None] = {}
+        self._lock = threading.Lock()  # readers, listings and streams made once (decode threads)
 
     @classmethod
     def find(
@@ -120,7 +126,13 @@ class SMCSource:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_readers"] = {}  # open HDF5 files do not pickle; each process reopens its own
+        state["_streams"] = {}  # nor do their byte sources; located again where needed
+        state["_lock"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Close every open reader (they reopen on the next read)."""
@@ -134,28 +146,35 @@ class SMCSource:
         if r is None:
             from ..smc.reader import ExtractionReader
 
-            r = self._readers[role] = ExtractionReader(self.files[role])
+            with self._lock:
+                r = self._readers.get(role)
+                if r is None:
+                    r = self._readers[role] = ExtractionReader(self.files[role])
         return r
 
     @cached_property
     def _holders(self) -> dict[str, str | None]:
-        """Role of the file each modality is read from (None: no file holds it)."""
-        out: dict[str, str | None] = {}
-        for modality, holds in HOLDS.items():
-            out[modality] = None
+        """Role of the file each modality is read from (None: no file holds it), probed when
+        first asked (an export of one camera's images and audio probes only those)."""
+        return {}
+
+    def _holder(self, modality: str) -> str | None:
+        if modality not in self._holders:
+            found = None
             for role in source_order(modality):
-                if role in self.files and holds(self._reader(role)):
-                    out[modality] = role
+                if role in self.files and HOLDS[modality](self._reader(role)):
+                    found = role
                     break
-        return out
+            self._holders[modality] = found
+        return self._holders[modality]
 
     def _for(self, modality: str) -> ExtractionReader | None:
-        role = self._holders[modality]
+        role = self._holder(modality)
         return None if role is None else self._reader(role)
 
     def holds(self, modality: str) -> bool:
         """Whether any of the files holds ``modality`` (one of ``loader.MODALITIES``)."""
-        return self._holders.get(modality) is not None
+        return modality in HOLDS and self._holder(modality) is not None
 
     # ------------------------------------------------------------------ metadata
     def _camera_info(self, modality: str) -> dict[str, Any]:
@@ -182,6 +201,14 @@ class SMCSource:
             return {}
         return {cam: r.calibration_of(cam) for cam in r.list_calibration_cameras()}
 
+    def calibration_one(self, cam: str) -> dict[str, np.ndarray] | None:
+        """``{"K", "D", "RT"}`` of one camera (the file holding calibration read for it
+        alone), None when it is not calibrated or no file holds calibration."""
+        r = self._for("calibration")
+        if r is None or cam not in r.list_calibration_cameras():
+            return None
+        return r.read_calibration(cam)
+
     def calibration_conflicts(self) -> list[Any]:
         """Always []: the calibration is read from one file (no copies to compare)."""
         return []
@@ -206,11 +233,43 @@ class SMCSource:
         return None
 
     def blob(self, kind: str, cam: str, frame: int) -> bytes | None:
-        """Stored bytes of a colour image or mask, or None when absent."""
+        """Stored bytes of a colour image or mask, or None when absent.
+
+        A local file's plain blobs are read by offset (one ``pread``, no HDF5 call, the GIL
+        released: what extraction copies), located once per stream by
+        :meth:`~renderme360.smc.reader.ExtractionReader.blob_stream` (object headers checked
+        against HDF5's own answer); anything else through HDF5's checked read."""
         r = self._for(blob_modality(kind))
         if r is None or frame not in self.frames(kind, cam):
             return None
+        stream = self._stream(r, kind, cam)
+        i = None if stream is None else stream.position(frame)
+        if i is not None:
+            loc = stream.location(i)
+            if loc.offset is not None and 0 < loc.nbytes <= MAX_BLOB_BYTES:
+                data = r.source().read_at(loc.offset, loc.nbytes)
+                if len(data) != loc.nbytes:
+                    raise SMCFormatError(
+                        f"{r.path}: {kind} camera {cam} frame {frame}: file is truncated"
+                    )
+                return data
         return r.read_blob(kind, cam, frame)
+
+    def _stream(self, r: ExtractionReader, kind: str, cam: str) -> BlobStream | None:
+        """Offsets and sizes of one camera's blobs (a local file only), located once."""
+        key = (kind, cam)
+        if key not in self._streams:
+            with self._lock:
+                if key not in self._streams:
+                    stream: BlobStream | None = None
+                    if not isinstance(r.path, RemotePath):
+                        try:
+                            stream = r.blob_stream(cam, kind)
+                            r.source()  # opened here, not by two decode threads at once
+                        except Renderme360Error:  # a bad member: each frame's own read says
+                            stream = None
+                    self._streams[key] = stream
+        return self._streams[key]
 
     # ------------------------------------------------------------------ keypoints, FLAME
     def keypoints2d_cameras(self) -> list[str]:
@@ -226,7 +285,8 @@ class SMCSource:
         frames = [] if r is None else r.list_keypoints2d_frames(cam)
         if r is None or not frames:
             return None
-        return _stack(frames, lambda f: r.read_keypoints2d(cam, f), f"Keypoints2d/{cam}")
+        arrays = iter(r.read_keypoints2d_frames(cam, frames))
+        return _stack(frames, lambda f: next(arrays), f"Keypoints2d/{cam}")
 
     def keypoints3d(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(frame_ids (M,), keypoints (M, 73, 3)), or None."""

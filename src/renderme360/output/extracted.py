@@ -195,6 +195,11 @@ class ExtractedFolder:
             return _read_calibration_all(p)
         return {cam: _read_calibration_cam(path) for cam, path in self._calibration_cam_files()}
 
+    def calibration_one(self, cam: str) -> dict[str, np.ndarray] | None:
+        """Always None: a folder may hold copies of the calibration to compare, so one camera
+        is answered from the whole (:meth:`calibration` and its conflicts)."""
+        return None
+
     def _calibration_cam_files(
         self, role: str | Literal[False] | None = False
     ) -> list[tuple[str, Path]]:

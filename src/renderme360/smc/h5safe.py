@@ -265,8 +265,9 @@ def safe_member_names(path: Location, group: h5py.Group) -> list[str]:
     return names
 
 
-def read_array(path: Location, group: Any, name: str) -> np.ndarray:
-    dset = child(path, group, name)
+def read_array(path: Location, group: Any, name: str, dset: Any = None) -> np.ndarray:
+    """The checked array ``group/name`` (``dset``: that member, already looked up)."""
+    dset = child(path, group, name) if dset is None else dset
     if not isinstance(dset, h5py.Dataset):
         raise SMCFormatError(f"{path}: {getattr(group, 'name', '?')}/{name} is missing")
     return np.asarray(checked_dataset(path, dset)[()])

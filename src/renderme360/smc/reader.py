@@ -611,6 +611,18 @@ class ExtractionReader:
         return self._frame_array(node, frame, f"Keypoints2d/{cam}", last_dim=2)
 
     @_guard
+    def read_keypoints2d_frames(
+        self, Camera_id: int | str, frames: list[int]
+    ) -> list[np.ndarray | None]:
+        """:meth:`read_keypoints2d` of many frames of one camera (its group looked up once)."""
+        cam = camera_key(Camera_id)
+        keys = [_frame_arg(f) for f in frames]
+        if cam not in KEYPOINT2D_CAMERAS or not self._has(schema.KEYPOINTS2D):
+            return [None] * len(keys)
+        node = self._get(f"{schema.KEYPOINTS2D}/{cam}")
+        return [self._frame_array(node, f, f"Keypoints2d/{cam}", last_dim=2) for f in keys]
+
+    @_guard
     def read_keypoints3d(self, Frame_id: int | str) -> np.ndarray | None:
         """(73, 3) world landmarks of one frame; None when absent or empty."""
         frame = _frame_arg(Frame_id)
@@ -629,9 +641,10 @@ class ExtractionReader:
                 return None
             arr = np.asarray(node[idx])
         else:
-            if self._child(node, frame) is None:
+            member = self._child(node, frame)
+            if member is None:
                 return None
-            arr = self._read_array(node, frame)
+            arr = h5safe.read_array(self.path, node, frame, member)
         if arr.size == 0:
             return None
         if arr.ndim != 2 or arr.shape[1] != last_dim or not np.issubdtype(arr.dtype, np.number):
