@@ -413,7 +413,7 @@ def test_has_probes_only_the_modality_asked(data, monkeypatch) -> None:
     def boom(reader):
         raise AssertionError("probed FLAME")
 
-    monkeypatch.setitem(smc_source._HOLDS, "flame", boom)
+    monkeypatch.setitem(smc_source.HOLDS, "flame", boom)
     perf = _perf(data, "s1_all")
     assert perf.has("audio") and perf.has("images") and not perf.has("no such thing")
     with pytest.raises(AssertionError, match="probed FLAME"):

@@ -244,7 +244,7 @@ class SMCSource:
             return None
         stream = self._stream(r, kind, cam)
         i = None if stream is None else stream.position(frame)
-        if i is not None:
+        if stream is not None and i is not None:
             loc = stream.location(i)
             if loc.offset is not None and 0 < loc.nbytes <= MAX_BLOB_BYTES:
                 data = r.source().read_at(loc.offset, loc.nbytes)
