@@ -59,7 +59,7 @@ FORBIDDEN_THIRD_PARTY = {
 MAX_FUNCTION_LINES = 100
 # 700 held the five extraction commands. `check` (~50 lines) and `export` (~110 lines) add their
 # parsers, command functions and progress bar, with no logic: rows, verdicts and summaries come
-# from loader.check and export.run; errors as JSON for every --json command add ~10. Keep each new
+# from loader.check and export.summary; errors as JSON for every --json command add ~10. Keep each new
 # command that lean. 1000 since the trust round and the new exports: gaussianavatars, talkinghead
 # and clips add their flags (parsers only), remote sources their --staging/--delete-source flags.
 MAX_CLI_LINES = 1000

@@ -4,8 +4,10 @@
 :func:`renderme360.load`; the conventions they write are in :mod:`.conventions`.
 """
 
+from .colmap import export_colmap
 from .gaussianavatars import export_gaussianavatars
-from .run import ExportSummary, Progress, export_colmap, export_nerfstudio
+from .nerfstudio import export_nerfstudio
+from .summary import ExportSummary, Progress
 
 __all__ = [
     "ExportSummary",
