@@ -32,7 +32,7 @@ from .media import (
     key_of,
     source_stamp,
 )
-from .record import RECORD, staged
+from .record import RECORD, same_output, staged
 from .select import perf_name
 from .summary import Progress
 from .timing import Segment, audio16k, timeline
@@ -141,14 +141,9 @@ def _default_name(perfs: list[Performance], cam: str) -> str:
 
 def _finished(entry: Any, key: str, path: Path) -> bool:
     """The MP4 of an earlier run made from the same sources and choices, untouched since."""
-    if not isinstance(entry, dict) or entry.get("key") != key:
+    if not isinstance(entry, dict) or not same_output(entry, {"key": key}, path):
         return False
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return False
-    same = entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
-    return same and mp4_comment(path) == key
+    return mp4_comment(path) == key
 
 
 def _calibration_notes(perfs: list[Performance], cam: str) -> list[str]:
