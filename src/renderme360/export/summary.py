@@ -49,6 +49,7 @@ class ExportSummary:
     details: dict[str, Any] = field(default_factory=dict)  # format-specific (e.g. flame_error)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``--json`` document; the record's ``summary``)."""
         return asdict(self)
 
     def note_lines(self) -> list[str]:
