@@ -68,7 +68,7 @@ def ours(
     perf_dir: Path, dest: Path, downscale: int = 4, masks: bool = False, workers: int | None = None
 ) -> Any:
     import renderme360 as rm
-    from renderme360.export.run import export_nerfstudio
+    from renderme360.export import export_nerfstudio
 
     perf = rm.load(perf_dir)
     return export_nerfstudio(perf, dest, downscale=downscale, masks=masks, workers=workers)
@@ -76,7 +76,7 @@ def ours(
 
 def ours_colmap(perf_dir: Path, dest: Path) -> Any:
     import renderme360 as rm
-    from renderme360.export.run import export_colmap
+    from renderme360.export import export_colmap
 
     return export_colmap(rm.load(perf_dir), 0, dest)
 

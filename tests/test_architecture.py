@@ -61,7 +61,7 @@ FORBIDDEN_THIRD_PARTY = {
 MAX_FUNCTION_LINES = 100
 # 700 held the five extraction commands. `check` (~50 lines) and `export` (~110 lines) add their
 # parsers, command functions and progress bar, with no logic: rows, verdicts and summaries come
-# from loader.check and export.run; errors as JSON for every --json command add ~10. Keep each new
+# from loader.check and export; errors as JSON for every --json command add ~10. Keep each new
 # command that lean. 1000 since the trust round and the new exports: gaussianavatars, talkinghead
 # and clips add their flags (parsers only), remote sources their --staging/--delete-source flags.
 MAX_CLI_LINES = 1000
@@ -309,3 +309,33 @@ def test_no_function_over_the_limit():
 def test_cli_stays_thin():
     lines = sum(len(p.read_text().splitlines()) for p in (PACKAGE / "cli").glob("*.py"))
     assert lines < MAX_CLI_LINES
+
+
+def test_no_private_name_imported_from_another_module():
+    """What another module uses is a public, documented name (the split of export/run.py)."""
+    bad = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        bad.append(f"{name}:{node.lineno}: imports {alias.name}")
+    assert not bad, "\n".join(bad)
+
+
+def test_exports_read_a_typed_performance_and_share_one_jpeg_quality():
+    """No getattr/hasattr probing in export/ (perf is a Performance, checked by mypy), and the
+    tool's JPEG quality is defined once (formats/image.py)."""
+    probes = [
+        f"{p.name}:{i}"
+        for p in (PACKAGE / "export").glob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\b(getattr|hasattr)\(", line)
+    ]
+    assert not probes, probes
+    defined = [
+        name
+        for name, p in modules().items()
+        if re.search(r"^_?JPEG_QUALITY\b", p.read_text(), re.M)
+    ]
+    assert defined == ["renderme360.formats.image"], defined

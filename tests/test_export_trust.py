@@ -244,7 +244,7 @@ def test_bad_pose_names_its_camera(extracted, tmp_path, capsys) -> None:
 
 
 def test_interrupted_export_says_nothing_was_kept(extracted, tmp_path, capsys, monkeypatch):
-    import renderme360.export.run as run
+    import renderme360.export.placer as run
 
     def stop(*_a, **_k):
         raise KeyboardInterrupt

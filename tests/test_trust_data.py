@@ -195,7 +195,7 @@ def test_load_of_an_unfinished_folder_warns_once(unfinished, caplog) -> None:
     assert "incomplete" not in caplog.text
     with pytest.raises(IncompleteError, match="--allow-incomplete"):
         load(unfinished, allow_incomplete=False)
-    from renderme360.export.run import export_nerfstudio
+    from renderme360.export import export_nerfstudio
 
     with pytest.raises(IncompleteError):  # the library refuses as the CLI does
         export_nerfstudio(perf, unfinished.parent / "ns_api")

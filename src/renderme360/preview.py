@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import BudgetError, Renderme360Error
-from .formats.image import DEFAULT_MAX_PIXELS, area_reduce, declared_size, decode
+from .formats.image import DEFAULT_MAX_PIXELS, area_reduce, declared_size, decode, encode
 from .formats.npz import read_npz
 from .modalities import STREAMS
 from .output.layout import VISUALIZATION_FILES, OutputPath, parse_path, source_order
@@ -57,7 +57,7 @@ MAX_PREVIEW_FILE_BYTES = 64 << 20
 TILE_WIDTH = 320  # widest tile of the contact sheet, pixels
 OVERLAY_TILE_WIDTH = 480  # widest tile of the mask and keypoint overlays
 MAX_OVERLAY_CAMERAS = 8
-JPEG_QUALITY = 90
+PREVIEW_QUALITY = 90  # JPEG quality of previews: looked at, not trained on
 REDUCE_FROM_WIDTH = 1000  # images at least this wide are decoded at 1/2, 1/4 or 1/8 scale
 MASK_ALPHA = 0.4
 
@@ -379,12 +379,7 @@ def _sheet(tiles: Sequence[np.ndarray], title: str) -> np.ndarray:
 
 
 def _write_jpeg(out: OutputDir, rel: str, img: np.ndarray) -> Written:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ValueError(f"could not encode {rel} as JPEG")
-    written = out.write_bytes(rel, buf.tobytes())
+    written = out.write_bytes(rel, encode(img, ".jpg", PREVIEW_QUALITY))
     log.info("preview: wrote %s", rel)
     return written
 

@@ -136,6 +136,6 @@ def interrupted_message(command: str) -> str:
     """The line shown when Ctrl-C or SIGTERM stops ``command``: what is true of its output."""
     if command in READ_ONLY_COMMANDS:
         return f"interrupted; {command} writes nothing, so nothing was changed: run it again"
-    if command == "export":  # staged files are removed (export.run._staged)
+    if command == "export":  # staged files are removed (export.record.staged)
         return "interrupted; nothing of this export was kept: the folder is as before it"
     return "interrupted; finished files are kept: run the same command again to resume"

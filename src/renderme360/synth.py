@@ -43,6 +43,7 @@ from .camera import Camera
 from .errors import UnsafeNameError, UsageError
 from .formats.flame import FlameModel, flame_model_from_dict
 from .formats.flame import pose as flame_pose
+from .formats.image import encode
 from .naming import FRONTAL_CAMERAS, performance_kind, validate_actor, validate_performance
 from .output.confined import replacing
 
@@ -75,7 +76,6 @@ SINGLE_CAMERA_SPEECH = frozenset({1, 2, 4, 5, 6})
 
 _FULL_WIDTH = 2448
 _FULL_FOCAL = 4700.0
-_JPEG_QUALITY = 95
 _GRAIN = 5  # background grain: uniform +-5 grey levels at half resolution
 _HEAD_SEMI_AXES = (0.085, 0.115)  # half width, half height of the head silhouette (metres)
 _FLAME_VERTS = 5023
@@ -748,11 +748,7 @@ def _draw_head(base: np.ndarray, ellipse: _Ellipse, skin: np.ndarray) -> np.ndar
 
 
 def _encode(ext: str, image: np.ndarray) -> bytes:
-    params = [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY] if ext == ".jpg" else []
-    ok, buf = cv2.imencode(ext, image, params)
-    if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
-        raise RuntimeError(f"OpenCV could not encode a {ext} image")
-    return buf.tobytes()
+    return encode(image, ext)
 
 
 # ------------------------------------------------------------------------------ other data

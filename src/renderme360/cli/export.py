@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import CROPS, frame_index, positive_int
+
+if TYPE_CHECKING:
+    from ..export import Progress
 
 GA_KEYS = ("size", "background", "val_camera", "flame_model", "max_flame_error")
 EPILOG = """\
@@ -124,22 +127,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(args: argparse.Namespace) -> Any:
+def _progress(args: argparse.Namespace) -> Progress:
     """A rich bar for the image work on a terminal; silent otherwise."""
-    from ..export.run import Progress
+    from ..export import Progress
+    from .progress import rich_bar
 
     if args.quiet or args.json or not sys.stderr.isatty():
         return Progress()
 
     class Bar(Progress):
         def start(self, total: int, what: str) -> None:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as Rich
+            from rich.progress import MofNCompleteColumn
 
-            self.bar = Rich(TextColumn("{task.description}", markup=False), BarColumn(),
-                            MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True))  # fmt: skip
+            self.bar = rich_bar(MofNCompleteColumn())
             self.bar.start()
             self.task = self.bar.add_task(what, total=total)
 

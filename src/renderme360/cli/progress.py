@@ -1,4 +1,5 @@
-"""The extraction's progress on the terminal: rich bars, or a plain line per performance."""
+"""Progress on the terminal: the extraction's rich bars, or a plain line per performance;
+:func:`rich_bar` builds every bar (the export's too)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from typing import Any
 from ..output.reports import human_bytes
 from ..pipeline.run import Estimate, Outcome, Progress
 from .render import err_console
+
+
+def rich_bar(*columns: Any, console: Any = None) -> Any:
+    """A rich progress bar on standard error: the task's description (literal: keys, paths), a
+    bar, ``columns``, then the time left. Not started: the caller starts and stops it."""
+    import rich.progress as rp
+
+    desc = rp.TextColumn("{task.description}", markup=False)
+    cols = (desc, rp.BarColumn(), *columns, rp.TimeRemainingColumn())
+    return rp.Progress(*cols, console=console or err_console())
 
 
 class CliProgress(Progress):
@@ -20,11 +31,8 @@ class CliProgress(Progress):
         if enabled and (console is not None or sys.stderr.isatty()):
             import rich.progress as rp
 
-            bar, eta = rp.BarColumn(), rp.TimeRemainingColumn()
-            desc = rp.TextColumn("{task.description}", markup=False)  # literal: keys, paths
             size = rp.TextColumn("{task.fields[size]}")
-            cols = (desc, bar, rp.TaskProgressColumn(), size, eta)
-            self._bar = rp.Progress(*cols, console=console or err_console())
+            self._bar = rich_bar(rp.TaskProgressColumn(), size, console=console)
             add = self._bar.add_task
             self._ids = {"all": add("all", size=""), "cur": add("", size="", visible=False)}
             self._show("all")

@@ -8,11 +8,14 @@ GaussianAvatars code.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .colmap import export_colmap
     from .gaussianavatars import export_gaussianavatars
-    from .run import ExportSummary, Progress, export_colmap, export_nerfstudio
+    from .nerfstudio import export_nerfstudio
+    from .summary import ExportSummary, Progress
 
 __all__ = [
     "ExportSummary",
@@ -23,14 +26,18 @@ __all__ = [
 ]
 
 
+#: Where each public name lives (imported on first use).
+_HOMES = {
+    "ExportSummary": ".summary",
+    "Progress": ".summary",
+    "export_colmap": ".colmap",
+    "export_gaussianavatars": ".gaussianavatars",
+    "export_nerfstudio": ".nerfstudio",
+}
+
+
 def __getattr__(name: str) -> Any:
-    """``export_gaussianavatars`` from :mod:`.gaussianavatars`, the rest from :mod:`.run`."""
-    if name == "export_gaussianavatars":
-        from .gaussianavatars import export_gaussianavatars
-
-        return export_gaussianavatars
-    if name in __all__:
-        from . import run
-
-        return getattr(run, name)
+    """A public name, from its module (loaded on first use)."""
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name], __name__), name)
     raise AttributeError(f"module 'renderme360.export' has no attribute {name!r}")

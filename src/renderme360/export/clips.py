@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,11 +34,12 @@ from .media import (
     dumps,
     face_points,
     key_of,
-    perf_name,
     source_stamp,
 )
+from .record import RECORD, staged
 from .reduce import pool_size, run_tasks
-from .run import RECORD, Progress, _staged, select_cameras
+from .select import perf_name, select_cameras
+from .summary import Progress
 from .timing import Window, audio16k, windows
 from .video import (
     AUDIO_RATE,
@@ -51,6 +52,9 @@ from .video import (
     read_ahead,
 )
 
+if TYPE_CHECKING:
+    from ..loader.performance import Performance
+
 COLUMNS = ("subject", "performance", "camera", "start_frame", "num_frames", "capture_fps", "fps",
            "video_frames", "start_sample", "num_samples", "video", "audio", "x0", "y0", "w", "h",
            "width", "height")  # fmt: skip
@@ -61,7 +65,7 @@ _OPEN: dict[str, Any] = {}  # per worker process: performances already opened (l
 class ClipTask:
     """One clip, done in a worker: ``wav`` then ``mp4`` written whole under their final names."""
 
-    perf: Any  # a performance without its cached listings (cheap to pickle)
+    perf: Performance  # a performance without its cached listings (cheap to pickle)
     camera: str
     how: Framing
     fps: int
@@ -91,7 +95,7 @@ def run_clip(task: ClipTask) -> int:
 
 
 def export_clips(
-    perfs: list[Any],
+    perfs: list[Performance],
     dest: str | os.PathLike[str],
     cameras: str | None = None,
     clip_seconds: float = 5.0,
@@ -114,7 +118,7 @@ def export_clips(
     summary = MediaSummary("clips", "", [perf_name(p) for p in perfs],
                            sorted({c for _, cams in chosen for c in cams}), fps, size, crop,
                            notes=notes)  # fmt: skip
-    with _staged(Path(dest), wait) as (out, previous):
+    with staged(Path(dest), wait) as (out, previous):
         summary.dest = str(out.root)
         rows: list[dict[str, Any]] = []
         tasks: list[ClipTask] = []
@@ -146,7 +150,9 @@ def _clip_seconds(value: float) -> Fraction:
     return seconds
 
 
-def _cameras(perfs: list[Any], cameras: str | None) -> tuple[list[tuple[Any, list[str]]], list]:
+def _cameras(
+    perfs: list[Performance], cameras: str | None
+) -> tuple[list[tuple[Performance, list[str]]], list[str]]:
     """Cameras of each performance; a performance with none of them is noted, exit 6 when no
     performance has any (naming, per performance, the cameras that have images)."""
     chosen, notes, missing = [], [], []
@@ -166,7 +172,7 @@ def _cameras(perfs: list[Any], cameras: str | None) -> tuple[list[tuple[Any, lis
 
 
 def _plan_perf(
-    perf: Any,
+    perf: Performance,
     cams: list[str],
     out: ExportDir,
     seconds: Fraction,
@@ -211,7 +217,9 @@ def _plan_perf(
                                   None if wav_path is None else str(wav_path), key))  # fmt: skip
 
 
-def _row(perf: Any, cam: str, w: Window, clock: Any, fps: int, how: Framing, audio: bool) -> dict:
+def _row(
+    perf: Performance, cam: str, w: Window, clock: Any, fps: int, how: Framing, audio: bool
+) -> dict:
     stem = f"{perf_name(perf)}/cam_{cam}/{perf_name(perf)}_cam{cam}_{w.start_frame:06d}"
     x0, y0, bw, bh = how.box
     return {"subject": perf.actor, "performance": perf.performance, "camera": cam,
@@ -234,15 +242,16 @@ def _finished(mp4: Path, wav: Path | None, key: str, w: Window) -> bool:
     return mp4_comment(mp4) == key
 
 
-def _light(perf: Any) -> Any:
+def _light(perf: Performance) -> Performance:
     """A copy of ``perf`` without cached listings, to send to the workers (they list again,
     once per process)."""
     src = perf.source
     fresh = object.__new__(type(src))
     cached = {k for k, v in vars(type(src)).items() if isinstance(v, cached_property)}
-    fresh.__dict__.update({k: v for k, v in vars(src).items() if k not in cached})
-    if hasattr(fresh, "_readers"):
-        fresh._readers = {}
+    state = {k: v for k, v in vars(src).items() if k not in cached}
+    if "_readers" in state:  # SMC files: open readers are not sent
+        state["_readers"] = {}
+    fresh.__dict__.update(state)
     return type(perf)(fresh)
 
 

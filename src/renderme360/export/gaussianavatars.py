@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,26 +30,25 @@ from ..formats.npz import NpzWriter
 from ..naming import performance_kind
 from ..selection import parse_frames
 from .conventions import DOWNSCALES, c2w_to_nerfstudio
+from .files import ExportDir
+from .readme import readme_text
+from .record import SourceStamps, finish, same_output, staged
 from .reduce import run_tasks
-from .run import (
-    ExportSummary,
-    Progress,
-    _dest,
-    _finish,
-    _frame_pairs,
-    _is_folder,
-    _name,
-    _readme,
-    _same_output,
-    _staged,
-    _stamp,
+from .select import (
+    asked_dest,
     cameras_token,
     default_dest,
+    frame_pairs,
     frames_token,
+    perf_name,
     pose_notes,
     select_cameras,
 )
+from .summary import ExportSummary, Progress
 from .undistort import BACKGROUNDS, Pinhole, UndistortTask, pinholes, reduced_K, run_undistort
+
+if TYPE_CHECKING:
+    from ..loader.performance import Performance
 
 #: VHAP's split: the first ceil(70 %) of the timesteps train (and validate), the rest test.
 TRAIN_RATIO = 0.7
@@ -104,7 +103,7 @@ def _pad(values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def read_flame(perf: Any, frames: Sequence[int], verts: bool) -> Flame:
+def read_flame(perf: Performance, frames: Sequence[int], verts: bool) -> Flame:
     """The FLAME fits of ``frames`` (a frame without a fit is left out), checked."""
     fields = (*_FIELDS, "verts") if verts else _FIELDS
     got = perf.flame(fields=fields)
@@ -118,10 +117,10 @@ def read_flame(perf: Any, frames: Sequence[int], verts: bool) -> Flame:
         if (width is not None and n != width) or (most is not None and not 0 < n <= most):
             want = width if width is not None else f"1..{most}"
             raise Renderme360Error(
-                f"{_name(perf)}: FLAME {name} has {n} values a frame, not {want}"
+                f"{perf_name(perf)}: FLAME {name} has {n} values a frame, not {want}"
             )
         if not np.all(np.isfinite(a)):
-            raise Renderme360Error(f"{_name(perf)}: FLAME {name} holds non-finite values")
+            raise Renderme360Error(f"{perf_name(perf)}: FLAME {name} holds non-finite values")
         return a
 
     poses = np.stack([arr(p, 3) for p in _POSES], axis=1)
@@ -152,14 +151,15 @@ def flame_errors(
     return out
 
 
-def takes_with_flame(perf: Any) -> list[str]:
+def takes_with_flame(perf: Performance) -> list[str]:
     """Performances of the same actor beside this one that hold FLAME fits (best effort)."""
     from ..output.extracted import ExtractedFolder, looks_extracted
     from ..output.layout import parse_performance_dir
 
     found: set[str] = set()
-    if _is_folder(perf):
-        parent = Path(perf.source.root).parent
+    root = perf.folder
+    if root is not None:
+        parent = root.parent
         for d in sorted(parent.iterdir())[:500]:
             ids = parse_performance_dir(d.name)
             if ids and ids[0] == perf.actor and ids[1] != perf.performance and looks_extracted(d):
@@ -172,8 +172,9 @@ def takes_with_flame(perf: Any) -> list[str]:
     from ..pipeline.discover import group_performances
     from ..smc.reader import ExtractionReader
 
-    files = getattr(perf.source, "files", {}) or {}
-    paths = {p for f in files.values() for p in sorted(Path(f).parent.glob(f"{perf.actor}_*.smc"))}
+    files = perf.smc_files
+    local = [f for f in files.values() if isinstance(f, Path)]  # a URL's siblings: not listed
+    paths = {p for f in local for p in sorted(f.parent.glob(f"{perf.actor}_*.smc"))}
     groups, _ = group_performances(sorted(paths)[:200])
     for g in groups:
         for path in g.files.values():
@@ -186,7 +187,7 @@ def takes_with_flame(perf: Any) -> list[str]:
     return sorted(found - {perf.performance})
 
 
-def _refuse_without_flame(perf: Any) -> None:
+def _refuse_without_flame(perf: Performance) -> None:
     if "flame" in perf.modalities:
         return
     others = takes_with_flame(perf)
@@ -196,7 +197,7 @@ def _refuse_without_flame(perf: Any) -> None:
         if others
         else "RenderMe360 ships FLAME fits with the expression takes (e0..e11)"
     )
-    raise NotFoundError(f"{_name(perf)}: no FLAME fits in this {kind} take; {have}")
+    raise NotFoundError(f"{perf_name(perf)}: no FLAME fits in this {kind} take; {have}")
 
 
 def vhap_splits(
@@ -285,7 +286,7 @@ def _name_of(summary: ExportSummary) -> str:
 
 
 def export_gaussianavatars(
-    perf: Any,
+    perf: Performance,
     dest: str | os.PathLike[str] | None = None,
     frames: str | None = None,
     cameras: str | None = None,
@@ -311,12 +312,12 @@ def export_gaussianavatars(
     cams, note = select_cameras(perf, cameras, "gaussianavatars")
     notes = [note] if note != "all cameras" else []
     val_index = _val_index(cams, val_camera)
-    chosen, pairs, missing = _frame_pairs(perf, cams, rng, True, notes)
+    chosen, pairs, missing = frame_pairs(perf, cams, rng, True, notes)
     flame = read_flame(perf, chosen, verts=flame_model is not None)
     lacking = [f for f in chosen if f not in flame.rows]
     if len(lacking) == len(chosen):
         raise EmptySelectionError(
-            f"{_name(perf)}: no FLAME fit for frames {chosen[0]}..{chosen[-1]}"
+            f"{perf_name(perf)}: no FLAME fit for frames {chosen[0]}..{chosen[-1]}"
         )
     if lacking:
         notes.append(
@@ -326,7 +327,7 @@ def export_gaussianavatars(
     pairs = [(f, c) for f, c in pairs if f in flame.rows]
     token = frames_token(rng, chosen) + cameras_token(cameras) + f"_{background}"
     token += f"_w{size}" if size else ""
-    dest_path = _dest(dest) or default_dest(perf, "gaussianavatars", token, downscale)
+    dest_path = asked_dest(dest) or default_dest(perf, "gaussianavatars", token, downscale)
     targets, k = pinholes({c: perf.cameras[c] for c in cams}, downscale, size)
     summary = ExportSummary("gaussianavatars", str(dest_path), str(perf.source), perf.actor,
                             perf.performance, cams, chosen, k, missing=missing,
@@ -338,7 +339,7 @@ def export_gaussianavatars(
         vi = val_index if val_index is not None else vhap_splits(1, len(cams), None)["val"][1][0]
         rule = "--val-camera" if val_index is not None else "VHAP's rule: index 8, else the last"
         summary.notes.append(f"validation camera: {cams[vi]} (camera_index {vi}; {rule})")
-    with _staged(dest_path, wait) as (out, previous):
+    with staged(dest_path, wait) as (out, previous):
         summary.dest = str(out.root)
         writer = _Writer(perf, out, previous, summary, k, BACKGROUNDS[background])
         doc = writer.frames(chosen, pairs, cams, targets, flame)
@@ -348,10 +349,10 @@ def export_gaussianavatars(
             writer.put(f"transforms_{name}.json", data)
         writer.put("transforms.json", json.dumps(doc, indent=4, allow_nan=False).encode())
         writer.put("canonical_flame_param.npz", _npz(flame.canonical()))
-        readme = _readme(summary, _readme_body(summary, targets, background, size))
+        readme = readme_text(summary, _readme_body(summary, targets, background, size))
         keys = ("file_path", "fg_mask_path", "flame_param_path")
         refs = sorted({e[k] for e in doc["frames"] for k in keys} | {"canonical_flame_param.npz"})
-        return _finish(out, previous, writer.record, summary, readme, t0, ("transforms.json", refs))
+        return finish(out, previous, writer.record, summary, readme, t0, ("transforms.json", refs))
 
 
 def _split_docs(doc: dict[str, Any], timesteps: int, n_cams: int,
@@ -380,13 +381,13 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
 class _Writer:
     """Entries, FLAME files and the image tasks of one export (reused when unchanged)."""
 
-    def __init__(self, perf: Any, out: Any, previous: dict[str, Any], summary: ExportSummary,
-                 k: int, background: int) -> None:  # fmt: skip
+    def __init__(self, perf: Performance, out: ExportDir, previous: dict[str, Any],
+                 summary: ExportSummary, k: int, background: int) -> None:  # fmt: skip
         self.perf, self.out, self.previous, self.summary = perf, out, previous, summary
         self.k, self.background = k, background
         self.record: dict[str, Any] = {}
         self.tasks: list[tuple[UndistortTask, str, int, str, str]] = []
-        self._smc: str | None = None
+        self._stamps = SourceStamps(perf)
 
     def put(self, rel: str, data: bytes) -> None:
         self.out.write_bytes(rel, data)
@@ -423,14 +424,13 @@ class _Writer:
                 "camera_indices": list(range(len(cams)))}  # fmt: skip
 
     def _queue(self, frame: int, cam: str, p: Pinhole, img_rel: str, mask_rel: str) -> None:
-        src = {kind: self._source_path(kind, cam, frame) for kind in ("color", "mask")}
-        stamp = ";".join(_stamp(s) if s is not None else self._smc_stamp(kind, cam, frame)
-                         for kind, s in src.items())  # fmt: skip
+        src = {kind: self.perf.source.path(kind, cam, frame) for kind in ("color", "mask")}
+        stamp = ";".join(self._stamps(kind, cam, frame, s) for kind, s in src.items())
         entry = {"from": stamp, "k": self.k, "pinhole": [p.f, p.width, p.height],
                  "background": self.background}  # fmt: skip
         rels = (img_rel, mask_rel)
         prev = [self.previous.get(r) for r in rels]
-        if all(isinstance(x, dict) and _same_output(x, entry, self.out.path(r))
+        if all(isinstance(x, dict) and same_output(x, entry, self.out.path(r))
                for x, r in zip(prev, rels, strict=True)):  # fmt: skip
             for r, x in zip(rels, prev, strict=True):
                 self.record[r] = x
@@ -449,18 +449,6 @@ class _Writer:
             mask_src=None if src["mask"] is None else str(src["mask"]),
         )  # fmt: skip
         self.tasks.append((task, cam, frame, img_rel, mask_rel))
-
-    def _source_path(self, kind: str, cam: str, frame: int) -> Path | None:
-        source = getattr(self.perf, "source", None)
-        if source is not None and hasattr(source, "path"):
-            return source.path(kind, cam, frame)
-        return None
-
-    def _smc_stamp(self, kind: str, cam: str, frame: int) -> str:
-        if self._smc is None:
-            files = getattr(self.perf.source, "files", {}) or {}
-            self._smc = ";".join(_stamp(Path(p)) for _, p in sorted(files.items()))
-        return f"{kind}/{cam}/{frame}@{self._smc}"
 
     def _materialise(self) -> Iterator[UndistortTask]:
         """Camera by camera (one remap map per camera in a worker); SMC bytes read lazily."""

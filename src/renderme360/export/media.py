@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._version import __version__
 from ..errors import EmptySelectionError, Renderme360Error, UsageError
 from ..naming import camera_key
+from .record import file_stamp
+from .select import perf_name
 from .video import CRF, CROPS, PRESET, Framing, check_size
+
+if TYPE_CHECKING:
+    from ..loader.performance import Performance
+    from ..smc.source import Location
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
 CAMERA_CONVENTION = (
@@ -78,11 +83,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def perf_name(perf: Any) -> str:
-    return f"{perf.actor}_{perf.performance}"
-
-
-def image_camera(perf: Any, camera: int | str) -> str:
+def image_camera(perf: Performance, camera: int | str) -> str:
     """``camera`` as an id, or exit 6 naming the cameras of ``perf`` that have images."""
     cam = camera_key(camera)
     have = list(perf.image_camera_ids)
@@ -94,7 +95,7 @@ def image_camera(perf: Any, camera: int | str) -> str:
     return cam
 
 
-def face_points(perf: Any, camera: str, frames: np.ndarray) -> np.ndarray:
+def face_points(perf: Performance, camera: str, frames: np.ndarray) -> np.ndarray:
     """(N, 2) pixel keypoints of ``camera`` in ``frames``: its 2D keypoints, or else the 3D
     keypoints projected through its calibration; Renderme360Error when it has neither."""
     wanted = np.unique(frames)
@@ -134,17 +135,15 @@ def camera_doc(cam: Any, how: Framing) -> dict[str, Any]:
     }
 
 
-def source_stamp(perf: Any) -> str:
+def source_stamp(perf: Performance) -> str:
     """What a performance was read from, with sizes and times: a change makes a re-run
     encode again rather than reuse."""
-    src = perf.source
-    files = getattr(src, "files", None)
-    paths = [Path(p) for _, p in sorted(files.items())] if files else []
-    root = getattr(src, "root", None)
+    files = perf.smc_files
+    paths: list[Location] = [p for _, p in sorted(files.items())]
+    root = perf.folder
     if not paths and root is not None:
-        paths = [p for p in (Path(root) / "manifest.json", Path(root)) if p.exists()][:1]
-    parts = [f"{os.path.abspath(p)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths]
-    return f"{perf_name(perf)}@{';'.join(parts)}"
+        paths.extend([p for p in (Path(root) / "manifest.json", Path(root)) if p.exists()][:1])
+    return f"{perf_name(perf)}@{';'.join(file_stamp(p) for p in paths)}"
 
 
 def key_of(**what: Any) -> str:

@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import Renderme360Error
-from ..formats.image import area_reduce, decode, pixel_budget
+from ..formats.image import area_reduce, decode, encode, pixel_budget
 from ..safeopen import read_regular
 from ..workers import WorkerPool, default_workers
 from .files import write_atomic
 
-JPEG_QUALITY = 95
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
@@ -94,7 +93,6 @@ def _reduce(data: bytes, k: int, mask: bool, width: int, height: int) -> np.ndar
 
 def run_task(task: ReduceTask) -> int:
     """Do one task; returns the bytes written."""
-    import cv2
 
     try:
         data = task.data if task.data is not None else read_regular(task.src or "")
@@ -102,11 +100,11 @@ def run_task(task: ReduceTask) -> int:
     except Renderme360Error as exc:
         raise Renderme360Error(f"{task.src or task.dst}: {exc}") from None
     ext = task.ext or os.path.splitext(task.dst)[1].lower()
-    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext in (".jpg", ".jpeg") else []
-    ok, enc = cv2.imencode(ext, img, params)
-    if not ok:
-        raise Renderme360Error(f"{task.dst}: cannot encode {ext}")
-    write_atomic(Path(task.dst), enc.tobytes())
+    try:
+        enc = encode(img, ext)
+    except Renderme360Error as exc:
+        raise Renderme360Error(f"{task.dst}: {exc}") from None
+    write_atomic(Path(task.dst), enc)
     return len(enc)
 
 

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,10 +30,11 @@ from .media import (
     face_points,
     image_camera,
     key_of,
-    perf_name,
     source_stamp,
 )
-from .run import RECORD, Progress, _staged
+from .record import RECORD, same_output, staged
+from .select import perf_name
+from .summary import Progress
 from .timing import Segment, audio16k, timeline
 from .video import (
     AUDIO_RATE,
@@ -46,9 +47,12 @@ from .video import (
     read_ahead,
 )
 
+if TYPE_CHECKING:
+    from ..loader.performance import Performance
+
 
 def export_talkinghead(
-    perfs: list[Any],
+    perfs: list[Performance],
     camera: int | str,
     dest: str | os.PathLike[str],
     name: str | None = None,
@@ -87,7 +91,7 @@ def export_talkinghead(
     key = key_of(takes=[source_stamp(p) for p in perfs], camera=cam, fps=fps, how=how.to_dict())
     summary = MediaSummary("talkinghead", "", [perf_name(p) for p in perfs], [cam], fps, size,
                            crop, videos=1, notes=notes)  # fmt: skip
-    with _staged(Path(dest) / ident, wait) as (out, previous):
+    with staged(Path(dest) / ident, wait) as (out, previous):
         summary.dest = str(out.root)
         mp4 = f"{ident}.mp4"
         summary.frames = sum(s.num_frames for s in segments)
@@ -113,7 +117,9 @@ def export_talkinghead(
         out.commit()
         summary.seconds = round(time.perf_counter() - t0, 3)
         st = os.stat(out.path(mp4))
-        files = {f: {} for f in ("aud.wav", "camera.json", "segments.csv", "README.txt")}
+        files: dict[str, dict[str, Any]] = {
+            f: {} for f in ("aud.wav", "camera.json", "segments.csv", "README.txt")
+        }
         files[mp4] = {"key": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         for rel in sorted(set(previous) - set(files) - {RECORD}):
             out.remove(rel)
@@ -123,7 +129,7 @@ def export_talkinghead(
     return summary
 
 
-def _default_name(perfs: list[Any], cam: str) -> str:
+def _default_name(perfs: list[Performance], cam: str) -> str:
     """``{actor}_{perf}[+{perf}...]_cam{XX}`` (ids checked by the loader's grammar)."""
     actors = {p.actor for p in perfs}
     if len(actors) == 1:
@@ -135,17 +141,12 @@ def _default_name(perfs: list[Any], cam: str) -> str:
 
 def _finished(entry: Any, key: str, path: Path) -> bool:
     """The MP4 of an earlier run made from the same sources and choices, untouched since."""
-    if not isinstance(entry, dict) or entry.get("key") != key:
+    if not isinstance(entry, dict) or not same_output(entry, {"key": key}, path):
         return False
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return False
-    same = entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
-    return same and mp4_comment(path) == key
+    return mp4_comment(path) == key
 
 
-def _calibration_notes(perfs: list[Any], cam: str) -> list[str]:
+def _calibration_notes(perfs: list[Performance], cam: str) -> list[str]:
     """A note per take whose calibration of ``cam`` differs from the first one's."""
     ref = perfs[0].camera(cam)
     notes = []
@@ -192,7 +193,9 @@ GeneFace++: 512x512 25 fps video and 16 kHz aud.wav, as written here (use --size
 """
 
 
-def video_export(fmt: str, perfs: list[Any], opts: dict[str, Any], progress: Any) -> MediaSummary:
+def video_export(
+    fmt: str, perfs: list[Performance], opts: dict[str, Any], progress: Any
+) -> MediaSummary:
     """``export talkinghead`` or ``export clips`` of loaded takes with the command's options
     (``output``, ``fps``, ``size``, ``crop``; ``camera``, ``name``; ``cameras``,
     ``clip_seconds``, ``workers``)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,12 +18,15 @@ from ..formats.audio import pcm16
 from ..formats.timeline import Clock, rounded, source_frames, span
 from .video import AUDIO_RATE
 
+if TYPE_CHECKING:
+    from ..loader.performance import Performance
+
 
 @dataclass
 class Segment:
     """One take's part of an output video: output frames, their source frames, its samples."""
 
-    perf: Any
+    perf: Performance
     clock: Clock
     start: Fraction  # seconds on the output timeline where the take starts
     first_frame: int  # first output frame
@@ -36,7 +39,7 @@ class Segment:
         return len(self.sources)
 
 
-def timeline(perfs: list[Any], camera: str, fps: int) -> list[Segment]:
+def timeline(perfs: list[Performance], camera: str, fps: int) -> list[Segment]:
     """The takes back to back: take ``i`` holds the output frames and samples of ``[T_i,
     T_i + duration_i)``, ``T_i`` the sum of the durations before it."""
     out, start = [], Fraction(0)
@@ -51,7 +54,7 @@ def timeline(perfs: list[Any], camera: str, fps: int) -> list[Segment]:
     return out
 
 
-def audio16k(perf: Any, first: int = 0, count: int | None = None) -> np.ndarray:
+def audio16k(perf: Performance, first: int = 0, count: int | None = None) -> np.ndarray:
     """int16 16 kHz mono samples ``first .. first + count`` of a take (zero-padded past its
     end: the resampled length may fall a sample short of ``round(duration * 16000)``)."""
     samples, _ = perf.audio(rate=AUDIO_RATE, mono=True)

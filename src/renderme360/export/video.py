@@ -25,13 +25,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from ..config import CROPS
 from ..errors import Renderme360Error, UsageError
 from ..formats.timeline import span
+
+if TYPE_CHECKING:
+    from ..loader.performance import Performance
 
 #: Face box: the keypoints' extent plus this fraction of it on every side (forehead, hair, chin).
 FACE_MARGIN = 0.4
@@ -113,7 +116,7 @@ def framing(crop: str, size: int, width: int, height: int, points: Any = None) -
     return Framing(box, out_w, out_h, scale)
 
 
-def frame_yuv(perf: Any, camera: str, frame: int, how: Framing) -> Any:
+def frame_yuv(perf: Performance, camera: str, frame: int, how: Framing) -> Any:
     """Source frame ``frame`` of ``camera`` as the video shows it: a yuv420p ``av.VideoFrame``
     of ``width x height``.
 

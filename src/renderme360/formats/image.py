@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BudgetError, SMCFormatError
+from ..errors import BudgetError, Renderme360Error, SMCFormatError
 
 #: Reduction factors of a decode (``image(scale=k)``, ``export --downscale k``, previews).
 SCALES = (1, 2, 4, 8)
+#: JPEG quality of the images the tool encodes (reduced export copies, synthetic data).
+JPEG_QUALITY = 95
 
 #: Pixels an image may declare when nothing better is known (the preview budget too): 50 M,
 #: ten times a RenderMe360 frame (2448 x 2048).
@@ -168,6 +170,18 @@ def read_flag(scale: int, grayscale: bool = False) -> int:
     if k == 1:
         return int(cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
     return int(getattr(cv2, f"IMREAD_REDUCED_{'GRAYSCALE' if grayscale else 'COLOR'}_{k}"))
+
+
+def encode(img: np.ndarray, ext: str, quality: int = JPEG_QUALITY) -> bytes:
+    """``img`` (uint8, BGR or one channel) encoded as ``ext``: ``.jpg``/``.jpeg`` at JPEG
+    ``quality``, or ``.png``; Renderme360Error when OpenCV cannot."""
+    import cv2
+
+    jpeg = ext.lower() in (".jpg", ".jpeg")
+    ok, buf = cv2.imencode(ext, img, [cv2.IMWRITE_JPEG_QUALITY, quality] if jpeg else [])
+    if not ok:
+        raise Renderme360Error(f"cannot encode {ext}")
+    return bytes(buf.tobytes())
 
 
 def area_reduce(img: np.ndarray, k: int, exact: bool = True) -> np.ndarray:

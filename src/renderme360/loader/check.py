@@ -156,12 +156,6 @@ class CheckReport:
         return finite_json(doc)  # an infinite error is null: the document is strict JSON
 
 
-def _smc_hint(perf: Performance) -> str:
-    """For one SMC file: where calibration lives and the command that reads both files."""
-    text = perf.single_file_hint("renderme360 check")
-    return f"; {text}" if text else ""
-
-
 def _px(value: float | None) -> str:
     if value is None:
         return "-"
@@ -254,13 +248,13 @@ def check_geometry(performance: Performance, max_error_px: float = MAX_ERROR_PX)
     perf = performance
     perf.require_complete()
     name = f"{perf.actor}_{perf.performance}"
-    hint = _smc_hint(perf)  # before any listing: the loader then does not warn as well
+    hint = perf.single_file_hint("renderme360 check")  # before any listing: no loader warning
     refused = perf.calibration_problems
     left_out = [f"camera {c} left out: its calibration {why}" for c, why in refused.items()]
     if not perf.cameras:
         if refused:
             raise UsageError(f"{name}: no usable calibration to check ({'; '.join(left_out)})")
-        raise UsageError(f"{name}: no calibration to check{hint}")
+        raise UsageError(f"{name}: no calibration to check" + (f"; {hint}" if hint else ""))
     cams2d = [c for c in perf.keypoints2d_camera_ids if c in perf.cameras]
     if not cams2d:
         raise UsageError(f"{name}: no camera has 2D keypoints and calibration; nothing to check")

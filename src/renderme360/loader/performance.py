@@ -41,6 +41,7 @@ from .dataset import FrameDataset
 if TYPE_CHECKING:
     from ..formats.timeline import Clock
     from ..output.extracted import CalibrationConflict
+    from ..smc.source import Location
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,6 +184,20 @@ class Performance:
         a finished folder and for SMC files."""
         return bool(getattr(self.source, "complete", True))
 
+    @property
+    def folder(self) -> Path | None:
+        """The extracted performance folder it is read from; None for SMC files."""
+        from ..output.extracted import ExtractedFolder
+
+        return self.source.root if isinstance(self.source, ExtractedFolder) else None
+
+    @property
+    def smc_files(self) -> dict[str, Location]:
+        """``{role: path}`` of the SMC files it is read from; {} for an extracted folder."""
+        from .smc_source import SMCSource
+
+        return dict(self.source.files) if isinstance(self.source, SMCSource) else {}
+
     def incomplete_message(self, allow_flag: bool = True) -> str:
         """One line: this folder is incomplete, and how to finish it."""
         root = getattr(self.source, "root", self.source)
@@ -230,13 +245,15 @@ class Performance:
             self._hint_single_file()
         return cams
 
-    def single_file_hint(self, command: str | None = None) -> str:
+    def single_file_hint(self, command: str | None = None, tail: str = "") -> str:
         """For a lone anno or raw file lacking images or calibration: one line saying they live
         in the other file of the pair, with ``command`` (or the ``load`` call) on the dataset
-        root and the ids; "" otherwise. A caller that shows it stops the loader's own warning."""
+        root and the ids, then ``tail`` (``"--frame 0"``); "" otherwise. A caller that shows it
+        stops the loader's own warning."""
         self._hinted = True
         hint = getattr(self.source, "single_file_hint", None)
-        return str(hint(command)) if callable(hint) else ""
+        text = str(hint(command)) if callable(hint) else ""
+        return f"{text} {tail}" if text and tail else text
 
     def _hint_single_file(self) -> None:
         """One warning, once, when a lone anno or raw file lacks images or calibration."""
