@@ -457,3 +457,42 @@ def test_a_lone_remote_anno_file_gets_the_single_file_hint(data: Path, http) -> 
     assert hint.startswith("0026_e0_anno.smc alone holds no images: images live in the raw file")
     assert "renderme360 check DATA_ROOT --subject 0026 --performance e0" in hint
     assert perf.image_camera_ids == []
+
+
+def test_video_exports_read_a_url_like_a_local_root(tmp_path: Path) -> None:
+    """`export talkinghead` / `export clips` of a URL root (subject/performance chosen there)
+    write what they write from the local files: same audio bytes, same camera, same decoded
+    frames (the root was taken as a local path: "http:/host: no such file or folder")."""
+    av = pytest.importorskip("av")
+    root = tmp_path / "speech"
+    synthesize(root, performances=("s1_all",), cameras=3, frames=12)
+    pick = ["--subject", "0026", "--performance", "s1_all"]
+    with range_server(root) as srv:
+        assert run("export", "talkinghead", srv.url + "/", *pick, "--camera", "25",
+                   "-o", tmp_path / "th_url", "-q") == 0  # fmt: skip
+        assert run("export", "clips", srv.url + "/", *pick, "--cameras", "25",
+                   "--clip-seconds", "0.2", "-o", tmp_path / "cl_url", "-q") == 0  # fmt: skip
+    assert run("export", "talkinghead", root, *pick, "--camera", "25",
+               "-o", tmp_path / "th_local", "-q") == 0  # fmt: skip
+    assert run("export", "clips", root, *pick, "--cameras", "25",
+               "--clip-seconds", "0.2", "-o", tmp_path / "cl_local", "-q") == 0  # fmt: skip
+
+    def frames(mp4: Path) -> list[np.ndarray]:
+        with av.open(str(mp4)) as c:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+    url, local = tmp_path / "th_url" / "0026_s1_all", tmp_path / "th_local" / "0026_s1_all"
+    for name in ("aud.wav", "camera.json", "segments.csv"):
+        assert (url / name).read_bytes() == (local / name).read_bytes(), name
+    got, want = frames(url / "0026_s1_all.mp4"), frames(local / "0026_s1_all.mp4")
+    assert len(got) == len(want) == 10 and all(
+        np.array_equal(a, b) for a, b in zip(got, want, strict=True)
+    )
+    wavs = sorted(
+        p.relative_to(tmp_path / "cl_local") for p in (tmp_path / "cl_local").rglob("*.wav")
+    )
+    assert len(wavs) == 2
+    for rel in wavs:
+        assert (tmp_path / "cl_url" / rel).read_bytes() == (
+            tmp_path / "cl_local" / rel
+        ).read_bytes()

@@ -27,7 +27,7 @@ def load_many(
     subs, pats = split_list(subjects), split_list(performances)
     out: list[Performance] = []
     for path in paths:
-        found = _candidates(Path(path))
+        found = _candidates(path)
         if found is None:  # one performance (a folder, a file)
             out.append(load(path, allow_incomplete=allow_incomplete))
             continue
@@ -49,12 +49,21 @@ def load_many(
     return out
 
 
-def _candidates(root: Path) -> list[tuple[str, str]] | None:
-    """(actor, performance) under a root holding several; None for a single performance."""
+def _candidates(path: str | os.PathLike[str]) -> list[tuple[str, str]] | None:
+    """(actor, performance) under a root holding several; None for a single performance (a
+    folder, a file, a URL of a file). A URL of a folder lists its SMC files."""
     from ..output.extracted import looks_extracted
     from ..output.layout import parse_performance_dir
     from ..pipeline.discover import find_smc_files, group_performances
+    from ..smc.source import RemotePath, as_location
 
+    loc = as_location(path)
+    if isinstance(loc, RemotePath):
+        if loc.suffix == ".smc":
+            return None
+        groups, _ = group_performances(find_smc_files(loc))
+        return [(g.actor, g.performance) for g in groups]
+    root = Path(loc)
     if not root.exists():
         raise NotFoundError(f"{root}: no such file or folder")
     if root.is_file() or looks_extracted(root):
