@@ -39,5 +39,5 @@ _HOMES = {
 def __getattr__(name: str) -> Any:
     """A public name, from its module (loaded on first use)."""
     if name in _HOMES:
-        return getattr(import_module(_HOMES[name], __name__), name)
+        return vars(import_module(_HOMES[name], __name__))[name]
     raise AttributeError(f"module 'renderme360.export' has no attribute {name!r}")
