@@ -130,7 +130,8 @@ def export_talkinghead(
 
 
 def _default_name(perfs: list[Performance], cam: str) -> str:
-    """``{actor}_{perf}[+{perf}...]_cam{XX}`` (ids checked by the loader's grammar)."""
+    """``{actor}_{perf}[+{perf}...]`` (ids checked by the loader's grammar; the camera is in
+    export.json), ``{actor}_{N}takes`` when that is over 70 characters."""
     actors = {p.actor for p in perfs}
     if len(actors) == 1:
         body = f"{perfs[0].actor}_" + "+".join(p.performance for p in perfs)
