@@ -417,7 +417,8 @@ def _finish(
     """
     t0 = time.monotonic()
     extra: list[Written] = []
-    for warning in calibration_warnings(out.root):
+    holds_calibration = any(s.includes("calibration") for s in plan.scopes)
+    for warning in calibration_warnings(out.root) if holds_calibration else ():
         if warning not in plan.warnings:
             log.warning("%s: %s", out.root.name, warning)
             plan.warnings.append(warning)
