@@ -419,3 +419,44 @@ def test_keypoint_stack_whose_first_frame_has_no_data_is_a_format_error() -> Non
         SMCFormatError, match=r"^0026_e0_anno.smc: Keypoints3d frame 4 has no data$"
     ):
         _stack_frames(ctx, "keypoints3d/all_frames.npz", [4, 5], lambda f: None, "Keypoints3d")
+
+
+def test_image_channels_from_png_and_jpeg_headers_agree_with_pillow(tmp_path) -> None:
+    """formats.image.image_channels reads PNG (IHDR colour type) and JPEG (frame header) channel
+    counts itself (Pillow opened every mask of an export: 1.5 s of 4.9 s for 18,000 masks); the
+    answer equals Pillow's for every colour type, from bytes and from a file; other formats
+    still go through Pillow; a FIFO or symlink gives None."""
+    import io
+    import os
+
+    from PIL import Image
+
+    from renderme360.formats.image import declared_channels, image_channels
+
+    def encoded(mode: str, fmt: str) -> bytes:
+        size = (7, 5)
+        img = Image.new(mode, size)
+        buf = io.BytesIO()
+        img.save(buf, fmt)
+        return buf.getvalue()
+
+    cases = [("L", "PNG"), ("LA", "PNG"), ("RGB", "PNG"), ("RGBA", "PNG"), ("P", "PNG"),
+             ("I;16", "PNG"), ("1", "PNG"), ("L", "JPEG"), ("RGB", "JPEG"), ("CMYK", "JPEG"),
+             ("RGB", "BMP"), ("RGBA", "TIFF")]  # fmt: skip
+    for mode, fmt in cases:
+        data = encoded(mode, fmt)
+        with Image.open(io.BytesIO(data)) as img:
+            want = 3 if img.mode == "P" else len(img.getbands())
+        assert image_channels(data) == want, (mode, fmt)
+        path = tmp_path / f"{mode.replace(';', '_')}.{fmt.lower()}"
+        path.write_bytes(data)
+        assert image_channels(path) == want, (mode, fmt)
+        if fmt in ("PNG", "JPEG"):
+            assert declared_channels(data) == want, (mode, fmt)
+        else:
+            assert declared_channels(data) is None
+    assert image_channels(b"\x89PNG\r\n\x1a\n" + b"\0" * 4) is None  # header cut short
+    os.mkfifo(tmp_path / "fifo")
+    assert image_channels(tmp_path / "fifo") is None
+    os.symlink(tmp_path / "L.png", tmp_path / "link.png")
+    assert image_channels(tmp_path / "link.png") is None

@@ -63,9 +63,9 @@ class ExportDir:
         self._staged[dst] = tmp
         return tmp
 
-    def staged_name(self, path: Path) -> Path | None:
-        """The temporary name holding ``path``'s bytes until :meth:`commit`, if it is staged."""
-        return self._staged.get(path)
+    def staged_names(self) -> dict[str, str]:
+        """Every staged file: ``{final path: temporary name}`` as strings (for many lookups)."""
+        return {str(dst): str(tmp) for dst, tmp in self._staged.items()}
 
     def write_bytes(self, rel: str, data: bytes) -> Path:
         """Write ``data`` for ``rel`` under a temporary name (in place at :meth:`commit`)."""

@@ -45,22 +45,23 @@ def same_output(prev: dict[str, Any], entry: dict[str, Any], dst: Path) -> bool:
 
 
 def _check_references(out: ExportDir, refs: list[str], what: str) -> None:
-    """Every file the model names opens, from the export folder, as a regular file (a staged
-    one under its temporary name): otherwise the export fails and DEST stays as it was."""
+    """Every file the model names is, seen from the export folder, a regular file (a staged
+    one under its temporary name; ``lstat`` of the path as the trainer will open it, so a
+    symlink, a FIFO or a relative path that misses is caught): otherwise the export fails and
+    DEST stays as it was."""
     bad: list[str] = []
+    root = str(out.root)
+    staged = out.staged_names()
     for rel in refs:
-        path = out.root / rel
-        path = out.staged_name(path) or path
+        path = os.path.join(root, rel)
+        path = staged.get(path, path)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            mode = os.lstat(path).st_mode
         except OSError as exc:
             bad.append(f"{rel}: {exc.strerror}")
             continue
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                bad.append(f"{rel}: not a regular file")
-        finally:
-            os.close(fd)
+        if not stat.S_ISREG(mode):
+            bad.append(f"{rel}: not a regular file")
     if bad:
         raise Renderme360Error(
             f"{len(bad)} of {len(refs)} files {what} names do not open from {out.root} "

@@ -64,11 +64,31 @@ def declared_size(data: bytes | memoryview) -> tuple[int, int] | None:
         w, h = struct.unpack("<ii", data[18:26])
         return abs(int(w)), abs(int(h))
     if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
+        frame = _jpeg_frame(data)
+        return None if frame is None else frame[:2]
     return None
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+#: Channels of a PNG by its IHDR colour type (a palette counts as 3: indices, not intensities).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+
+
+def declared_channels(data: bytes | memoryview) -> int | None:
+    """Channels a PNG (IHDR colour type) or JPEG (frame header component count) declares,
+    without decoding; None for other formats or a header not found."""
+    data = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        if data[12:16] != b"IHDR" or len(data) < 26:
+            return None
+        return _PNG_CHANNELS.get(data[25])
+    if data[:2] == b"\xff\xd8":
+        frame = _jpeg_frame(data)
+        return None if frame is None or frame[2] not in (1, 3, 4) else frame[2]
+    return None
+
+
+def _jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
+    """``(width, height, components)`` of a JPEG's frame header."""
     i, n = 2, len(data)
     while i + 4 <= n:
         if data[i] != 0xFF:
@@ -84,10 +104,10 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             return None
         (length,) = struct.unpack(">H", data[i + 2 : i + 4])
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > n:
+            if i + 10 > n:
                 return None
             h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return int(w), int(h)
+            return int(w), int(h), data[i + 9]
         i += 2 + length
     return None
 
@@ -212,22 +232,31 @@ def to_gray_mask(img: np.ndarray) -> np.ndarray:
 
 def image_channels(src: str | os.PathLike[str] | bytes) -> int | None:
     """Channels an encoded image declares (1 gray, 2 gray+alpha, 3, 4), read from its header
-    only (Pillow parses no pixels here); None when the header is not one Pillow reads. A file
-    is opened without following a symlink and must be a regular file (never blocks on a FIFO).
+    only: PNG and JPEG by :func:`declared_channels`, other formats by Pillow (no pixels
+    parsed); None when the header is not one they read. A file is opened through
+    :mod:`renderme360.safeopen` (no symlink followed, a regular file, never blocks on a FIFO).
     A palette PNG counts as 3 (its values are indices, not intensities)."""
     import io
-    import stat
 
-    from PIL import Image, UnidentifiedImageError
+    from ..errors import NotRegularFileError
+    from ..safeopen import open_regular_fd
 
+    fh: Any
     if isinstance(src, (bytes, bytearray, memoryview)):
-        fh: Any = io.BytesIO(bytes(src))
+        fh = io.BytesIO(bytes(src))
     else:
-        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
+        try:
+            fd, _st = open_regular_fd(src)
+        except NotRegularFileError:
             return None
         fh = os.fdopen(fd, "rb")
+    head = fh.read(65536)
+    if image_extension(head) in ("png", "jpg"):
+        fh.close()
+        return declared_channels(head)
+    from PIL import Image, UnidentifiedImageError
+
+    fh.seek(0)
     try:
         with fh, Image.open(fh) as img:
             mode, bands = img.mode, len(img.getbands())
