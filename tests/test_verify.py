@@ -256,3 +256,20 @@ def test_a_huge_manifest_line_is_refused_in_bounded_memory(extracted, capsys):
     (perf / ".journal.jsonl").write_bytes(listed[0] + listed[1] + huge)
     with pytest.raises(CorruptOutputError, match=r"\.journal\.jsonl: line 3 is longer than"):
         list(iter_journal(perf))
+
+
+def test_problem_lines_are_never_cut_into_several(tmp_path, capsys):
+    """A problem naming a long path stays one line off a terminal (logs, pipes, grep): it was
+    wrapped at the console's 160 columns, so a line holding the source path broke in two."""
+    deep = tmp_path / ("d" * 120)
+    full_pair(deep / "data")
+    out = deep / "out"
+    assert main(["extract", str(deep / "data"), "-o", str(out), "--workers", "1", "-q"]) == 0
+    perf = out / "0026_e0"
+    (perf / "from_anno/keypoints3d/all_frames.npz").unlink()
+    capsys.readouterr()
+    assert main(["verify", str(perf)]) == 5
+    lines = capsys.readouterr().out.splitlines()
+    assert any(ln.startswith(str(perf)) and "1 problem(s)" in ln for ln in lines), lines
+    assert any(ln.endswith("from_anno/keypoints3d/all_frames.npz: missing") for ln in lines)
+    assert len(lines) == 2 and len(lines[0]) > 160, lines

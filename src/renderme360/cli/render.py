@@ -23,7 +23,8 @@ def _console(stderr: bool) -> Console:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    # Off a terminal rich would assume 80 columns; tables in logs and files may be wider. Never
+    # Off a terminal rich would assume 80 columns; tables in logs and files may be wider (message
+    # lines are printed with soft_wrap: never cut at any width, so they stay greppable). Never
     # markup or emoji codes: names, paths, SMC attributes ("[/x]") are literal; colour: _styled.
     return Console(stderr=stderr, width=None if stream.isatty() else 160, markup=False, emoji=False)
 
@@ -94,7 +95,7 @@ def explore_table(docs: Sequence[dict[str, Any]]) -> None:
         )
     _out().print(t)
     for n in notes:
-        _out().print(n, highlight=False)
+        _out().print(n, highlight=False, soft_wrap=True)
     _out().print(f"{len(docs)} performance(s); a full extraction writes {human_bytes(total)}.")
 
 
@@ -132,7 +133,9 @@ def plan_table(
     _out().print(line + " (images/masks exact, arrays and audio estimated).")
     for s in surveys:
         for w in s.plan.warnings if s.plan else []:
-            err_console().print(_styled(("warning", "yellow"), f" {s.perf.key}: {w}"))
+            err_console().print(
+                _styled(("warning", "yellow"), f" {s.perf.key}: {w}"), soft_wrap=True
+            )
 
 
 def check_table(report: Any, show_all: bool = False, quiet: bool = False) -> None:
@@ -146,8 +149,10 @@ def check_table(report: Any, show_all: bool = False, quiet: bool = False) -> Non
             t.add_row(*row, style=None if row[-1].startswith("ok") else "red")
         _out().print(t)
         for note in notes:
-            _out().print(note, highlight=False)
-    _out().print(report.verdict(), style=None if report.ok else "red", highlight=False)
+            _out().print(note, highlight=False, soft_wrap=True)
+    _out().print(
+        report.verdict(), style=None if report.ok else "red", highlight=False, soft_wrap=True
+    )
 
 
 def summary_table(outcomes: Sequence[Outcome], quiet: bool = False) -> None:
@@ -182,12 +187,16 @@ def verify_table(
     reports: Sequence[VerifyReport], skipped: Sequence[str] = (), quiet: bool = False
 ) -> None:
     """Skipped paths, a line per folder, its first bad files, the rest counted by kind, a total."""
-    err_console().print("\n".join(skipped), highlight=False, end="\n" if skipped else "")
+    err_console().print(
+        "\n".join(skipped), highlight=False, end="\n" if skipped else "", soft_wrap=True
+    )
     for r in reports:
         state = ("OK", "green") if r.ok else (f"{len(r.problems):,} problem(s)", "red")
         src = f", {r.against_source:,} against source" if r.against_source else ""
         head = _styled(f"{r.folder}: ", state, f" ({r.checked:,} files checked{src})")
         lines = summarise_problems(r.problems, "  bad ")  # one print: a print each cost 14x
-        _out().print(head, *(["\n".join(lines)] if lines else []), sep="\n", highlight=False)
+        _out().print(
+            head, *(["\n".join(lines)] if lines else []), sep="\n", highlight=False, soft_wrap=True
+        )
     if len(reports) > 1:
         _out().print(verify_total(reports))

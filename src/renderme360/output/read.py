@@ -246,9 +246,9 @@ def recorded_paths(out_dir: Path) -> Iterator[str]:
     records: the files a reader of the folder may open (anything else in it was not written
     by the tool)."""
     yield from iter_manifest_paths(out_dir)
-    for entry in iter_json_lines(Path(out_dir) / JOURNAL):
-        rec = as_record(entry)
-        if rec is not None and isinstance(rec.path, str):
+    for line in iter_lines(Path(out_dir) / JOURNAL):
+        rec = decode_line(line)
+        if isinstance(rec, Record) and isinstance(rec.path, str):
             yield rec.path
 
 
@@ -259,10 +259,20 @@ def manifest_paths(out_dir: Path) -> list[str]:
 
 
 def iter_manifest_paths(out_dir: Path) -> Iterator[str]:
-    """Relative paths of every file the manifest lists, one at a time."""
-    for f in iter_file_entries(out_dir):
-        if isinstance(f.get("path"), str):
-            yield f["path"]
+    """Relative paths of every file the manifest lists, one at a time (lines of the file list
+    through :func:`decode_line`: the tool's own lines without ``json.loads``)."""
+    out_dir = Path(out_dir)
+    doc = read_manifest(out_dir)
+    if doc is not None and isinstance(doc.get("files"), list):
+        entries: Iterable[Any] = doc["files"]
+    elif doc is not None:
+        entries = map(decode_line, iter_lines(out_dir / FILE_LIST))
+    else:
+        return
+    for e in entries:
+        path = e.path if isinstance(e, Record) else e.get("path") if isinstance(e, dict) else None
+        if isinstance(path, str):
+            yield path
 
 
 def choose_sources(
