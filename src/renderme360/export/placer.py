@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NotRegularFileError, Renderme360Error
 from ..formats.image import image_channels, image_extension
-from ..safeopen import is_regular
+from ..safeopen import is_regular, open_regular_fd
 from .files import ExportDir
 from .record import SourceStamps, same_output
 from .reduce import ReduceTask, run_tasks
@@ -165,7 +165,16 @@ def _relpath(path: Path, start: Path) -> str:
 
 
 def _one_channel(src: Path | bytes) -> bool:
-    """Whether an image (a file, or encoded bytes) is single-channel, from its header only."""
+    """Whether an image (a file, or encoded bytes) is single-channel, from its header only. A
+    file is opened through :mod:`renderme360.safeopen` (no symlink followed, never blocks on a
+    FIFO); one that is not a regular file is not single-channel (its copy then refuses it)."""
+    if isinstance(src, Path):
+        try:
+            fd, _st = open_regular_fd(src)
+        except NotRegularFileError:
+            return False
+        with os.fdopen(fd, "rb") as f:
+            src = f.read(65536)
     return image_channels(src) == 1
 
 

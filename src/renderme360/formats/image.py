@@ -12,9 +12,7 @@ with :func:`area_reduce`.
 from __future__ import annotations
 
 import math
-import os
 import struct
-from typing import Any
 
 import numpy as np
 
@@ -230,35 +228,20 @@ def to_gray_mask(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def image_channels(src: str | os.PathLike[str] | bytes) -> int | None:
+def image_channels(data: bytes | bytearray | memoryview) -> int | None:
     """Channels an encoded image declares (1 gray, 2 gray+alpha, 3, 4), read from its header
     only: PNG and JPEG by :func:`declared_channels`, other formats by Pillow (no pixels
-    parsed); None when the header is not one they read. A file is opened through
-    :mod:`renderme360.safeopen` (no symlink followed, a regular file, never blocks on a FIFO).
-    A palette PNG counts as 3 (its values are indices, not intensities)."""
+    parsed); None when the header is not one they read. A palette PNG counts as 3 (its values
+    are indices, not intensities). ``data``: the image's bytes, or its first 64 KiB."""
+    head = bytes(data[:65536])
+    if image_extension(head) in ("png", "jpg"):
+        return declared_channels(head)
     import io
 
-    from ..errors import NotRegularFileError
-    from ..safeopen import open_regular_fd
-
-    fh: Any
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        fh = io.BytesIO(bytes(src))
-    else:
-        try:
-            fd, _st = open_regular_fd(src)
-        except NotRegularFileError:
-            return None
-        fh = os.fdopen(fd, "rb")
-    head = fh.read(65536)
-    if image_extension(head) in ("png", "jpg"):
-        fh.close()
-        return declared_channels(head)
     from PIL import Image, UnidentifiedImageError
 
-    fh.seek(0)
     try:
-        with fh, Image.open(fh) as img:
+        with Image.open(io.BytesIO(bytes(data))) as img:
             mode, bands = img.mode, len(img.getbands())
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
