@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -67,3 +68,20 @@ def assert_no_empty_dirs(root: Path) -> None:
     """No folder under ``root`` is empty."""
     empty = [d for d in root.rglob("*") if d.is_dir() and not any(d.iterdir())]
     assert not empty, empty
+
+
+def session_processes(sid: int) -> list[str]:
+    """Live (non-zombie) processes whose session is ``sid`` (a command started with
+    ``start_new_session=True``: it and every process it started), from /proc/PID/stat."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+            found.append(f"{pid} (ppid {fields[1]})")
+    return found

@@ -900,7 +900,7 @@ def test_sigterm_stops_an_export_cleanly_and_leaves_no_process(tmp_path: Path) -
     import sys
     import time
 
-    from test_integrity import _session_processes
+    from conftest import session_processes
 
     from renderme360.synth import synthesize
 
@@ -924,7 +924,7 @@ def test_sigterm_stops_an_export_cleanly_and_leaves_no_process(tmp_path: Path) -
         os.kill(proc.pid, signal.SIGTERM)
         code = proc.wait(timeout=30)
         for _ in range(50):  # workers, forkserver and resource tracker gone within seconds
-            alive = _session_processes(proc.pid)
+            alive = session_processes(proc.pid)
             if not alive:
                 break
             time.sleep(0.1)

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import session_processes
 
 from renderme360.cli import main
 
@@ -267,22 +268,6 @@ def test_no_private_pool_state_and_one_default_workers() -> None:
     assert [p.name for p, t in sources.items() if "ProcessPoolExecutor(" in t] == ["workers.py"]
 
 
-def _session_processes(sid: int) -> list[str]:
-    """Live (non-zombie) processes whose session is ``sid``, read from /proc/PID/stat."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            found.append(f"{pid} (ppid {fields[1]})")
-    return found
-
-
 def test_kill_9_of_an_export_takes_its_workers_along(tmp_path: Path) -> None:
     """kill -9 of ``export --downscale 2 --workers 2`` while workers write: within seconds no
     process of it is left (workers, forkserver, resource tracker), and a re-run gives the same
@@ -309,7 +294,7 @@ def test_kill_9_of_an_export_takes_its_workers_along(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         for _ in range(50):
-            alive = _session_processes(proc.pid)
+            alive = session_processes(proc.pid)
             if not alive:
                 break
             time.sleep(0.1)

@@ -20,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from conftest import session_processes
 from smcfactory import calib, full_pair, jpeg
 from test_hostile import (
     ACTOR,
@@ -649,22 +650,6 @@ def test_verify_against_source_with_malformed_identity(capsys, tmp_path):
 
 
 # ---------------------------------------------------------------------------- SIGTERM
-def _session_processes(sid: int) -> list[str]:
-    """Live (non-zombie) processes of a session, read from /proc."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            found.append(pid)
-    return found
-
-
 def test_sigterm_with_workers_stops_cleanly_and_leaves_no_process(tmp_path):
     from renderme360.synth import synthesize
 
@@ -688,7 +673,7 @@ def test_sigterm_with_workers_stops_cleanly_and_leaves_no_process(tmp_path):
     assert code == 143, err
     assert "stopped by SIGTERM after writing" in err and "Traceback" not in err, err
     for _ in range(50):  # workers, forkserver and resource tracker gone within seconds
-        alive = _session_processes(proc.pid)
+        alive = session_processes(proc.pid)
         if not alive:
             break
         time.sleep(0.1)

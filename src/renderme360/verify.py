@@ -493,12 +493,6 @@ def _blob_of(item: dict[str, Any]) -> tuple[str, str | None, int | None] | None:
 #: ``stored`` by :func:`_against_source` (a copied blob's bytes), ``derived`` by
 #: :func:`_derived_against_source` (re-run its writer), ``none`` (documents of the run).
 COMPARERS: dict[str, str] = {s.name: s.verify for s in SPECS}
-#: The check each comparer name stands for.
-COMPARER_FUNCTIONS: dict[str, Callable[..., None] | None] = {
-    "stored": _against_source,
-    "derived": _derived_against_source,
-    "none": None,
-}
 
 
 # ---------------------------------------------------------------------------- --delete-source

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..camera import Camera
 from ..errors import Renderme360Error, UsageError
+from ..formats.image import encode
 from .conventions import DOWNSCALES, project_opencv, reduced_size
 from .files import write_atomic
 from .reduce import reduce_bytes
@@ -222,14 +223,13 @@ def undistort_pair(task: UndistortTask) -> tuple[np.ndarray, np.ndarray]:
 
 def run_undistort(task: UndistortTask) -> int:
     """Do one task (in a worker process); returns the bytes written."""
-    import cv2
-
     image, mask = undistort_pair(task)
     total = 0
     for dst, arr in ((task.image_dst, image), (task.mask_dst, mask)):
-        ok, enc = cv2.imencode(".png", arr)
-        if not ok:
-            raise Renderme360Error(f"{dst}: cannot encode PNG")
-        write_atomic(Path(dst), enc.tobytes())
+        try:
+            enc = encode(arr, ".png")
+        except Renderme360Error:
+            raise Renderme360Error(f"{dst}: cannot encode PNG") from None
+        write_atomic(Path(dst), enc)
         total += len(enc)
     return total

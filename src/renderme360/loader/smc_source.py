@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +66,7 @@ class SMCSource:
         self.ids = (actor, performance)
         self._readers: dict[str, ExtractionReader] = {}
         self._frames: dict[tuple[str, str], list[int]] = {}
+        self._holders: dict[str, str | None] = {}  # modality -> role of the file holding it
         self._streams: dict[tuple[str, str], BlobStream | None] = {}
         self._lock = threading.Lock()  # readers, listings and streams made once (decode threads)
 
@@ -152,13 +152,9 @@ class SMCSource:
                     r = self._readers[role] = ExtractionReader(self.files[role])
         return r
 
-    @cached_property
-    def _holders(self) -> dict[str, str | None]:
-        """Role of the file each modality is read from (None: no file holds it), probed when
-        first asked (an export of one camera's images and audio probes only those)."""
-        return {}
-
     def _holder(self, modality: str) -> str | None:
+        """Role of the file ``modality`` is read from (None: no file holds it), probed when
+        first asked (an export of one camera's images and audio probes only those)."""
         if modality not in self._holders:
             found = None
             for role in source_order(modality):

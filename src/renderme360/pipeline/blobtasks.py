@@ -7,7 +7,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..modalities import spec
+from ..modalities import reencoded, spec
 from ..output.layout import blob_path
 from ..tasks import Options, SourceId, Task, Unit
 from .inventory import BlobStream, FileInventory
@@ -18,9 +18,8 @@ UNIT_MAX_BYTES = 96 << 20
 
 def blob_ext(inv: FileInventory, kind: str, cam: str, opts: Options, modality: str) -> str:
     """Extension of a blob's planned file: the re-encoded format, else the stored one."""
-    reencode = spec(modality).reencode
-    if opts.image_mode == "reencode" and reencode is not None:
-        return reencode
+    if reencoded(modality, opts.image_mode):
+        return str(spec(modality).reencode)
     return inv.extensions.get((kind, cam), "bin")
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import SMCFormatError
-from ..formats.image import decode_image, image_extension
+from ..errors import Renderme360Error, SMCFormatError
+from ..formats.image import decode_image, encode, image_extension
 from ..modalities import reencoded, spec
 from ..output.outdir import OVERLAP_HASH_BYTES, PendingDigest, Written
 
@@ -62,13 +62,11 @@ def _checked_ext(data: bytes, ctx: WriteContext, task: Task) -> str:
 
 
 def _reencode(ctx: WriteContext, task: Task, data: bytes, what: str) -> Written:
-    import cv2
-
     s = spec(task.modality)
     ext = s.reencode or "jpg"
     img = decode_image(data, grayscale=s.grayscale, what=what)
-    params = [cv2.IMWRITE_JPEG_QUALITY, ctx.options.jpeg_quality] if ext == "jpg" else []
-    ok, buf = cv2.imencode("." + ext, img, params)
-    if not ok:
-        raise SMCFormatError(f"{what}: could not re-encode")
-    return ctx.out.write_bytes(_with_ext(task.key, ext), buf.tobytes(), ctx.options.checksum)
+    try:
+        buf = encode(img, "." + ext, ctx.options.jpeg_quality)
+    except Renderme360Error:
+        raise SMCFormatError(f"{what}: could not re-encode") from None
+    return ctx.out.write_bytes(_with_ext(task.key, ext), buf, ctx.options.checksum)
