@@ -310,3 +310,29 @@ def test_dry_run_of_a_selection_that_matches_nothing_exits_non_zero(two, tmp_pat
     assert status["0026_e0"] == ("failed", "frames 5:8 select nothing: 0026_e0 has 3 frames (0..2)")
     assert status["0041_s1_all"][0] == "planned"
     assert not (tmp_path / "o").exists()
+
+
+def test_a_stop_that_surfaces_as_another_error_exits_as_the_stop(monkeypatch, capsys) -> None:
+    """SIGTERM raised inside h5py's Cython lock comes out as ``SystemError: ... returned a
+    result with an exception set`` (seen once in CI: the export said "unexpected error", exit 1).
+    A command that fails after a signal asked for a stop reports that stop: exit 143, the
+    command's interrupted line, no "unexpected error"."""
+    import renderme360.cli as cli
+    from renderme360 import stops
+    from renderme360.errors import Terminated
+
+    def stopped_inside_c(args):
+        stops._Requested.exc = Terminated()
+        raise SystemError("<cyfunction FastRLock.__exit__> returned a result with an exception set")
+
+    monkeypatch.setitem(cli.COMMANDS, "verify", stopped_inside_c)
+    assert cli.main(["verify", "."]) == 143
+    err = capsys.readouterr().err
+    assert "interrupted; verify writes nothing" in err and "unexpected error" not in err
+
+    def plain_bug(args):
+        raise SystemError("a bug")
+
+    monkeypatch.setitem(cli.COMMANDS, "verify", plain_bug)
+    assert cli.main(["verify", "."]) == 1  # install() forgot the earlier stop: a bug stays a bug
+    assert "unexpected error: SystemError: a bug" in capsys.readouterr().err

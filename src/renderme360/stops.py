@@ -39,6 +39,13 @@ def raise_if_stopped() -> None:
         raise _Requested.exc
 
 
+def requested_stop() -> BaseException | None:
+    """The stop a signal asked for in this command (None: none). A stop raised inside C or
+    Cython code (h5py's lock) can come out as another error (SystemError): the command reports
+    the stop it was."""
+    return _Requested.exc
+
+
 def stop_or_defer(exc: BaseException) -> None:
     """Raise ``exc`` (from a signal handler) now, or when the worker start in hand is done."""
     if _Deferral.depth:

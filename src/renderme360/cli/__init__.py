@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     as_json = getattr(args, "json", False)
-    from ..stops import StopSignals, interrupted_message
+    from ..stops import StopSignals, interrupted_message, requested_stop
 
     restore = StopSignals().install_until_restored()
     try:
@@ -42,9 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Renderme360Error as exc:
         return _error(exc.cli_message or str(exc), exc.exit_code, as_json)
     except KeyboardInterrupt as exc:
-        msg = interrupted_message(args.command)
-        code = exc.exit_code if isinstance(exc, Terminated) else Interrupted.exit_code
-        return _error(msg, code, as_json)
+        return _stopped(exc, interrupted_message(args.command), as_json)
     except BrokenPipeError:
         return 0
     except OSError as exc:  # the output filesystem failed us outside a writer (full, read-only)
@@ -55,10 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(msg, 1, as_json)
     except Exception as exc:  # a bug: one line, the traceback only with -v
         logging.getLogger(PROG).info("traceback", exc_info=True)
+        stop = requested_stop()  # a stop raised inside C code comes out as another error
+        if stop is not None:
+            return _stopped(stop, interrupted_message(args.command), as_json)
         msg = f"unexpected error: {type(exc).__name__}: {errors.one_line(exc)} (-v for details)"
         return _error(msg, 1, as_json)
     finally:
         restore()
+
+
+def _stopped(stop: BaseException, msg: str, as_json: bool) -> int:
+    """Exit 143 for SIGTERM, 130 for Ctrl-C, saying what is true of the output."""
+    return _error(msg, getattr(stop, "exit_code", Interrupted.exit_code), as_json)
 
 
 def _error(msg: str, code: int = 1, as_json: bool = False) -> int:
